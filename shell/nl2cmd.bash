@@ -1,0 +1,97 @@
+# nl2cmd widget for bash (>= 4).  Install:  eval "$(nl2cmd init bash)"   (e.g. at the end of ~/.bashrc)
+#
+# Type a request in plain English, press the key (Ctrl-G by default): the command line is
+# replaced by the suggested shell command.  Nothing is ever executed: review it, press Enter.
+# The nl2cmd executable can be overridden at run time with NL2CMD_BIN.
+if [[ $- == *i* ]] && [[ -z ${__NL2CMD_LOADED-} ]]; then
+__NL2CMD_LOADED=1
+
+# Print a message above the prompt.  bash >= 5.1 clears the prompt line before running a
+# `bind -x` command and redraws it afterwards, so the message lands on its own line.
+__nl2cmd_msg() {
+  \builtin printf '%s\n' "$1" >&2
+}
+
+__nl2cmd_widget() {
+  # Capture $? first and return it at the end: the exit status of a `bind -x` command becomes $?.
+  \builtin local __nl2cmd_rc=$?
+  \builtin local __nl2cmd_bin __nl2cmd_all __nl2cmd_out __nl2cmd_rest __nl2cmd_err __nl2cmd_pre
+  \builtin local __nl2cmd_code __nl2cmd_tty=0
+
+  if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
+    __nl2cmd_msg "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
+    \builtin return "$__nl2cmd_rc"
+  fi
+  __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
+  if ! \builtin type -P -- "$__nl2cmd_bin" >/dev/null 2>&1; then
+    __nl2cmd_msg "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
+    \builtin return "$__nl2cmd_rc"
+  fi
+
+  # "thinking" indicator on the (already cleared) prompt line; only where bash clears it (>= 5.1).
+  if [[ -t 2 ]] && (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+    __nl2cmd_tty=1
+    \builtin printf '\rnl2cmd: thinking...' >&2
+  fi
+  # One subshell captures stderr, then \037 + exit status + \037 + stdout.  The CLI strips
+  # control characters from what it prints, so \037 is a safe separator; we split from the end.
+  # The request is one argv element (never eval'ed); stdin is /dev/null.
+  __nl2cmd_all=$(
+    { __nl2cmd_out=$(\command "$__nl2cmd_bin" suggest -- "$READLINE_LINE" </dev/null); __nl2cmd_code=$?; } 2>&1
+    \builtin printf '\037%s\037%s' "$__nl2cmd_code" "$__nl2cmd_out"
+  )
+  if (( __nl2cmd_tty )); then
+    \builtin printf '\r\033[K' >&2
+  fi
+  __nl2cmd_out=${__nl2cmd_all##*$'\037'}
+  __nl2cmd_rest=${__nl2cmd_all%$'\037'*}
+  __nl2cmd_code=${__nl2cmd_rest##*$'\037'}
+  __nl2cmd_err=${__nl2cmd_rest%$'\037'*}
+  while [[ $__nl2cmd_err == *$'\n' ]]; do
+    __nl2cmd_err=${__nl2cmd_err%$'\n'}
+  done
+
+  if [[ $__nl2cmd_code != 0 ]]; then
+    if [[ -z $__nl2cmd_err ]]; then
+      if [[ $__nl2cmd_code == 130 ]]; then
+        __nl2cmd_err="nl2cmd: cancelled"
+      else
+        __nl2cmd_err="nl2cmd: error: nl2cmd failed (exit status $__nl2cmd_code)"
+      fi
+    fi
+    __nl2cmd_msg "$__nl2cmd_err"
+    \builtin return "$__nl2cmd_rc"
+  fi
+  if [[ -z ${__nl2cmd_out//[[:space:]]/} || $__nl2cmd_out == *$'\n'* ]]; then
+    __nl2cmd_msg "nl2cmd: error: no usable suggestion (expected one line of output)"
+    \builtin return "$__nl2cmd_rc"
+  fi
+  # Danger warnings (or other notes) are shown; the command is only placed, never run.
+  if [[ -n $__nl2cmd_err ]]; then
+    __nl2cmd_msg "$__nl2cmd_err"
+  fi
+
+  READLINE_LINE=$__nl2cmd_out
+  # Cursor on the first {{placeholder}} so the user can fill it in; otherwise at the end.
+  __nl2cmd_pre=${__nl2cmd_out%%\{\{*}
+  # READLINE_POINT counts bytes, not characters: measure in the C locale.
+  if [[ $__nl2cmd_pre != "$__nl2cmd_out" ]]; then
+    __nl2cmd_point "$__nl2cmd_pre"
+  else
+    __nl2cmd_point "$__nl2cmd_out"
+  fi
+  \builtin return "$__nl2cmd_rc"
+}
+
+# Set READLINE_POINT to the length of $1 in bytes (a separate function so LC_ALL is local to it).
+__nl2cmd_point() {
+  \builtin local LC_ALL=C
+  READLINE_POINT=${#1}
+}
+
+if (( BASH_VERSINFO[0] < 4 )); then
+  \builtin printf '%s\n' "nl2cmd: the bash widget needs bash >= 4 (this is $BASH_VERSION); widget not installed" >&2
+else
+  : # @NL2CMD_BINDINGS@
+fi
+fi

@@ -1,0 +1,83 @@
+# nl2cmd widget for fish.  Install:  nl2cmd init fish | source   (e.g. in ~/.config/fish/config.fish)
+#
+# Type a request in plain English, press the key (Ctrl-G by default): the command line is
+# replaced by the suggested shell command.  Nothing is ever executed: review it, press Enter.
+# The nl2cmd executable can be overridden at run time with NL2CMD_BIN.
+if status is-interactive; and not set -q __nl2cmd_loaded
+    set -g __nl2cmd_loaded 1
+
+    # Print message lines below the command line, then let fish redraw the prompt.
+    function __nl2cmd_msg
+        printf '\n'
+        printf '%s\n' $argv
+        # Leave room for multi-line prompts, as fish's own printing bindings do.
+        string repeat -N \n --count=(math (count (fish_prompt)) - 1)
+        commandline -f repaint
+    end
+
+    function __nl2cmd_widget --description 'nl2cmd: replace the command line with a suggested command'
+        set -l line (commandline | string collect)
+        if not string match -qr '\S' -- "$line"
+            __nl2cmd_msg "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
+            return 0
+        end
+        set -l bin @NL2CMD_EXE@
+        if set -q NL2CMD_BIN; and test -n "$NL2CMD_BIN"
+            set bin $NL2CMD_BIN
+        end
+        if not command -sq -- $bin
+            __nl2cmd_msg "nl2cmd: '$bin' not found on PATH (is nl2cmd installed?)"
+            return 0
+        end
+
+        # One substitution captures stderr lines, a line \x1f<exit status>, then the stdout lines.
+        # The request is one argv element (never eval'ed); stdin is /dev/null.
+        set -l all (
+            begin
+                set -l out (command $bin suggest -- $line </dev/null)
+                set -l code $status
+                printf '\x1f%s\n' $code
+                printf '%s\n' $out
+            end 2>&1
+        )
+        set -l err
+        set -l out
+        set -l code ''
+        for l in $all
+            if test -n "$code"
+                set -a out $l
+            else if string match -qr '^\x1f[0-9]+$' -- $l
+                set code (string sub -s 2 -- $l)
+            else
+                set -a err $l
+            end
+        end
+
+        if test "$code" != 0
+            if test (count $err) -eq 0
+                if test "$code" = 130
+                    set err "nl2cmd: cancelled"
+                else
+                    set err "nl2cmd: error: nl2cmd failed (exit status $code)"
+                end
+            end
+            __nl2cmd_msg $err
+            return 0
+        end
+        if test (count $out) -ne 1; or not string match -qr '\S' -- $out[1]
+            __nl2cmd_msg "nl2cmd: error: no usable suggestion (expected one line of output)"
+            return 0
+        end
+
+        commandline -r -- $out[1]
+        # Cursor on the first {{placeholder}} so the user can fill it in; otherwise at the end.
+        set -l parts (string split -m 1 -- '{{' $out[1])
+        commandline -C (string length -- $parts[1])
+        # Danger warnings (or other notes) are shown; the command is only placed, never run.
+        if test (count $err) -gt 0
+            __nl2cmd_msg $err
+        end
+    end
+
+    # @NL2CMD_BINDINGS@
+end

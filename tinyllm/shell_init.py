@@ -1,0 +1,159 @@
+"""Render the shell widgets printed by `nl2cmd init SHELL` (bash, zsh, fish).
+
+The scripts live in the `tinyllm.shell` package data (shell/nl2cmd.{bash,zsh,fish}).  Rendering
+substitutes the key binding lines and the name of the nl2cmd executable.  Keys are accepted in a
+friendly form ("ctrl-g", "alt-j", "ctrl-alt-g") or in the usual shell notations ("\\C-g", "^G",
+"\\M-j", "\\ej", "\\cg") and converted for each shell.
+
+Standard library only: `nl2cmd init` runs on the thin client path (no numpy/torch).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+SUPPORTED_SHELLS: tuple[str, ...] = ("bash", "zsh", "fish")
+DEFAULT_KEY = "ctrl-g"
+DEFAULT_EXE = "nl2cmd"
+
+_EXE_MARK = "@NL2CMD_EXE@"
+_BIND_MARK = "# @NL2CMD_BINDINGS@"
+_WIDGET = "__nl2cmd_widget"
+
+# Ctrl keys that cannot work or would break the line editor: ^C and ^Z are taken by the terminal
+# (SIGINT, SIGTSTP); ^I is Tab, ^J and ^M are Enter.
+_RESERVED_CTRL = {"c": "interrupt (SIGINT)", "z": "suspend (SIGTSTP)", "i": "Tab", "j": "Enter", "m": "Enter"}
+# Characters usable with Alt: written unquoted/unescaped in all three shells' binding syntaxes.
+_ALT_CHARS = re.compile(r"[A-Za-z0-9.,/]")
+
+# Modifier prefixes, tried in order at the start of the (remaining) key text.
+_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?:ctrl|control|ctl|c)[-+]", re.IGNORECASE), "ctrl"),
+    (re.compile(r"(?:alt|meta|opt|option|m)[-+]", re.IGNORECASE), "alt"),
+    (re.compile(r"\\C-"), "ctrl"),  # readline \C-g
+    (re.compile(r"\\M-"), "alt"),  # readline \M-j
+    (re.compile(r"\\c(?=.)"), "ctrl"),  # fish \cg
+    (re.compile(r"\\e|\^\["), "alt"),  # ESC prefix: \ej (readline, fish), ^[j (zsh)
+    (re.compile(r"\^(?=.)"), "ctrl"),  # caret notation ^G
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A parsed key: one character with optional Ctrl and Alt modifiers."""
+
+    char: str
+    ctrl: bool = False
+    alt: bool = False
+
+    def for_shell(self, shell: str) -> str:
+        """The key sequence in `shell`'s binding notation (bash readline, zsh bindkey, fish bind)."""
+        if shell == "bash":
+            return ("\\e" if self.alt else "") + (f"\\C-{self.char}" if self.ctrl else self.char)
+        if shell == "zsh":
+            return ("^[" if self.alt else "") + (f"^{self.char.upper()}" if self.ctrl else self.char)
+        if shell == "fish":
+            return ("\\e" if self.alt else "") + (f"\\c{self.char}" if self.ctrl else self.char)
+        raise ValueError(_shell_error(shell))
+
+    def __str__(self) -> str:
+        return ("ctrl-" if self.ctrl else "") + ("alt-" if self.alt else "") + self.char
+
+
+def _shell_error(shell: str) -> str:
+    return f"unsupported shell {shell!r}; choose one of: {', '.join(SUPPORTED_SHELLS)}"
+
+
+def parse_key(key: str) -> Key:
+    """Parse a key description such as "ctrl-g", "alt-j", "ctrl-alt-g", "\\C-g", "^G", "\\ej".
+
+    Ctrl combines with a letter (case-insensitive); Alt alone combines with a letter, digit or
+    one of ".,/".  Raises ValueError with a one-line explanation for anything else.
+    """
+    text = key.strip()
+    rest = text
+    ctrl = alt = False
+    progress = True
+    while progress and len(rest) > 1:
+        progress = False
+        for pattern, modifier in _PREFIXES:
+            m = pattern.match(rest)
+            if m and len(rest) > m.end():
+                if modifier == "ctrl":
+                    ctrl = True
+                else:
+                    alt = True
+                rest = rest[m.end():]
+                progress = True
+                break
+    hint = 'use a form like "ctrl-g", "alt-j" or "ctrl-alt-g"'
+    if not text or len(rest) != 1 or not (ctrl or alt):
+        raise ValueError(f"unsupported key {key!r}: {hint}")
+    char = rest
+    if ctrl:
+        char = char.lower()
+        if not ("a" <= char <= "z"):
+            raise ValueError(f"unsupported key {key!r}: Ctrl combines with a letter only ({hint})")
+        if char in _RESERVED_CTRL:
+            raise ValueError(f"unsupported key {key!r}: ctrl-{char} is {_RESERVED_CTRL[char]}; pick another key")
+    elif not _ALT_CHARS.fullmatch(char):
+        raise ValueError(f"unsupported key {key!r}: Alt combines with a letter, a digit or one of . , / ({hint})")
+    return Key(char=char, ctrl=ctrl, alt=alt)
+
+
+def _bindings(shell: str, key: Key) -> str:
+    """Binding lines for every keymap the widget works in (emacs, vi insert, vi command)."""
+    seq = key.for_shell(shell)
+    if shell == "bash":
+        # bind -x runs a shell function with READLINE_LINE/READLINE_POINT; one line per keymap.
+        return "\n".join(
+            f"  \\builtin bind -m {keymap} -x '\"{seq}\": {_WIDGET}'"
+            for keymap in ("emacs-standard", "vi-insert", "vi-command")
+        )
+    if shell == "zsh":
+        return "\n".join(f"  \\builtin bindkey -M {keymap} '{seq}' {_WIDGET}" for keymap in ("emacs", "viins", "vicmd"))
+    # fish: the default (emacs-style) mode plus vi insert and normal modes; unused modes are harmless.
+    return "\n".join(
+        f"    bind {mode}{seq} {_WIDGET}" for mode in ("", "-M insert ", "-M default ")
+    ).replace("bind -M default ", "bind -M default ", 1)
+
+
+def _quote(shell: str, word: str) -> str:
+    """Quote `word` as a literal for `shell` (bare when it is a simple name or path)."""
+    if re.fullmatch(r"[A-Za-z0-9_./+:@%-]+", word):
+        return word
+    if shell == "fish":
+        # In fish single quotes only \\ and \' are escapes.
+        return "'" + word.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = DEFAULT_EXE) -> str:
+    """The widget script for `shell`, ready for `eval "$(nl2cmd init SHELL)"` / `| source`.
+
+    key: the key that triggers the widget (default ctrl-g); bind=False only defines the widget
+    function (`__nl2cmd_widget`) so users can bind it themselves.  exe: the nl2cmd executable the
+    script calls (NL2CMD_BIN overrides it at run time).  Raises ValueError for an unknown shell or key.
+    """
+    if shell not in SUPPORTED_SHELLS:
+        raise ValueError(_shell_error(shell))
+    parsed = parse_key(DEFAULT_KEY if key is None else key)
+    if not exe or "\n" in exe or "\0" in exe:
+        raise ValueError(f"invalid nl2cmd executable {exe!r}")
+    script = resources.files("tinyllm.shell").joinpath(f"nl2cmd.{shell}").read_text(encoding="utf-8")
+    if _BIND_MARK not in script or _EXE_MARK not in script:
+        raise RuntimeError(f"the packaged {shell} widget script is missing its template markers")
+    if bind:
+        bindings = _bindings(shell, parsed)
+        lines = [
+            (bindings if line.strip() == _BIND_MARK else line)
+            for line in script.splitlines()
+        ]
+        # bash: the marker sits after a `:` placeholder command (an empty else-branch is a syntax error).
+        script = "\n".join(lines) + "\n"
+        script = script.replace(f"  : {_BIND_MARK}", bindings)
+    else:
+        script = script.replace(_BIND_MARK, f"# key bindings skipped (--no-bind); bind {_WIDGET} yourself")
+    return script.replace(_EXE_MARK, _quote(shell, exe))

@@ -1,0 +1,1 @@
+"""Training pipeline (installed as tinyllm.train): data, tokenizer, shards, pretrain, SFT, eval."""

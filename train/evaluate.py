@@ -1,0 +1,108 @@
+"""Held-out evaluation: exact match, command-name accuracy, template match, NLC2CMD-style score,
+failure analysis, and the nearest-neighbour (BM25) baseline beside the model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tinyllm.prompt import Example
+from tinyllm.text import normalize_instruction
+
+from . import metrics
+
+Predictor = Callable[[list[dict]], list[str]]
+
+
+def score_rows(rows: Sequence[dict], predictions: Sequence[str]) -> list[dict]:
+    """Per-row results: instruction, gold, prediction, and every metric."""
+    out = []
+    for row, pred in zip(rows, predictions):
+        gold = row["command"]
+        out.append({
+            "instruction": row["instruction"], "gold": gold, "prediction": pred,
+            "platform": row.get("platform", "linux"), "source": row.get("source", ""),
+            "exact_match": metrics.exact_match(pred, gold),
+            "command_name_match": metrics.command_name_match(pred, gold),
+            "template_match": metrics.template_match(pred, gold),
+            "nlc2cmd": metrics.nlc2cmd_score(pred, gold),
+            "category": metrics.failure_category(pred, gold),
+        })
+    return out
+
+
+def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,
+                    max_new_tokens: int = 96) -> Predictor:
+    """Predictions of a tinyllm.runtime.Runtime (greedy batched, or beam search one by one)."""
+
+    def predict(rows: list[dict]) -> list[str]:
+        prompts = []
+        for row in rows:
+            examples = neighbours(index, row, k) if (index is not None and k) else []
+            prompts.append(runtime.prompt_ids(normalize_instruction(row["instruction"]), row.get("platform", "linux"), examples))
+        preds: list[str] = []
+        if beam > 1:
+            for p in prompts:
+                outs = runtime.beam(p, beam=beam, n_best=1, max_new_tokens=max_new_tokens)
+                preds.append(outs[0].command if outs else "")
+            return preds
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths => less padding
+        result: dict[int, str] = {}
+        for s in range(0, len(order), batch_size):
+            chunk = order[s : s + batch_size]
+            for i, g in zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)):
+                result[i] = g.command
+        return [result[i] for i in range(len(prompts))]
+
+    return predict
+
+
+def neighbours(index, row: dict, k: int) -> list[Example]:
+    """k retrieved examples for a row, never its own command (the shared retrieval rule of SFT/eval/serving)."""
+    hits = index.search(normalize_instruction(row["instruction"]), k=k, platform=row.get("platform", "linux"),
+                        exclude_command=row.get("command"))
+    return [Example(h.instruction, h.command) for h in hits]
+
+
+def nearest_neighbour_predictor(index) -> Predictor:
+    """The baseline: the command of the most similar training description."""
+
+    def predict(rows: list[dict]) -> list[str]:
+        out = []
+        for row in rows:
+            hits = index.search(normalize_instruction(row["instruction"]), k=1, platform=row.get("platform", "linux"))
+            out.append(hits[0].command if hits else "")
+        return out
+
+    return predict
+
+
+def evaluate(rows: Sequence[dict], predictor: Predictor) -> tuple[dict[str, Any], list[dict]]:
+    """Run a predictor over rows; returns (summary, per-row results)."""
+    t0 = time.perf_counter()
+    preds = predictor(list(rows))
+    elapsed = time.perf_counter() - t0
+    scored = score_rows(rows, preds)
+    summary = metrics.summarize(scored)
+    summary["n"] = len(scored)
+    summary["seconds"] = round(elapsed, 2)
+    return summary, scored
+
+
+def format_summary(name: str, s: dict[str, Any]) -> str:
+    """One table row: name | n | exact | command name | template | nlc2cmd."""
+    return (f"| {name} | {s['n']} | {100 * s['exact_match']:.1f}% | {100 * s['command_name_acc']:.1f}% | "
+            f"{100 * s['template_acc']:.1f}% | {s['nlc2cmd']:.3f} |")
+
+
+TABLE_HEADER = "| system | n | exact match | command name | template | NLC2CMD |\n|---|---|---|---|---|---|"
+
+
+def write_jsonl(path: str | Path, rows: Sequence[dict]) -> None:
+    """Write per-row results."""
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")

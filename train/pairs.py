@@ -1,0 +1,433 @@
+"""Instruction/command pairs: cleaning, dedup, leak-free train/dev/test split, placeholder augmentation.
+
+``build_pairs`` turns the raw sources (sources.py) into ``train/dev/test.jsonl`` plus a manifest.
+Splits are grouped: rows sharing a command (whitespace key) or a description (description_key) are
+connected (union-find) and a whole group goes to one split, chosen by the sha1 of the group's
+canonical key, so the split is identical on every run and machine and never leaks a command or a
+description between splits. Groups larger than ``MAX_HELD_OUT_GROUP`` rows (generic descriptions
+such as "Display help" join hundreds of rows) always go to train, so dev/test keep their size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tinyllm.text import description_key, normalize_command, normalize_instruction, whitespace_key
+
+from .sources import DataError, Row, count_by, iter_nl2bash, iter_pair_file, iter_tldr
+
+MAX_INSTRUCTION_CHARS = 300
+MAX_COMMAND_CHARS = 300
+MAX_HELD_OUT_GROUP = 50
+SPLITS = ("train", "dev", "test")
+PAIRS_VERSION = 1  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
+FIELDS = ("instruction", "command", "source", "platform")
+
+# ---------------------------------------------------------------------------------------- cleaning
+
+
+def quotes_balanced(command: str) -> bool:
+    """True if single/double quotes and backticks in a shell command are closed (backslash escapes honoured)."""
+    quote = ""
+    backtick = False
+    i = 0
+    while i < len(command):
+        ch = command[i]
+        if quote == "'":
+            if ch == "'":
+                quote = ""
+        elif ch == "\\":
+            i += 1  # skip the escaped character
+        elif ch == "`":
+            backtick = not backtick
+        elif quote == '"':
+            if ch == '"':
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        i += 1
+    return not quote and not backtick
+
+
+def _garbled(text: str) -> bool:
+    # Replacement chars come from bad decoding; Cc/Cf/Co/Cs/Cn are invisible or unassigned characters.
+    return "\ufffd" in text or any(unicodedata.category(ch)[0] == "C" for ch in text)
+
+
+def clean_row(row: Row) -> tuple[Row | None, str]:
+    """Normalise one row; returns (row, "") or (None, reason it was dropped)."""
+    instruction = normalize_instruction(row["instruction"])
+    command = normalize_command(row["command"])
+    if not instruction or not command:
+        return None, "empty"
+    if len(instruction) > MAX_INSTRUCTION_CHARS or len(command) > MAX_COMMAND_CHARS:
+        return None, "too_long"
+    if _garbled(instruction) or _garbled(command) or "\ufffd" in row["instruction"] + row["command"]:
+        return None, "garbled"
+    if not quotes_balanced(command):
+        return None, "unbalanced_quotes"
+    return {"instruction": instruction, "command": command, "source": row["source"], "platform": row["platform"]}, ""
+
+
+def clean_rows(rows: Iterable[Row]) -> tuple[list[Row], dict[str, int]]:
+    """Clean and deduplicate rows on (normalised instruction, command); returns (rows, drop counts)."""
+    out: list[Row] = []
+    seen: set[tuple[str, str]] = set()
+    dropped: dict[str, int] = {}
+    for row in rows:
+        clean, reason = clean_row(row)
+        if clean is not None:
+            key = (clean["instruction"], clean["command"])
+            if key in seen:
+                clean, reason = None, "duplicate"
+            else:
+                seen.add(key)
+                out.append(clean)
+        if clean is None:
+            dropped[reason] = dropped.get(reason, 0) + 1
+    return out, dict(sorted(dropped.items()))
+
+
+# ------------------------------------------------------------------------------------------- split
+
+
+def _sha_fraction(key: str) -> float:
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:12], 16) / float(1 << 48)
+
+
+def split_groups(rows: Sequence[Row]) -> list[int]:
+    """Union-find group id per row: rows sharing a command key or a description key are one group."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        for key in ("c:" + whitespace_key(row["command"]), "d:" + description_key(row["instruction"])):
+            j = first.setdefault(key, i)
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    return [find(i) for i in range(len(rows))]
+
+
+def assign_splits(rows: Sequence[Row], fractions: tuple[float, float, float] = (0.94, 0.03, 0.03)) -> list[str]:
+    """Deterministic grouped split name per row (see module docstring)."""
+    groups = split_groups(rows)
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    train_frac, dev_frac = fractions[0] / sum(fractions), fractions[1] / sum(fractions)
+    names = [""] * len(rows)
+    for idx in members.values():
+        # Canonical key: the smallest command key in the group, independent of row order.
+        canonical = min(whitespace_key(rows[i]["command"]) for i in idx)
+        x = _sha_fraction(canonical)
+        if len(idx) > MAX_HELD_OUT_GROUP or x < train_frac:
+            name = "train"
+        elif x < train_frac + dev_frac:
+            name = "dev"
+        else:
+            name = "test"
+        for i in idx:
+            names[i] = name
+    return names
+
+
+# ------------------------------------------------------------------------------ placeholder filling
+
+PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
+_BRACKET_ALT_RE = re.compile(r"\[([^\]|]*)(?:\|[^\]]*)?\]")  # "source.tar[.gz|.bz2]" -> "source.tar.gz"
+_WORD_RE = re.compile(r"^[a-z][a-z0-9_]*[a-z0-9]?$")
+_NUMBER_RE = re.compile(r"^\d+$")
+
+FILES = ["notes.txt", "report.pdf", "data.csv", "main.py", "config.yaml", "todo.md", "server.log", "photo.jpg",
+         "index.html", "backup.tar.gz", "app.js", "readme.txt", "results.json", "script.sh", "draft.docx"]
+STEMS = ["notes", "report", "data", "photo", "output", "backup", "project", "draft", "image", "archive", "input"]
+DIRS = ["src", "docs", "backup", "photos", "build", "projects/web", "logs", "downloads", "assets", "tmp/work"]
+
+# Keyed by the placeholder's last word (``{{remote_host}}`` -> "host").
+WORDS: dict[str, list[str]] = {
+    "username": ["alice", "bob", "deploy", "maria"], "user": ["alice", "bob", "deploy", "maria"],
+    "owner": ["alice", "root", "www-data"], "group": ["developers", "staff", "docker"],
+    "password": ["hunter2", "s3cret", "P4ssw0rd"], "port": ["8080", "3000", "5432", "2222", "443"],
+    "host": ["example.com", "server1", "192.168.1.10", "db.local"], "hostname": ["server1", "web01", "pi.local"],
+    "server": ["example.com", "10.0.0.5", "mail.example.org"], "domain": ["example.org", "mysite.com", "example.net"],
+    "url": ["https://example.com/file.tar.gz", "https://github.com/user/repo", "http://localhost:8080"],
+    "address": ["192.168.1.10", "10.0.0.5", "172.16.0.3"], "ip": ["192.168.1.10", "10.0.0.5"],
+    "name": ["myapp", "web", "demo", "backend"], "container": ["web", "db", "redis"], "image": ["nginx", "ubuntu:22.04", "redis"],
+    "package": ["htop", "curl", "jq", "tree"], "version": ["1.2.0", "2.0.1", "3.11"], "tag": ["v1.2.0", "latest", "v2.0"],
+    "branch": ["main", "feature/login", "develop"], "remote": ["origin", "upstream"], "commit": ["HEAD~1", "a1b2c3d"],
+    "message": ["Fix typo in README", "Initial commit", "Update config"], "pid": ["1234", "4821", "31337"],
+    "pattern": ["error", "TODO", "foo.*bar"], "regex": ["^[0-9]+$", "error|warning"], "keyword": ["error", "python"],
+    "string": ["hello", "foo"], "text": ["Hello world", "hello"], "query": ["linux kernel", "weather"],
+    "term": ["linux", "backup"], "command": ["ls -la", "make", "sleep 5", "python3 script.py"],
+    "subcommand": ["list", "status"], "interface": ["eth0", "wlan0", "enp3s0"], "key": ["API_KEY", "color"],
+    "variable": ["PATH", "EDITOR", "HOME"], "value": ["42", "true", "blue"], "width": ["800", "1920"],
+    "height": ["600", "1080"], "database": ["mydb", "inventory"], "table": ["users", "orders"],
+    "service": ["nginx", "sshd", "docker"], "unit": ["nginx.service", "sshd.service"], "id": ["42", "7", "1001"],
+    "repository": ["user/repo", "octocat/hello-world"], "project": ["myproject", "website"], "number": ["5", "10", "3"],
+    "n": ["5", "10", "3"], "count": ["3", "5", "10"], "seconds": ["30", "5", "60"], "minutes": ["10", "5"],
+    "size": ["10M", "1G", "512K"], "mode": ["755", "644"], "permissions": ["755", "644", "u+x"],
+    "signal": ["SIGTERM", "SIGKILL"], "device": ["/dev/sdb", "/dev/sdc"], "module": ["os", "requests"],
+    "file": FILES, "filename": FILES, "directory": DIRS, "dir": DIRS, "folder": DIRS, "path": FILES + DIRS,
+    "token": ["ghp_abc123"], "email": ["alice@example.com", "bob@example.org"], "region": ["us-east-1", "eu-west-1"],
+    "namespace": ["default", "kube-system"], "cluster": ["prod", "staging"], "pod": ["web-7d4b9", "api-0"],
+    "bucket": ["my-bucket", "backups"], "process": ["firefox", "python3"], "program": ["firefox", "vim"],
+}
+# Tool-specific package names read better than a generic "htop".
+PACKAGES_BY_TOOL = {
+    "pip": ["requests", "numpy", "flask"], "pip3": ["requests", "numpy", "flask"], "pipx": ["black", "httpie"],
+    "uv": ["requests", "ruff"], "npm": ["express", "lodash", "react"], "yarn": ["express", "lodash"],
+    "pnpm": ["express", "lodash"], "cargo": ["ripgrep", "serde"], "gem": ["rails", "bundler"],
+    "go": ["github.com/user/tool"], "conda": ["numpy", "pandas"],
+}
+# Concrete tldr example values that have a nicer real-world substitute.
+LITERALS = {"/dev/sdX": ["/dev/sdb", "/dev/sdc"], "/dev/sdXY": ["/dev/sdb1", "/dev/sdc2"],
+            "/dev/sdXN": ["/dev/sdb1", "/dev/sdc1"], "ethX": ["eth0", "eth1"], "image:tag": ["nginx:1.25", "redis:7"],
+            "wlanX": ["wlan0"]}
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+
+
+def _path_value(spec: str, rng: random.Random, used: set[str]) -> str:
+    """A value for ``path/to/<last>``: keeps a given extension, picks a file or directory by the name."""
+    last = spec.rsplit("/", 1)[-1]
+    stem, dot, ext = last.partition(".")
+    words = _words(stem)
+    if dot:  # explicit extension: keep it, so "path/to/image.png" -> "photo.png"
+        choices = [f"{s}.{ext}" for s in STEMS]
+    elif any(w in ("directory", "dir", "folder", "mount", "point", "destination", "target") for w in words):
+        choices = DIRS
+    elif any(w in ("file", "directory") for w in words) and "or" in words:
+        choices = FILES + DIRS
+    elif not words or words == ["to"]:  # "{{path/to}}/file": the folder part
+        choices = DIRS
+    else:
+        choices = FILES
+    return _pick(choices, rng, used)
+
+
+def _pick(choices: list[str], rng: random.Random, used: set[str]) -> str:
+    fresh = [c for c in choices if c not in used]
+    value = rng.choice(fresh or choices)
+    used.add(value)
+    return value
+
+
+def label_of(spec: str) -> str:
+    """A short human label for a placeholder (``path/to/output_file`` -> "output file")."""
+    spec = spec.split("|", 1)[0]
+    last = spec.rsplit("/", 1)[-1].split(".", 1)[0]
+    words = [w for w in _words(last) if not w.isdigit()]
+    return " ".join(words[-2:]) if words else ""
+
+
+def fill_value(spec: str, rng: random.Random, used: set[str], tool: str = "") -> str | None:
+    """A realistic value for the placeholder text `spec` (without braces), or None to leave it alone."""
+    spec = _BRACKET_ALT_RE.sub(lambda m: m.group(1), spec.strip())
+    if "|" in spec:  # "{{name|id}}": a choice between kinds; take the first
+        spec = spec.split("|", 1)[0].strip()
+    if not spec:
+        return None
+    if "..." in spec:  # "path/to/file1 path/to/file2 ...": two values
+        items = [s for s in spec.replace("...", " ").split() if s]
+        if not items:
+            return None
+        vals = [fill_value(items[min(i, len(items) - 1)], rng, used, tool) for i in range(2)]
+        return " ".join(v for v in vals if v) or None
+    if spec in LITERALS:
+        return _pick(LITERALS[spec], rng, used)
+    if _NUMBER_RE.match(spec):
+        base = int(spec)
+        return str(rng.choice([v for v in (base * 2, base + 5, max(1, base // 2), 3, 7) if v != base] or [base + 1]))
+    if spec.startswith(("path/to", "~/path/to", "/path/to")):
+        return _path_value(spec, rng, used)
+    if not _WORD_RE.match(spec):
+        return None  # a concrete example value (example.com, *.html, ~/myhosts): keep tldr's own
+    words = _words(spec)
+    last = words[-1].rstrip("0123456789") or words[-1]
+    if last in ("package", "name") and "package" in words and tool in PACKAGES_BY_TOOL:
+        return _pick(PACKAGES_BY_TOOL[tool], rng, used)
+    for w in (last, "_".join(words[-2:])):
+        if w in WORDS:
+            return _pick(WORDS[w], rng, used)
+    if last == "name" and len(words) > 1:  # "vm_name" -> "my-vm"
+        return _pick([f"my-{words[-2]}", f"{words[-2]}1"], rng, used)
+    return _pick([f"my{last}", f"{last}1"], rng, used)
+
+
+def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tuple[str, list[tuple[str, str]]] | None:
+    """Fill every placeholder in `command`; returns (filled command, [(label, value), ...] to mention).
+
+    Returns None when nothing could be filled. A placeholder whose literal text already occurs in the
+    instruction (``head -n {{10}}`` for "the first 10 lines") keeps its value and is not mentioned again.
+    """
+    tool = command.split(" ", 1)[0]
+    values: dict[str, str | None] = {}
+    mentions: list[tuple[str, str]] = []
+    used: set[str] = set()
+    low = instruction.lower()
+    for spec in PLACEHOLDER_RE.findall(command):
+        if spec in values:
+            continue
+        if spec.lower() in low and not _WORD_RE.match(spec) and "/" not in spec:
+            values[spec] = spec  # the instruction already names this literal value
+            continue
+        value = fill_value(spec, rng, used, tool)
+        values[spec] = spec if value is None else value  # None: keep the concrete example, braces dropped
+        if value is not None:
+            mentions.append((label_of(spec), value))
+    if not mentions:
+        return None
+    filled = PLACEHOLDER_RE.sub(lambda m: values[m.group(1)] or m.group(1), command)
+    return filled, mentions
+
+
+def mention(instruction: str, mentions: list[tuple[str, str]], rng: random.Random) -> str:
+    """The instruction with the filled values worked in, in one of a few natural styles."""
+    base = instruction.rstrip(" .:")
+    quoted = [(label, f'"{v}"' if " " in v else v) for label, v in mentions]  # multi-word values stay one unit
+    style = rng.randrange(3)
+    if style == 0:
+        return f"{base}: {', '.join(v for _, v in quoted)}"
+    if style == 1:
+        return f"{base} ({', '.join(v for _, v in quoted)})"
+    parts = [f"{label} {v}" if label and label not in ("command", "text", "message") else v for label, v in quoted]
+    return f"{base}, {', '.join(parts)}"
+
+
+def augment_row(row: Row, seed: int = 0) -> Row | None:
+    """A copy of a tldr row with its placeholders filled and the values named in the instruction, or None."""
+    if "{{" not in row["command"]:
+        return None
+    digest = hashlib.sha1(f"{seed}\0{row['instruction']}\0{row['command']}".encode()).hexdigest()
+    rng = random.Random(int(digest[:16], 16))  # seeded by the row: same output on every run
+    filled = fill_placeholders(row["command"], row["instruction"], rng)
+    if filled is None:
+        return None
+    command, mentions = filled
+    new, _ = clean_row({**row, "instruction": mention(row["instruction"], mentions, rng), "command": command,
+                        "source": row["source"] + "_aug"})
+    return new
+
+
+# ------------------------------------------------------------------------------------------- build
+
+
+def _fingerprint(paths: Iterable[Path], params: dict) -> str:
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for p in paths:
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode() + b"\0")
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: Iterable[Row]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def load_rows(data_dir: Path, extra: Sequence[Path] = ()) -> list[Row]:
+    """All raw rows from data_dir/tldr/pages, data_dir/nl2bash and extra pair files (JSONL or raw)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data directory not found: {data_dir}")
+    tldr, nl2bash = data_dir / "tldr" / "pages", data_dir / "nl2bash"
+    if not tldr.is_dir() and not nl2bash.is_dir():
+        raise DataError(f"no training data in {data_dir}: expected tldr/pages/ and/or nl2bash/ subfolders")
+    rows: list[Row] = []
+    if tldr.is_dir():
+        rows.extend(iter_tldr(tldr))
+    if nl2bash.is_dir():
+        rows.extend(iter_nl2bash(nl2bash))
+    for p in extra:
+        rows.extend(iter_pair_file(p))
+    if not rows:
+        raise DataError(f"no instruction/command pairs found under {data_dir}")
+    return rows
+
+
+def build_pairs(
+    data_dir: Path | str,
+    out_dir: Path | str,
+    extra_jsonl: Sequence[Path | str] = (),
+    augment: bool = True,
+    seed: int = 0,
+    force: bool = False,
+) -> dict:
+    """Build out_dir/{train,dev,test}.jsonl and pairs_manifest.json; returns the manifest.
+
+    Reuses existing output when the input fingerprint (file contents + options + PAIRS_VERSION) is unchanged.
+    Augmented copies (source "<source>_aug") are added to train only, for tldr rows with placeholders.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    extra = [Path(p) for p in extra_jsonl]
+    for p in extra:
+        if not p.is_file():
+            raise DataError(f"pair file not found: {p}")
+    inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra
+    fingerprint = _fingerprint(inputs, {"augment": augment, "seed": seed, "version": PAIRS_VERSION})
+    manifest_path = out_dir / "pairs_manifest.json"
+    if not force and manifest_path.is_file() and all((out_dir / f"{s}.jsonl").is_file() for s in SPLITS):
+        old = json.loads(manifest_path.read_text())
+        if old.get("fingerprint") == fingerprint:
+            print(f"pairs: reusing {out_dir} ({_sizes_line(old)})")
+            return old
+
+    raw = load_rows(data_dir, extra)
+    rows, dropped = clean_rows(raw)
+    names = assign_splits(rows)
+    split_rows: dict[str, list[Row]] = {s: [r for r, n in zip(rows, names, strict=True) if n == s] for s in SPLITS}
+    if augment:
+        seen = {(r["instruction"], r["command"]) for r in rows}
+        extra_rows = []
+        for r in split_rows["train"]:
+            a = augment_row(r, seed) if r["source"] == "tldr" else None
+            if a is not None and (a["instruction"], a["command"]) not in seen:
+                seen.add((a["instruction"], a["command"]))
+                extra_rows.append(a)
+        split_rows["train"].extend(extra_rows)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in SPLITS:
+        _write_jsonl(out_dir / f"{s}.jsonl", split_rows[s])
+    manifest = {
+        "version": PAIRS_VERSION,
+        "fingerprint": fingerprint,
+        "inputs": [str(p) for p in inputs],
+        "options": {"augment": augment, "seed": seed},
+        "raw_rows": len(raw),
+        "raw_by_source": count_by(raw, "source"),
+        "dropped": dropped,
+        "sizes": {s: len(split_rows[s]) for s in SPLITS},
+        "by_source": {s: count_by(split_rows[s], "source") for s in SPLITS},
+        "by_platform": {s: count_by(split_rows[s], "platform") for s in SPLITS},
+        "files": {s: f"{s}.jsonl" for s in SPLITS},
+    }
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(manifest_path)
+    print(f"pairs: wrote {out_dir} ({_sizes_line(manifest)})")
+    return manifest
+
+
+def _sizes_line(manifest: dict) -> str:
+    return ", ".join(f"{s} {manifest['sizes'][s]}" for s in SPLITS)
