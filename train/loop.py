@@ -139,8 +139,10 @@ class Trainer:
         eval_fn: Callable[[Transformer, int], dict[str, float]] | None = None,
         on_best: Callable[[Transformer, dict[str, float]], None] | None = None,
         progress: bool = True,
+        until: int | None = None,
     ) -> dict[str, Any]:
-        """Train to tc.steps; eval_fn's "metric" (higher is better) picks the best model for on_best."""
+        """Train to tc.steps (or stop early at step `until`, checkpointed, as an interruption would);
+        eval_fn's "metric" (higher is better) picks the best model for on_best."""
         tc = self.tc
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = None
@@ -150,7 +152,8 @@ class Trainer:
             bar = tqdm(total=tc.steps, initial=self.step, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
         t0, tokens = time.perf_counter(), 0
         last: dict[str, Any] = {}
-        while self.step < tc.steps:
+        stop = min(tc.steps, until) if until is not None else tc.steps
+        while self.step < stop:
             lr = lr_at(self.step, tc)
             for g in self.opt.param_groups:
                 g["lr"] = lr
@@ -165,7 +168,7 @@ class Trainer:
                 with ctx, torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     _, loss = self.fwd(x, y)
                     (loss / tc.grad_accum).backward()
-                loss_sum += float(loss) / tc.grad_accum
+                loss_sum += float(loss.detach()) / tc.grad_accum
             gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
@@ -185,7 +188,7 @@ class Trainer:
                 if on_best is not None and (self.best is None or metrics["metric"] > self.best):
                     self.best = metrics["metric"]
                     on_best(self.model, metrics)
-            if self.step % tc.ckpt_every == 0 or self.step == tc.steps:
+            if self.step % tc.ckpt_every == 0 or self.step in (tc.steps, stop):
                 self.save()
         if bar is not None:
             bar.close()

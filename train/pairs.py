@@ -14,12 +14,14 @@ import hashlib
 import json
 import random
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tinyllm.text import description_key, normalize_command, normalize_instruction, whitespace_key
 
+from . import sources as _sources
 from .sources import DataError, Row, count_by, iter_nl2bash, iter_pair_file, iter_tldr
 
 MAX_INSTRUCTION_CHARS = 300
@@ -209,10 +211,10 @@ def _path_value(spec: str, rng: random.Random, used: set[str]) -> str:
     words = _words(stem)
     if dot:  # explicit extension: keep it, so "path/to/image.png" -> "photo.png"
         choices = [f"{s}.{ext}" for s in STEMS]
-    elif any(w in ("directory", "dir", "folder", "mount", "point", "destination", "target") for w in words):
-        choices = DIRS
-    elif any(w in ("file", "directory") for w in words) and "or" in words:
+    elif "or" in words and any(w in ("file", "directory") for w in words):  # file_or_directory
         choices = FILES + DIRS
+    elif words and words[-1] in ("directory", "dir", "folder", "point", "destination", "target", "parent"):
+        choices = DIRS
     elif not words or words == ["to"]:  # "{{path/to}}/file": the folder part
         choices = DIRS
     else:
@@ -228,11 +230,17 @@ def _pick(choices: list[str], rng: random.Random, used: set[str]) -> str:
 
 
 def label_of(spec: str) -> str:
-    """A short human label for a placeholder (``path/to/output_file`` -> "output file")."""
-    spec = spec.split("|", 1)[0]
-    last = spec.rsplit("/", 1)[-1].split(".", 1)[0]
+    """A short human label for a placeholder (``path/to/output_file`` -> "output file"; lists get none)."""
+    if "..." in spec:
+        return ""
+    last = spec.split("|", 1)[0].rsplit("/", 1)[-1].split(".", 1)[0]
     words = [w for w in _words(last) if not w.isdigit()]
-    return " ".join(words[-2:]) if words else ""
+    return " ".join(words[-3:]) if words else ""
+
+
+def _concrete(spec: str) -> str:
+    """A concrete tldr example value with brackets/alternatives resolved to the first form."""
+    return _BRACKET_ALT_RE.sub(lambda m: m.group(1), spec).split("|", 1)[0].strip() or spec
 
 
 def fill_value(spec: str, rng: random.Random, used: set[str], tool: str = "") -> str | None:
@@ -252,7 +260,7 @@ def fill_value(spec: str, rng: random.Random, used: set[str], tool: str = "") ->
         return _pick(LITERALS[spec], rng, used)
     if _NUMBER_RE.match(spec):
         base = int(spec)
-        return str(rng.choice([v for v in (base * 2, base + 5, max(1, base // 2), 3, 7) if v != base] or [base + 1]))
+        return str(rng.choice([v for v in (base * 2, base + 5, base + 1, max(1, base // 2)) if v != base]))
     if spec.startswith(("path/to", "~/path/to", "/path/to")):
         return _path_value(spec, rng, used)
     if not _WORD_RE.match(spec):
@@ -272,6 +280,7 @@ def fill_value(spec: str, rng: random.Random, used: set[str], tool: str = "") ->
 def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tuple[str, list[tuple[str, str]]] | None:
     """Fill every placeholder in `command`; returns (filled command, [(label, value), ...] to mention).
 
+    Mentions are formatted for the instruction (multi-word values quoted, lists joined with "and").
     Returns None when nothing could be filled. A placeholder whose literal text already occurs in the
     instruction (``head -n {{10}}`` for "the first 10 lines") keeps its value and is not mentioned again.
     """
@@ -287,9 +296,14 @@ def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tup
             values[spec] = spec  # the instruction already names this literal value
             continue
         value = fill_value(spec, rng, used, tool)
-        values[spec] = spec if value is None else value  # None: keep the concrete example, braces dropped
-        if value is not None:
-            mentions.append((label_of(spec), value))
+        values[spec] = _concrete(spec) if value is None else value  # None: keep tldr's example, braces dropped
+        if value is None:
+            continue
+        if "..." in spec:
+            text = " and ".join(value.split(" "))
+        else:
+            text = f'"{value}"' if " " in value else value  # a multi-word value stays one unit
+        mentions.append((label_of(spec), text))
     if not mentions:
         return None
     filled = PLACEHOLDER_RE.sub(lambda m: values[m.group(1)] or m.group(1), command)
@@ -299,7 +313,7 @@ def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tup
 def mention(instruction: str, mentions: list[tuple[str, str]], rng: random.Random) -> str:
     """The instruction with the filled values worked in, in one of a few natural styles."""
     base = instruction.rstrip(" .:")
-    quoted = [(label, f'"{v}"' if " " in v else v) for label, v in mentions]  # multi-word values stay one unit
+    quoted = mentions
     style = rng.randrange(3)
     if style == 0:
         return f"{base}: {', '.join(v for _, v in quoted)}"
@@ -384,7 +398,9 @@ def build_pairs(
         if not p.is_file():
             raise DataError(f"pair file not found: {p}")
     inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra
-    fingerprint = _fingerprint(inputs, {"augment": augment, "seed": seed, "version": PAIRS_VERSION})
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources)))
+    params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest()}
+    fingerprint = _fingerprint(inputs, params)
     manifest_path = out_dir / "pairs_manifest.json"
     if not force and manifest_path.is_file() and all((out_dir / f"{s}.jsonl").is_file() for s in SPLITS):
         old = json.loads(manifest_path.read_text())

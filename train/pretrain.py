@@ -11,7 +11,7 @@ import torch
 from tinyllm.config import ModelConfig
 from tinyllm.model import Transformer
 
-from .loop import Trainer, TrainConfig
+from .loop import TrainConfig, Trainer
 
 
 class WindowSampler:

@@ -13,7 +13,7 @@ from tinyllm.model import Transformer
 from tinyllm.prompt import PAD_ID, Example
 from tinyllm.tokenizer import Tokenizer
 
-from .loop import Trainer, TrainConfig
+from .loop import TrainConfig, Trainer
 
 IGNORE = -100
 
@@ -49,8 +49,10 @@ class SFTBatches:
 
     def _indices(self, k: int) -> np.ndarray:
         """Indices of global batch number k."""
-        n, bs, group = len(self.examples), self.batch_size, 16
-        per_epoch = max(1, n // (bs * group))  # whole groups per epoch
+        n = len(self.examples)
+        bs = min(self.batch_size, n)
+        group = max(1, min(16, n // bs))
+        per_epoch = n // (bs * group)  # whole groups per epoch (>= 1)
         epoch, g = divmod(k // group, per_epoch)
         perm = np.random.default_rng([self.seed, epoch]).permutation(n)
         chunk = perm[g * bs * group : (g + 1) * bs * group]

@@ -17,7 +17,8 @@ Blocks are separated by blank lines; in a block, line 1 is the instruction and l
 A line containing a TAB is a complete ``instruction<TAB>command`` pair on its own. Platform is "common".
 
 tldr ``{{[-s|--long]}}`` options are resolved to ONE form, deterministically: the first alternative
-that starts with ``--`` (the long option is more readable and self-describing), else, for a pair, the
+that starts with ``--`` (the long option is more readable and self-describing; except that a short
+option glued to a following placeholder, ``{{[-p|--password]}}{{password}}``, stays short), else, for a pair, the
 longer one (``{{[ls|list]}}`` -> ``list``); a 3+-way choice without a long option stays a placeholder
 ``{{a|b|c}}``. Other ``{{placeholders}}`` are kept verbatim.
 """
@@ -87,6 +88,8 @@ def resolve_alternatives(command: str) -> str:
     def pick(m: re.Match[str]) -> str:
         alts = [a.strip() for a in m.group(1).split("|")]
         longs = [a for a in alts if a.startswith("--")]
+        if command.startswith("{{", m.end()) and alts[0].startswith("-") and not alts[0].startswith("--"):
+            return alts[0]  # "{{[-p|--password]}}{{password}}": only the short form takes a glued value
         if longs:
             return longs[0]
         if len(alts) == 2:

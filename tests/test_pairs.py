@@ -1,0 +1,171 @@
+"""Tests for tinyllm.train.pairs: cleaning, leak-free grouped split, augmentation, build_pairs."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from tinyllm.train import pairs
+from tinyllm.train.pairs import (
+    assign_splits,
+    augment_row,
+    build_pairs,
+    clean_row,
+    clean_rows,
+    fill_placeholders,
+    quotes_balanced,
+)
+from tinyllm.train.sources import DataError
+
+from tinyllm.text import description_key, whitespace_key
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+
+
+def row(instruction: str, command: str, source: str = "tldr", platform: str = "common") -> dict:
+    return {"instruction": instruction, "command": command, "source": source, "platform": platform}
+
+
+def test_clean_row_normalises_and_drops():
+    clean, reason = clean_row(row("  List  the files\u2026 ", "ls  \u2013la  'a  b'"))
+    assert reason == "" and clean["instruction"] == "List the files" and clean["command"] == "ls -la 'a  b'"
+    assert clean_row(row("   ", "ls"))[1] == "empty"
+    assert clean_row(row("x" * 301, "ls"))[1] == "too_long"
+    assert clean_row(row("list", "l" * 301))[1] == "too_long"
+    assert clean_row(row("list", "ls \ufffd"))[1] == "garbled"
+    assert clean_row(row("list\u200b files", "ls"))[1] == "garbled"  # zero-width space (category Cf)
+    assert clean_row(row("find", "find . -name '*.txt"))[1] == "unbalanced_quotes"
+    assert clean_row(row("echo", "echo `date"))[1] == "unbalanced_quotes"
+
+
+@pytest.mark.parametrize(
+    ("command", "ok"),
+    [("echo 'it''s'", True), ('echo "it\'s"', True), ("echo it\\'s", True), ("echo \"a", False),
+     ("echo $(date) `id`", True), ("echo 'a\\'", True), ("echo 'a", False)],
+)
+def test_quotes_balanced(command, ok):
+    assert quotes_balanced(command) is ok
+
+
+def test_clean_rows_deduplicates_on_normalised_pair():
+    rows, dropped = clean_rows([row("List files.", "ls"), row("List  files", "ls "), row("List files", "ls -a"),
+                                row("", "ls")])
+    assert [(r["instruction"], r["command"]) for r in rows] == [("List files", "ls"), ("List files", "ls -a")]
+    assert dropped == {"duplicate": 1, "empty": 1}
+
+
+def _synthetic_rows(n: int = 3000, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        # Key spaces ~2n: commands and descriptions collide often enough to chain rows into groups.
+        c, d = rng.randrange(2 * n), rng.randrange(2 * n)
+        rows.append(row(f"do task number {d}", f"cmd --opt {c}", "nl2bash"))
+    return clean_rows(rows)[0]
+
+
+def test_split_is_grouped_and_leak_free():
+    rows = _synthetic_rows()
+    names = assign_splits(rows)
+    for key in (lambda r: whitespace_key(r["command"]), lambda r: description_key(r["instruction"])):
+        where: dict[str, set[str]] = {}
+        for r, name in zip(rows, names, strict=True):
+            where.setdefault(key(r), set()).add(name)
+        assert all(len(s) == 1 for s in where.values())
+    counts = {s: names.count(s) for s in ("train", "dev", "test")}
+    assert counts["dev"] > 0 and counts["test"] > 0 and counts["train"] > 0.8 * len(rows)
+
+
+def test_split_is_order_independent_and_deterministic():
+    rows = _synthetic_rows(800, seed=2)
+    names = dict(zip(((r["instruction"], r["command"]) for r in rows), assign_splits(rows), strict=True))
+    shuffled = rows[:]
+    random.Random(0).shuffle(shuffled)
+    again = dict(zip(((r["instruction"], r["command"]) for r in shuffled), assign_splits(shuffled), strict=True))
+    assert names == again
+
+
+def test_large_groups_stay_in_train(monkeypatch):
+    rows = [row("Display help", f"tool{i} --help") for i in range(pairs.MAX_HELD_OUT_GROUP + 1)]
+    assert set(assign_splits(rows)) == {"train"}
+
+
+def test_fill_placeholders_values_and_consistency():
+    rng = random.Random(0)
+    command, mentions = fill_placeholders("scp -P {{port}} {{path/to/file}} {{username}}@{{host}}:{{path/to/file}}",
+                                          "Copy a file", rng)
+    assert "{{" not in command
+    values = [v for _, v in mentions]
+    assert len(values) == 4  # the repeated {{path/to/file}} gets one value, used twice
+    assert command.count(values[1]) == 2 + (values[1] in values[3])
+    assert values[0].isdigit()
+
+
+def test_augment_row_mentions_values_and_is_deterministic():
+    r = row("Copy a file to another location", "cp {{path/to/source_file.txt}} {{path/to/target_directory}}")
+    a = augment_row(r)
+    assert a is not None and a == augment_row(r)
+    assert a["source"] == "tldr_aug" and "{{" not in a["command"]
+    src, dst = a["command"].split()[1:]
+    assert src.endswith(".txt") and src in a["instruction"] and dst in a["instruction"]
+    assert a["instruction"].startswith("Copy a file to another location")
+    assert augment_row(row("List files", "ls -la")) is None
+
+
+def test_augment_keeps_values_named_in_the_instruction():
+    a = augment_row(row("Output the first 10 lines of a file", "head -n {{10}} {{path/to/file}}"))
+    assert a is not None
+    assert a["command"].startswith("head -n 10 ")  # "10" is in the request: unchanged and not re-mentioned
+    assert a["instruction"].count("10") == 1
+
+
+def test_build_pairs_on_fixtures(tmp_path, capsys):
+    extra = tmp_path / "mine.jsonl"
+    extra.write_text(json.dumps({"instruction": "show my ip", "command": "ip -br addr", "platform": "linux"}) + "\n")
+    out = tmp_path / "pairs"
+    m = build_pairs(FIXTURES, out, extra_jsonl=[extra])
+    assert "pairs: wrote" in capsys.readouterr().out
+    files = {s: [json.loads(line) for line in (out / f"{s}.jsonl").read_text().splitlines()] for s in pairs.SPLITS}
+    assert sum(m["sizes"].values()) == sum(len(v) for v in files.values())
+    assert m["raw_by_source"] == {"nl2bash": 4, "tldr": 14, "user": 1}
+    every = [r for rows in files.values() for r in rows]
+    assert all(set(r) == {"instruction", "command", "source", "platform"} for r in every)
+    assert not any(r["command"] == "dir" for r in every)
+    assert not any(r["source"] == "tldr_aug" for r in files["dev"] + files["test"])
+    aug = [r for r in files["train"] if r["source"] == "tldr_aug"]
+    assert all("{{" not in r["command"] for r in aug)
+    assert len(aug) == m["by_source"]["train"].get("tldr_aug", 0)
+    # rerun with the same inputs reuses the output
+    before = (out / "train.jsonl").stat().st_mtime_ns
+    assert build_pairs(FIXTURES, out, extra_jsonl=[extra])["fingerprint"] == m["fingerprint"]
+    assert "reusing" in capsys.readouterr().out
+    assert (out / "train.jsonl").stat().st_mtime_ns == before
+    # changed input -> rebuilt
+    extra.write_text(json.dumps({"instruction": "show the date", "command": "date"}) + "\n")
+    assert build_pairs(FIXTURES, out, extra_jsonl=[extra])["fingerprint"] != m["fingerprint"]
+    no_aug = build_pairs(FIXTURES, tmp_path / "plain", augment=False)
+    assert "tldr_aug" not in no_aug["by_source"]["train"]
+
+
+def test_build_pairs_output_loads_with_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    build_pairs(FIXTURES, tmp_path)
+    ds = datasets.load_dataset("json", data_files={"train": str(tmp_path / "train.jsonl")},
+                               cache_dir=str(tmp_path / "hf"))["train"]
+    assert set(ds.column_names) == {"instruction", "command", "source", "platform"} and len(ds) > 0
+
+
+def test_build_pairs_errors(tmp_path):
+    with pytest.raises(DataError, match="data directory not found"):
+        build_pairs(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(DataError, match="expected tldr/pages"):
+        build_pairs(tmp_path, tmp_path / "out")
+    with pytest.raises(DataError, match="pair file not found"):
+        build_pairs(FIXTURES, tmp_path / "out", extra_jsonl=[tmp_path / "nope.jsonl"])
+    shutil.copytree(FIXTURES / "nl2bash", tmp_path / "d" / "nl2bash")
+    (tmp_path / "d" / "nl2bash" / "all.cm").write_text("ls\n")
+    with pytest.raises(DataError, match="line counts differ"):
+        build_pairs(tmp_path / "d", tmp_path / "out")

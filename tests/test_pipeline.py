@@ -1,0 +1,59 @@
+"""`nl2cmd-train all --preset micro` end to end on a slice of the real data, plus CLI refusals."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinyllm.train.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the checkout")
+def test_all_micro_runs_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["all", "--preset", "micro", "--data-dir", str(DATA), "--out", str(out), "--max-train-pairs", "400"]
+    res = _train(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for path in ("pairs/train.jsonl", "corpus/corpus.txt", "tokenizer/tokenizer.model", "shards/manifest.json",
+                 "pretrain/last.pt", "sft/best.npz", "sft/retrieval.idx", "eval/dev_summary.json", "report.md",
+                 "pretrain_loss.png", "sft_loss.png"):
+        assert (out / path).is_file(), path
+    summary = json.loads((out / "eval" / "dev_summary.json").read_text())
+    assert summary["model"]["n"] > 1000 and "nearest_neighbour" in summary
+    report = (out / "report.md").read_text()
+    assert "Dev metrics" in report and "nearest neighbour" in report
+    # A second run skips the finished stages.
+    again = _train(*args)
+    assert again.returncode == 0 and "finished, skipping" in again.stderr
+    # The standalone eval loads the self-contained model file.
+    ev = _train("eval", "--ckpt", str(out / "sft" / "best.npz"), "--jsonl", str(out / "pairs" / "dev.jsonl"),
+                "--limit", "20", "--index", str(out / "sft" / "retrieval.idx"), "--output-jsonl", str(tmp_path / "r.jsonl"))
+    assert ev.returncode == 0, ev.stderr
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
+    # Another preset into the same folder is refused, not overwritten.
+    other = _train("all", "--preset", "default", "--data-dir", str(DATA), "--out", str(out))
+    assert other.returncode == 1 and "different run" in other.stderr and "Traceback" not in other.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data", "--data-dir", "/nonexistent/data", "--out", "/tmp/nl2cmd-x"], "not found"),
+    (["tokenizer", "--out", "/tmp/nl2cmd-empty-run"], "not found"),
+    (["eval", "--ckpt", "/nonexistent.npz", "--instructions", __file__, "--gold", __file__], "not found"),
+    (["pretrain", "--out", "/tmp/nl2cmd-x", "--preset", "giant"], "unknown preset"),
+])
+def test_training_cli_errors_are_one_line(args, message):
+    res = _train(*args, timeout=120)
+    assert res.returncode != 0
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

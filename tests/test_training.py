@@ -1,0 +1,177 @@
+"""Training: SFT loss masking, exact resume (in-process and after SIGKILL), DDP with gloo, refusals."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tinyllm.train.loop import TrainConfig, Trainer, lr_at
+from tinyllm.train.pretrain import WindowSampler
+from tinyllm.train.sft import IGNORE, SFTBatches, build_example
+from tinyllm.train.state import load_train_state
+
+from tinyllm.config import ModelConfig
+from tinyllm.model import Transformer
+from tinyllm.prompt import EOS_ID, SPECIAL_IDS
+
+from .lm_fixtures import make_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+def test_sft_labels_mask_the_prompt_and_keep_command_and_eos(tok):
+    row = {"instruction": "list all files", "command": "ls -la", "platform": "linux"}
+    x, y = build_example(tok, row)
+    prompt = tok.encode_prompt("list all files", "linux")
+    target = tok.encode_target("ls -la")
+    assert len(x) == len(y) == len(prompt) + len(target) - 1
+    # every prompt position is ignored except the last (<command>), which predicts the first command token
+    assert y[: len(prompt) - 1] == [IGNORE] * (len(prompt) - 1)
+    assert y[len(prompt) - 1 :] == target and y[-1] == EOS_ID
+    assert x[len(prompt) - 1] == SPECIAL_IDS["<command>"]
+    # labels are the inputs shifted by one wherever they are not masked
+    for i, label in enumerate(y[:-1]):
+        if label != IGNORE:
+            assert label == x[i + 1]
+
+
+def test_sft_examples_dropped_to_fit_and_overlong_rows_skipped(tok):
+    from tinyllm.prompt import Example
+
+    row = {"instruction": "list all files", "command": "ls -la"}
+    long_ex = [Example("word " * 40, "echo " * 40)] * 3
+    x, _ = build_example(tok, row, long_ex, max_len=60)
+    assert len(x) <= 60 and SPECIAL_IDS["<example>"] not in x
+    assert build_example(tok, {"instruction": "x " * 200, "command": "y"}, max_len=30) is None
+
+
+def test_sft_batches_pad_with_ignore_and_are_deterministic(tok):
+    rows = [{"instruction": f"show item {i}", "command": "echo " + "a" * (i % 7)} for i in range(100)]
+    examples = [build_example(tok, r) for r in rows]
+    b = SFTBatches(examples, batch_size=8, seed=3)
+    x1, y1 = b(5)
+    x2, y2 = b(5)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert x1.shape == y1.shape and x1.shape[0] == 8
+    pad = x1 == 0
+    assert (y1[pad] == IGNORE).all()
+    assert not torch.equal(b(6)[0][:, :3], x1[:, :3]) or not torch.equal(b(6)[1], y1)
+
+
+def test_lr_schedule_warmup_and_cosine():
+    tc = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
+    assert lr_at(0, tc) == pytest.approx(1e-4)
+    assert lr_at(9, tc) == pytest.approx(1e-3)
+    assert lr_at(100, tc) == pytest.approx(1e-4)
+    assert lr_at(50, tc) < lr_at(20, tc)
+
+
+def _trainer(out: Path, steps: int) -> tuple[Trainer, WindowSampler]:
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_name("micro"))
+    tc = TrainConfig(steps=steps, batch_size=4, warmup=2, ckpt_every=3, log_every=1, lr=1e-3)
+    shard = np.random.default_rng(0).integers(4, 500, size=5000).astype(np.uint16)
+    return Trainer(model, tc, out, {"tokenizer_sha256": "t"}), WindowSampler([shard], 32, 4, seed=0)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    full, sampler = _trainer(tmp_path / "full", 8)
+    full.run(sampler, progress=False)
+    part, sampler = _trainer(tmp_path / "part", 8)
+    part.run(sampler, progress=False, until=6)  # interrupted at 6 ...
+    again, sampler = _trainer(tmp_path / "part", 8)  # ... then a new process-like trainer continues
+    assert again.resume() and again.step == 6
+    again.run(sampler, progress=False)
+    for (name, a), (_, b) in zip(full.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_another_config(tmp_path):
+    t, sampler = _trainer(tmp_path, 3)
+    t.run(sampler, progress=False)
+    other = Trainer(Transformer(ModelConfig.from_name("micro", dim=32)), t.tc, tmp_path, {"tokenizer_sha256": "t"})
+    from tinyllm.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="another model config"):
+        other.resume()
+    other = Trainer(Transformer(ModelConfig.from_name("micro")), t.tc, tmp_path, {"tokenizer_sha256": "zzz"})
+    with pytest.raises(CheckpointError, match="tokenizer"):
+        other.resume()
+
+
+@pytest.fixture(scope="module")
+def shard_run(tmp_path_factory):
+    """An out dir with a tokenizer and shards, ready for `nl2cmd-train pretrain --preset micro`."""
+    from tinyllm.train.shards import write_shards
+
+    out = tmp_path_factory.mktemp("run")
+    tok_dir = out / "tokenizer"
+    tok_dir.mkdir()
+    tok_model = make_tokenizer(tok_dir).sp.serialized_model_proto()
+    (tok_dir / "tokenizer.model").write_bytes(tok_model)
+    corpus = out / "corpus" / "corpus.txt"
+    corpus.parent.mkdir()
+    docs = [f"ls lists files; du shows disk usage {i}. find searches for files by name." * 5 for i in range(200)]
+    corpus.write_text("\n\f\n".join(docs))
+    write_shards(corpus, tok_dir / "tokenizer.model", out / "shards", shard_tokens=20000, val_fraction=0.05, workers=1)
+    return out
+
+
+def _pretrain_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tinyllm.train.cli", "pretrain", "--out", str(out), "--preset", "micro",
+            "--steps", "12", "--ckpt-every", "2", "--no-bf16", *extra]
+
+
+def _clone(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("pretrain"))
+    return dest
+
+
+def test_sigkill_then_resume_matches_uninterrupted(shard_run, tmp_path):
+    a, b = _clone(shard_run, tmp_path / "a"), _clone(shard_run, tmp_path / "b")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_pretrain_cmd(a), check=True, capture_output=True, env=env, timeout=120)
+    proc = subprocess.Popen(_pretrain_cmd(b), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        last = b / "pretrain" / "last.pt"
+        if last.exists() and load_train_state(last)["step"] >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_train_state(b / "pretrain" / "last.pt")["step"]
+    assert killed_at < 12, "the run finished before it could be killed"
+    refused = subprocess.run(_pretrain_cmd(b), capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 1 and "already holds" in refused.stderr and "Traceback" not in refused.stderr
+    subprocess.run(_pretrain_cmd(b, "--resume"), check=True, capture_output=True, env=env, timeout=120)
+    sa = load_train_state(a / "pretrain" / "last.pt")
+    sb = load_train_state(b / "pretrain" / "last.pt")
+    assert sa["step"] == sb["step"] == 12
+    for name, tensor in sa["model"].items():
+        assert torch.equal(tensor, sb["model"][name]), name
+
+
+def test_ddp_two_processes_with_gloo(shard_run, tmp_path):
+    out = _clone(shard_run, tmp_path / "ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "tinyllm.train.cli", "pretrain", "--out", str(out), "--preset", "micro", "--steps", "4", "--no-bf16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:]
+    st = load_train_state(out / "pretrain" / "last.pt")
+    assert st["step"] == 4
+    log = [json.loads(line) for line in (out / "pretrain" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [4]  # micro logs every 5 steps and at the end; rank 0 only

@@ -1,0 +1,125 @@
+"""The suggestion service used by the daemon, `--no-daemon` and the REPL: model + retrieval + user pairs + safety.
+
+Imports numpy and sentencepiece (through the runtime), never torch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import safety, userpairs
+from .checkpoint import CheckpointError, default_model_path
+from .prompt import PLATFORMS, Example
+from .retrieval import BM25Index, tokenize_for_search
+from .runtime import Runtime
+from .text import MAX_INSTRUCTION_CHARS, normalize_instruction
+
+USER_MATCH_THRESHOLD = 0.8
+"""Word-overlap F1 above which a learnt pair answers directly (the model's answer becomes the alternative)."""
+
+
+class SuggestError(ValueError):
+    """A request that cannot be answered (empty, too long, unknown platform); one-line message."""
+
+
+@dataclass
+class Suggestion:
+    """The answer to one request."""
+
+    command: str
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source: str = "model"  # "model" | "user"
+    timing_ms: float = 0.0
+
+
+def word_f1(a: str, b: str) -> float:
+    """Overlap of the search words of two requests (F1 of their word sets)."""
+    wa, wb = set(tokenize_for_search(a)), set(tokenize_for_search(b))
+    if not wa or not wb:
+        return 0.0
+    common = len(wa & wb)
+    return 0.0 if not common else 2 * common / (len(wa) + len(wb))
+
+
+class Suggester:
+    """Loads a model file (and the retrieval index beside it) once; answers requests."""
+
+    def __init__(self, runtime: Runtime, index: BM25Index | None, user_pairs_path: str | None) -> None:
+        self.runtime, self.index = runtime, index
+        self.model_path = runtime.path
+        self.user_pairs_path = user_pairs_path
+        self.user_pairs: list[userpairs.UserPair] = []
+        self.user_index: BM25Index | None = None
+        self.reload_user_pairs()
+
+    @classmethod
+    def load(cls, model_path: str | None = None, user_pairs_path: str | None = None) -> Suggester:
+        """Load the model (default: the shipped one); raises CheckpointError with a one-line message."""
+        path = Path(model_path) if model_path else default_model_path()
+        runtime = Runtime.load(path)
+        index_path = path.with_suffix(".idx")
+        index = None
+        if index_path.is_file():
+            try:
+                index = BM25Index.load(index_path)
+            except Exception as exc:  # a damaged index must not stop serving: the model works without it
+                raise CheckpointError(f"{index_path}: unreadable retrieval index ({exc})") from None
+        if runtime.retrieval_k and index is None:
+            raise CheckpointError(f"{index_path}: retrieval index missing (the model expects {runtime.retrieval_k} examples)")
+        return cls(runtime, index, user_pairs_path)
+
+    def reload_user_pairs(self) -> None:
+        """Re-read the user's learnt pairs (malformed lines are skipped)."""
+        path = Path(self.user_pairs_path) if self.user_pairs_path else None
+        self.user_pairs = userpairs.load(path)[0] if path else []
+        rows = [{"instruction": p.instruction, "command": p.command, "platform": p.platform or "common"}
+                for p in self.user_pairs]
+        self.user_index = BM25Index.build(rows) if rows else None
+
+    def _examples(self, text: str, platform: str, k: int) -> list[Example]:
+        """k prompt examples: the user's close pairs first, then the shipped index."""
+        found: list[Example] = []
+        if self.user_index is not None:
+            found += [Example(h.instruction, h.command) for h in self.user_index.search(text, k=k, platform=platform)]
+        if self.index is not None and len(found) < k:
+            found += [Example(h.instruction, h.command) for h in self.index.search(text, k=k - len(found), platform=platform)]
+        return found[:k]
+
+    def _user_match(self, text: str, platform: str) -> userpairs.UserPair | None:
+        exact = userpairs.lookup(self.user_pairs, text, platform)
+        if exact is not None or self.user_index is None:
+            return exact
+        hits = self.user_index.search(text, k=1, platform=platform)
+        if hits and word_f1(text, hits[0].instruction) >= USER_MATCH_THRESHOLD:
+            return userpairs.UserPair(hits[0].instruction, hits[0].command)
+        return None
+
+    def suggest(self, instruction: str, platform: str = "linux", n: int = 1) -> Suggestion:
+        """Best command (and up to n alternatives) for a plain-English request."""
+        t0 = time.perf_counter()
+        text = normalize_instruction(instruction)
+        if not text:
+            raise SuggestError("empty instruction")
+        if len(text) > MAX_INSTRUCTION_CHARS:
+            raise SuggestError(f"instruction too long ({len(text)} > {MAX_INSTRUCTION_CHARS} characters)")
+        if platform not in PLATFORMS:
+            raise SuggestError(f"unknown platform {platform!r}")
+        n = max(1, min(int(n), 10))
+        prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
+        if n == 1:
+            g = self.runtime.generate([prompt])[0]
+            alts = [(g.command, g.score)]
+        else:
+            alts = [(g.command, g.score) for g in self.runtime.beam(prompt, beam=max(n, 4), n_best=n)]
+        source = "model"
+        pair = self._user_match(text, platform)
+        if pair is not None:
+            alts = [(pair.command, 0.0)] + [a for a in alts if a[0] != pair.command]
+            source = "user"
+        alts = alts[:n] if n > 1 else alts[: 2 if source == "user" else 1]
+        command = alts[0][0] if alts else ""
+        warnings = [w.message for w in safety.classify(command)] if command else []
+        return Suggestion(command, alts, warnings, source, round((time.perf_counter() - t0) * 1000, 2))

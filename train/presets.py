@@ -1,0 +1,52 @@
+"""Training plans per preset: model size, tokenizer, pretraining and SFT budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything `nl2cmd-train all --preset NAME` needs besides the data."""
+
+    model: str
+    vocab_size: int
+    seq_len: int  # pretraining window
+    sft_max_len: int
+    pretrain: TrainConfig
+    sft: TrainConfig
+    retrieval_k: tuple[int, ...] = (0,)  # k of retrieved examples per SFT row, drawn per row from these
+    limit_man: int | None = None
+    dev_eval_rows: int = 300
+    extra: dict = field(default_factory=dict)
+
+
+PLANS: dict[str, Plan] = {
+    "micro": Plan(
+        model="micro", vocab_size=512, seq_len=128, sft_max_len=128,
+        pretrain=TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup=5, eval_every=15, ckpt_every=15, log_every=5),
+        sft=TrainConfig(steps=60, batch_size=16, lr=2e-3, warmup=5, eval_every=30, ckpt_every=30, log_every=5),
+        retrieval_k=(0, 2), limit_man=20, dev_eval_rows=32,
+    ),
+    "small": Plan(
+        model="small", vocab_size=8192, seq_len=256, sft_max_len=192,
+        pretrain=TrainConfig(steps=1500, batch_size=16, lr=1e-3, warmup=100, eval_every=250, ckpt_every=100),
+        sft=TrainConfig(steps=8000, batch_size=32, lr=5e-4, warmup=200, eval_every=1000, ckpt_every=200),
+        retrieval_k=(0, 2),
+    ),
+    "default": Plan(
+        model="default", vocab_size=8192, seq_len=256, sft_max_len=192,
+        pretrain=TrainConfig(steps=1000, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
+        sft=TrainConfig(steps=6000, batch_size=32, lr=5e-4, warmup=200, eval_every=1000, ckpt_every=200),
+        retrieval_k=(0, 2),
+    ),
+    # The seed's recipe: 50k pretraining steps of batch 8 x 512 tokens, 2k SFT steps at lr 1e-4. A GPU job.
+    "seed": Plan(
+        model="seed", vocab_size=32000, seq_len=512, sft_max_len=256,
+        pretrain=TrainConfig(steps=50000, batch_size=8, lr=3e-4, warmup=1000, eval_every=1000, ckpt_every=1000),
+        sft=TrainConfig(steps=2000, batch_size=8, lr=1e-4, warmup=200, eval_every=500, ckpt_every=500),
+        retrieval_k=(0, 2),
+    ),
+}
