@@ -17,10 +17,14 @@ _TYPOGRAPHIC = {
     "\u2026": "...",
 }
 _TYPO_RE = re.compile("|".join(map(re.escape, _TYPOGRAPHIC)))
-# ANSI escape sequences (CSI, OSC, and two-byte ESC sequences).
-_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# ANSI escape sequences: CSI, OSC, and the short ESC forms (ESC [ -/]* [0-~]), which include
+# Fe/Fp/Fs two-byte sequences such as "ESC c" / "ESC 7" and charset selection such as tput's "ESC ( B".
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _WS_RE = re.compile(r"\s+")
+# Control characters that separate words (CR, VT, FF, FS..US, NEL) and Unicode line separators:
+# turned into spaces before controls are stripped, so "a\rb" does not become "ab".
+_SEPARATOR_RE = re.compile("[\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
 
 MAX_INSTRUCTION_CHARS = 500
 """Longest instruction accepted by the CLI and daemon (characters, after normalisation)."""
@@ -33,7 +37,7 @@ def strip_control(text: str) -> str:
 
 def safe_line(text: str) -> str:
     """A single terminal-safe line: control characters removed, all whitespace runs collapsed."""
-    return _WS_RE.sub(" ", strip_control(text)).strip()
+    return _WS_RE.sub(" ", strip_control(_SEPARATOR_RE.sub(" ", text))).strip()
 
 
 def ascii_typography(text: str) -> str:
@@ -48,21 +52,38 @@ def normalize_instruction(text: str) -> str:
     full stop / colon removed. Case is kept (file names and values are case-sensitive).
     """
     text = unicodedata.normalize("NFC", text)
-    text = safe_line(ascii_typography(text))
+    # NFC again: a removed control character may have separated a base letter from its combining mark.
+    text = unicodedata.normalize("NFC", safe_line(ascii_typography(text)))
     return text.rstrip(" .:")
 
 
 def normalize_command(text: str) -> str:
     """Canonical form of a shell command target: one line, ASCII typography, single spaces.
 
-    Whitespace inside quotes is preserved; only runs outside quotes are collapsed.
+    Whitespace inside quotes is preserved; only runs outside quotes are collapsed. A backslash
+    escapes the next character (outside single quotes), as in the shell.
     """
     text = unicodedata.normalize("NFC", text)
-    text = strip_control(ascii_typography(text)).replace("\t", " ").replace("\n", " ")
+    text = strip_control(_SEPARATOR_RE.sub(" ", ascii_typography(text))).replace("\t", " ").replace("\n", " ")
+    text = unicodedata.normalize("NFC", text)  # see normalize_instruction
     out: list[str] = []
     quote = ""
     prev_space = False
-    for ch in text.strip():
+    escaped = False
+    body = text.strip()
+    trailing = len(body) - len(body.rstrip("\\"))
+    if trailing % 2 and text.rstrip() != text:  # a final escaped space ("a\\ ") is an argument: keep it
+        body += " "
+    for ch in body:
+        if escaped:  # `\"` inside "..." does not close the quote; `\ ` is part of a word
+            out.append(ch)
+            escaped = prev_space = False
+            continue
+        if ch == "\\" and quote != "'":
+            out.append(ch)
+            escaped = True
+            prev_space = False
+            continue
         if quote:
             out.append(ch)
             if ch == quote:
