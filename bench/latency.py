@@ -1,0 +1,147 @@
+"""End-to-end latency of `nl2cmd "<query>"` as a fresh process, three ways side by side.
+
+* warm       -- a daemon is already running (the normal case);
+* no-daemon  -- `nl2cmd --no-daemon`: load the model and generate in the process;
+* cold       -- no daemon running: the call spawns one, waits for it, then asks.
+
+The modes are interleaved run by run (cold, then warm, then no-daemon) so background load affects
+them alike. A bare `python -c pass` is timed too: the interpreter start-up floor. Every run uses a
+private NL2CMD_HOME. Prints a table and writes JSON (default bench/results/latency.json).
+
+    python bench/latency.py --runs 20 --backend fake
+    python bench/latency.py --runs 10 --backend real [--model path/to/model.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def nl2cmd_command() -> list[str]:
+    """The installed entry point beside this interpreter (not a pyenv shim), else `python -m tinyllm.cli`."""
+    beside = Path(sys.executable).with_name("nl2cmd")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    return [sys.executable, "-m", "tinyllm.cli"]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100)."""
+    xs = sorted(samples)
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, dict]:
+    """Wall time (ms) of one process and its parsed --json output."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    ms = (time.perf_counter() - t0) * 1000
+    if proc.returncode == 1 and "produced no command" in proc.stderr:
+        return ms, {"empty": True}  # a full generation that yielded nothing (an untrained model): still timed
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    try:
+        data = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    except json.JSONDecodeError:
+        data = {}
+    return ms, data
+
+
+def summarise(samples: list[float], gen: list[float]) -> dict:
+    """p50/p90/min/max of the wall times plus the median in-model generation time."""
+    return {
+        "runs": len(samples),
+        "p50_ms": round(percentile(samples, 50), 1),
+        "p90_ms": round(percentile(samples, 90), 1),
+        "min_ms": round(min(samples), 1),
+        "max_ms": round(max(samples), 1),
+        "generation_p50_ms": round(statistics.median(gen), 2) if gen else None,
+        "samples_ms": [round(s, 2) for s in samples],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10, help="runs per mode (default 10)")
+    parser.add_argument("--query", default="list the 5 largest files in this directory")
+    parser.add_argument("--backend", choices=["real", "fake"], default="real")
+    parser.add_argument("--model", default=None, help="model file (real backend; default: the packaged model)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    home = tempfile.mkdtemp(prefix="n2cb", dir="/tmp")  # short: the socket lives under it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
+    env["NL2CMD_HOME"] = home
+    if args.backend == "fake":
+        env["NL2CMD_BACKEND"] = "fake"
+    exe = nl2cmd_command()
+    model = ["--model", os.path.abspath(args.model)] if args.model else []
+    ask = [*exe, "--json", *model, "--", args.query]
+    ask_local = [*exe, "--json", "--no-daemon", *model, "--", args.query]
+    stop = [*exe, "daemon", "stop"]
+
+    wall: dict[str, list[float]] = {"warm": [], "no-daemon": [], "cold": [], "python -c pass": []}
+    gen: dict[str, list[float]] = {k: [] for k in wall}
+    empty = dict.fromkeys(wall, 0)
+    try:
+        timed(ask, env)  # prime the OS caches (and fail early if the model is missing)
+        for i in range(args.runs):
+            subprocess.run(stop, env=env, capture_output=True, timeout=60)
+            for mode, cmd in (("cold", ask), ("warm", ask), ("no-daemon", ask_local),
+                              ("python -c pass", [sys.executable, "-c", "pass"])):
+                ms, data = timed(cmd, env)
+                wall[mode].append(ms)
+                if "timing_ms" in data:
+                    gen[mode].append(float(data["timing_ms"]))
+                empty[mode] += bool(data.get("empty"))
+                if mode in ("cold", "warm") and not data.get("empty") and data.get("via_daemon") is not True:
+                    raise RuntimeError(f"{mode} run {i} did not go through the daemon")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"latency: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        subprocess.run(stop, env=env, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+
+    results = {mode: {**summarise(samples, gen[mode]), "empty_answers": empty[mode]} for mode, samples in wall.items()}
+    report = {
+        "backend": args.backend,
+        "model": args.model,
+        "query": args.query,
+        "runs": args.runs,
+        "command": exe,
+        "python": sys.version.split()[0],
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
+        "results": results,
+    }
+    print(f"nl2cmd end-to-end latency, {args.runs} runs per mode, backend {args.backend}")
+    print(f"{'mode':<16}{'p50 ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}{'gen p50 ms':>12}")
+    for mode, r in results.items():
+        g = f"{r['generation_p50_ms']:.2f}" if r["generation_p50_ms"] is not None else "-"
+        print(f"{mode:<16}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}{g:>12}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

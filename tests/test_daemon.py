@@ -1,0 +1,516 @@
+"""Daemon and client lifecycle with the fake backend: start/stop, stale files, crashes, races, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tinyllm import __version__, client, userpairs
+from tinyllm import paths as state_paths
+from tinyllm.daemon import Daemon, peer_uid
+from tinyllm.protocol import MAX_REQUEST_BYTES, PROTOCOL_VERSION, encode_request
+
+from .conftest import daemon_pids, pid_alive, wait_gone
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+
+
+def P() -> state_paths.StatePaths:
+    return state_paths.resolve()
+
+
+def start(idle_timeout: float = 60.0, model: str | None = None) -> dict:
+    return client.ensure_daemon(P(), model, idle_timeout, start_timeout=20.0)
+
+
+def ask(text: str, **kw) -> dict:
+    return client.suggest(P(), text, start_timeout=20.0, timeout=10.0, **kw)
+
+
+def expected(text: str) -> str:
+    return f"printf '%s\\n' '{text}'" if " " in text else f"printf '%s\\n' {text}"
+
+
+def raw_exchange(conn: socket.socket, data: bytes) -> dict:
+    conn.sendall(data)
+    return json.loads(conn.makefile("rb").readline())
+
+
+def connect(timeout: float = 5.0) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    conn.connect(str(P().socket))
+    return conn
+
+
+# ---------------------------------------------------------------------------------------------- lifecycle
+
+
+def test_start_ping_permissions_stop(nl2cmd_home: Path) -> None:
+    info = start()
+    p = P()
+    assert info["pid"] == client.read_pid(p.pid) and pid_alive(info["pid"])
+    assert (info["version"], info["protocol"], info["backend"]) == (__version__, PROTOCOL_VERSION, "fake")
+    assert info["model"] == "(fake)" and info["model_arg"] is None and info["model_loads"] == 1
+    assert stat.S_ISSOCK(os.stat(p.socket).st_mode)
+    assert stat.S_IMODE(os.stat(p.socket).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(p.runtime_dir).st_mode) == 0o700
+    assert start()["pid"] == info["pid"]  # idempotent
+    assert client.stop_daemon(p) == info["pid"]
+    assert wait_gone(info["pid"], 5)
+    assert not p.socket.exists() and not p.pid.exists()
+    assert client.stop_daemon(p) is None
+    assert "stopped" in p.log.read_text()
+
+
+def test_sigterm_cleans_up(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid, 5)
+    assert not P().socket.exists() and not P().pid.exists()
+
+
+def test_idle_timeout_exits_and_cleans_up(nl2cmd_home: Path) -> None:
+    t0 = time.monotonic()
+    pid = start(idle_timeout=0.4)["pid"]
+    assert ask("still here")["command"] == expected("still here")
+    assert wait_gone(pid, 10)
+    assert time.monotonic() - t0 >= 0.4
+    assert not P().socket.exists() and not P().pid.exists()
+    assert "idle for" in P().log.read_text()
+
+
+def test_stale_socket_and_dead_pid_file(nl2cmd_home: Path) -> None:
+    p = P()
+    state_paths.ensure_dir(p.runtime_dir, private=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(p.socket))
+    stale.close()  # leaves the file behind: connect() is refused
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    p.pid.write_text(f"{dead.pid}\n")
+    reply = ask("after a crash")
+    assert reply["command"] == expected("after a crash")
+    assert client.read_pid(p.pid) not in (None, dead.pid)
+
+
+def test_garbage_pid_file(nl2cmd_home: Path) -> None:
+    state_paths.ensure_dir(P().runtime_dir, private=True)
+    P().pid.write_text("not a pid")
+    assert ask("hello")["command"] == expected("hello")
+
+
+def test_pid_file_naming_an_unrelated_live_process(nl2cmd_home: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        state_paths.ensure_dir(P().runtime_dir, private=True)
+        P().pid.write_text(f"{other.pid}\n")
+        assert ask("recycled pid")["command"] == expected("recycled pid")
+        assert other.poll() is None  # never signalled
+        assert client.read_pid(P().pid) != other.pid
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_kill9_then_next_request_recovers(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid, 5)
+    assert P().socket.exists() and P().pid.exists()  # SIGKILL leaves both behind
+    assert ask("recovered")["command"] == expected("recovered")
+    assert client.read_pid(P().pid) != pid
+
+
+def test_kill9_mid_request_is_retried(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["reply"] = ask("a slow request")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            result["error"] = exc
+
+    worker = threading.Thread(target=slow)
+    t0 = time.monotonic()
+    worker.start()
+    time.sleep(0.5)  # the daemon is now inside its 1.5 s "slow" sleep
+    os.kill(pid, signal.SIGKILL)
+    worker.join(15)
+    assert not worker.is_alive()
+    assert "error" not in result, result
+    assert result["reply"]["command"] == expected("a slow request")
+    assert time.monotonic() - t0 < 10
+    assert client.read_pid(P().pid) != pid
+
+
+def test_request_timeout_is_reported(nl2cmd_home: Path) -> None:
+    start()
+    with pytest.raises(client.RequestTimeout, match="did not answer within 0.3 s"):
+        client.suggest(P(), "slow one", timeout=0.3)
+
+
+def test_socket_deleted_under_running_daemon(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    P().socket.unlink()
+    # The client finds a live daemon in the pid file and waits for it to re-create its socket.
+    assert ask("no socket")["command"] == expected("no socket")
+    assert client.read_pid(P().pid) == pid
+    assert stat.S_IMODE(os.stat(P().socket).st_mode) == 0o600
+    assert "re-creating" in P().log.read_text()
+
+
+@linux_only
+def test_racing_clients_start_exactly_one_daemon(nl2cmd_home: Path) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "--json", f"race {i}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(6)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    for i, (proc, (out, err)) in enumerate(zip(procs, outputs)):
+        assert proc.returncode == 0, err
+        data = json.loads(out)
+        assert data["via_daemon"] is True and data["command"] == expected(f"race {i}")
+        assert err == b""
+    assert len(daemon_pids(nl2cmd_home)) == 1
+    assert daemon_pids(nl2cmd_home) == [client.read_pid(P().pid)]
+    # Exactly one daemon was ever spawned (the start-up lock), not several that then sorted it out.
+    log = P().log.read_text()
+    assert log.count("serving on") == 1 and "already running" not in log
+
+
+def test_incompatible_daemon_is_replaced(nl2cmd_home: Path, tmp_path: Path) -> None:
+    old = _start_old_daemon(tmp_path)
+    try:
+        reply = ask("new version please")
+        assert reply["command"] == expected("new version please")
+        assert old.wait(timeout=10) is not None
+        info = client.ping(P())
+        assert info["protocol"] == PROTOCOL_VERSION and info["pid"] != old.pid
+    finally:
+        if old.poll() is None:
+            old.kill()
+            old.wait()
+
+
+def test_stop_escalates_to_sigterm_when_shutdown_is_ignored(nl2cmd_home: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "STOP_TIMEOUT", 0.5)
+    old = _start_old_daemon(tmp_path, stubborn=True)
+    try:
+        t0 = time.monotonic()
+        assert client.stop_daemon(P()) == old.pid
+        # It ignores "shutdown", so only the SIGTERM after STOP_TIMEOUT can have ended it.
+        assert 0.5 <= time.monotonic() - t0 < 5
+        assert not pid_alive(old.pid)
+    finally:
+        if old.poll() is None:
+            old.kill()
+            old.wait()
+
+
+OLD_DAEMON = textwrap.dedent("""
+    import json, os, socket, sys
+    path, pidfile, stubborn = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    with open(pidfile, "w") as fh:
+        fh.write(str(os.getpid()))
+    while True:
+        conn, _ = srv.accept()
+        req = json.loads(conn.makefile("rb").readline() or b"{}")
+        if req.get("op") == "ping":
+            reply = {"v": 0, "ok": True, "version": "0.0.1", "protocol": 0, "pid": os.getpid(), "backend": "fake"}
+        elif req.get("op") == "shutdown" and not stubborn:
+            conn.sendall(b'{"v": 0, "ok": true}\\n')
+            os.unlink(path)
+            os.unlink(pidfile)
+            sys.exit(0)
+        else:
+            reply = {"v": 0, "ok": False, "error": "old daemon"}
+        conn.sendall(json.dumps(reply).encode() + b"\\n")
+        conn.close()
+""")
+
+
+def _start_old_daemon(tmp_path: Path, stubborn: bool = False) -> subprocess.Popen:
+    """A stand-in for a daemon of an older, incompatible version (protocol 0)."""
+    p = P()
+    state_paths.ensure_dir(p.runtime_dir, private=True)
+    script = tmp_path / "old_daemon.py"
+    script.write_text(OLD_DAEMON)
+    proc = subprocess.Popen([sys.executable, str(script), str(p.socket), str(p.pid), "1" if stubborn else "0"])
+    deadline = time.monotonic() + 10
+    while client.ping(p) is None:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    return proc
+
+
+def test_foreground_run_refuses_a_second_daemon_and_stops_on_sigterm(nl2cmd_home: Path) -> None:
+    fg = subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "daemon", "run", "--idle-timeout", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while client.ping(P()) is None:
+            assert time.monotonic() < deadline and fg.poll() is None
+            time.sleep(0.02)
+        assert client.ping(P())["pid"] == fg.pid
+        second = subprocess.run([sys.executable, "-m", "tinyllm.cli", "daemon", "run"],
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines()[-1] == f"nl2cmd: error: a daemon is already running (pid {fg.pid})"
+        assert ask("via foreground")["command"] == expected("via foreground")
+        fg.send_signal(signal.SIGTERM)
+        assert fg.wait(timeout=10) == 0
+        assert not P().socket.exists() and not P().pid.exists()
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+
+
+def test_spawned_daemon_exits_4_when_another_owns_the_pid_file(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    proc = subprocess.run([sys.executable, "-m", "tinyllm.daemon", "--no-lock"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == client.EXIT_RUNNING
+    assert f"already running (pid {pid})" in proc.stderr
+    assert client.ping(P())["pid"] == pid
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+def test_concurrent_clients(nl2cmd_home: Path) -> None:
+    start()
+
+    def worker(t: int) -> int:
+        ok = 0
+        for i in range(50):
+            text = f"task {t} {i}"
+            reply = ask(text, n=1 + i % 3)
+            assert reply["command"] == expected(text)
+            assert len(reply["alternatives"]) == 1 + i % 3
+            ok += 1
+        return ok
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(worker, range(8))) == 400
+    assert client.ping(P())["requests"] >= 400
+
+
+def test_malformed_requests_get_error_replies_and_the_daemon_keeps_serving(nl2cmd_home: Path) -> None:
+    start()
+    with connect() as conn:
+        rfile = conn.makefile("rb")
+        for bad, code in [(b"not json\n", "bad_request"), (b"\xff\xfe\n", "bad_request"),
+                          (b'{"v": 1, "op": "suggest", "instruction": 5}\n', "bad_request"),
+                          (b'{"v": 1, "op": "dance"}\n', "bad_op"),
+                          (b'{"v": 9, "op": "suggest", "instruction": "x"}\n', "version"),
+                          (b'{"v": 1, "op": "suggest", "instruction": "   "}\n', "bad_instruction"),
+                          (b"[" * 60000 + b"\n", "bad_request")]:
+            conn.sendall(bad)
+            reply = json.loads(rfile.readline())
+            assert reply["ok"] is False and reply["code"] == code and reply["error"]
+        # The same connection still works after errors (blank lines are ignored).
+        conn.sendall(b"\n" + encode_request("suggest", instruction="after errors"))
+        assert json.loads(rfile.readline())["command"] == expected("after errors")
+    with connect() as conn:
+        conn.sendall(b"x" * (MAX_REQUEST_BYTES + 100) + b"\n")
+        rfile = conn.makefile("rb")
+        reply = json.loads(rfile.readline())
+        assert reply["ok"] is False and reply["code"] == "too_large"
+        assert rfile.readline() == b""  # then the connection is closed
+    assert ask("still serving")["command"] == expected("still serving")
+
+
+def test_backend_error_reply(nl2cmd_home: Path) -> None:
+    start()
+    with pytest.raises(client.RemoteError, match="fake backend failure requested") as info:
+        ask("fail now")
+    assert info.value.code == "backend"
+
+
+def test_silent_client_does_not_wedge_the_daemon(nl2cmd_home: Path) -> None:
+    start()
+    with connect() as silent, connect() as partial:
+        partial.sendall(b'{"v": 1, "op": "ping"')  # no newline, ever
+        t0 = time.monotonic()
+        assert ask("not blocked")["command"] == expected("not blocked")
+        assert time.monotonic() - t0 < 2
+        silent.sendall(encode_request("ping"))
+        assert json.loads(silent.makefile("rb").readline())["ok"] is True
+
+
+def test_learnt_pair_is_visible_to_a_running_daemon(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    assert ask("deploy the site")["source"] == "model"
+    userpairs.add("Deploy the site", "rsync -av public/ web:/srv/www/")
+    reply = ask("deploy the site")
+    assert (reply["command"], reply["source"]) == ("rsync -av public/ web:/srv/www/", "user")
+    userpairs.remove(1)
+    assert ask("deploy the site")["command"] == expected("deploy the site")
+    assert client.ping(P())["pid"] == pid  # same daemon throughout
+
+
+def test_model_file_change_reloads_and_another_model_restarts(nl2cmd_home: Path) -> None:
+    model = nl2cmd_home / "model.bin"
+    model.write_text("v1")
+    info = start(model=str(model))
+    assert info["model"] == str(model.resolve()) and info["model_loads"] == 1
+    ask("before", model=str(model))
+    model.write_text("v2, longer")
+    os.utime(model, (time.time() + 5, time.time() + 5))
+    ask("after", model=str(model))
+    after = client.ping(P())
+    assert after["model_loads"] == 2 and after["pid"] == info["pid"]
+    reload = client.request(P().socket, encode_request("reload"), 5.0)
+    assert reload["ok"] and reload["model_loads"] == 3
+    # A client asking for a different model gets a daemon serving it.
+    other = nl2cmd_home / "other.bin"
+    other.write_text("o")
+    switched = start(model=str(other))
+    assert switched["model"] == str(other.resolve()) and switched["pid"] != info["pid"]
+    assert wait_gone(info["pid"], 5)
+
+
+# ---------------------------------------------------------------------------------------------- in-process daemon
+
+
+def _serve_in_thread(**kwargs) -> tuple[Daemon, threading.Thread]:
+    daemon = Daemon(P(), idle_timeout=0, **kwargs)
+    daemon.start(take_lock=True)
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    return daemon, thread
+
+
+def test_peer_uid_is_checked(nl2cmd_home: Path) -> None:
+    daemon, thread = _serve_in_thread(expected_uid=os.getuid() + 1)
+    try:
+        with connect() as conn:
+            if sys.platform.startswith("linux"):
+                assert peer_uid(conn) == os.getuid()
+            conn.sendall(encode_request("ping"))
+            try:
+                answer = conn.makefile("rb").readline()
+            except ConnectionResetError:  # closed with our request unread
+                answer = b""
+            assert answer == b""  # closed without an answer
+    finally:
+        daemon.request_stop()
+        thread.join(5)
+    assert not thread.is_alive() and not P().socket.exists()
+
+
+def test_connection_cap_answers_busy(nl2cmd_home: Path) -> None:
+    daemon, thread = _serve_in_thread(max_connections=1)
+    try:
+        with connect() as first:
+            first.sendall(encode_request("ping"))
+            assert json.loads(first.makefile("rb").readline())["ok"]  # holds the only slot
+            with connect() as second:
+                reply = json.loads(second.makefile("rb").readline())
+                assert reply["ok"] is False and reply["code"] == "busy"
+        deadline = time.monotonic() + 5
+        while client.ping(P()) is None:  # the slot is released when `first` closes
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        daemon.request_stop()
+        thread.join(5)
+
+
+def test_in_process_start_refuses_when_one_is_running(nl2cmd_home: Path) -> None:
+    from tinyllm.daemon import AlreadyRunning
+
+    start()
+    with pytest.raises(AlreadyRunning):
+        Daemon(P()).start(take_lock=True)
+
+
+# ---------------------------------------------------------------------------------------------- thin client
+
+
+def test_thin_client_does_not_import_numpy_or_torch(nl2cmd_home: Path) -> None:
+    start()
+    code = textwrap.dedent("""
+        import json, sys
+        import tinyllm.cli
+        try:
+            tinyllm.cli.main(["--json", "thin client"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        heavy = [m for m in ("numpy", "torch", "sentencepiece", "prompt_toolkit", "tinyllm.suggest") if m in sys.modules]
+        print(json.dumps(heavy), file=sys.stderr)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["via_daemon"] is True
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+# ---------------------------------------------------------------------------------------------- real backend
+
+
+def test_real_backend_end_to_end(nl2cmd_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A micro model file served by the real backend: in-process and via the daemon, thin client stays thin."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tinyllm.suggest")
+    from tinyllm.train.export import export_inference
+
+    from .lm_fixtures import make_model, make_tokenizer
+
+    tok = make_tokenizer(tmp_path)
+    model_file = nl2cmd_home / "micro.npz"
+    export_inference(make_model(tok), tok, model_file, {"step": 1}, dtype="float32")
+    monkeypatch.delenv("NL2CMD_BACKEND")
+    # An untrained model says anything (possibly nothing): a learnt pair gives a known answer.
+    userpairs.add("list all files", "ls -la")
+    cmd = [sys.executable, "-m", "tinyllm.cli", "--json", "--model", str(model_file)]
+
+    local = subprocess.run([*cmd, "--no-daemon", "list all files"], capture_output=True, text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    data = json.loads(local.stdout)
+    assert (data["command"], data["source"], data["via_daemon"]) == ("ls -la", "user", False)
+
+    code = textwrap.dedent(f"""
+        import json, sys
+        import tinyllm.cli
+        try:
+            tinyllm.cli.main({["--json", "--model", str(model_file), "list all files"]!r})
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        print(json.dumps([m for m in ("numpy", "torch", "sentencepiece") if m in sys.modules]), file=sys.stderr)
+    """)
+    served = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert served.returncode == 0, served.stderr
+    data = json.loads(served.stdout)
+    assert (data["command"], data["source"], data["via_daemon"]) == ("ls -la", "user", True)
+    assert json.loads(served.stderr.strip().splitlines()[-1]) == []
+    info = client.ping(P())
+    assert info["backend"] == "real" and info["model"] == str(model_file.resolve())
+    # The model itself answers through the daemon: one command line, or the one-line "no command" error.
+    model_answer = subprocess.run([*cmd, "-n", "2", "show disk usage"], capture_output=True, text=True, timeout=120)
+    if model_answer.returncode == 0:
+        data = json.loads(model_answer.stdout)
+        assert data["via_daemon"] is True and data["source"] == "model" and "\n" not in data["command"]
+    else:
+        assert model_answer.stderr == "nl2cmd: error: the model produced no command\n"
+    assert client.ping(P())["pid"] == info["pid"]
