@@ -6,10 +6,22 @@
 if [[ $- == *i* ]] && [[ -z ${__NL2CMD_LOADED-} ]]; then
 __NL2CMD_LOADED=1
 
-# Print a message above the prompt.  bash >= 5.1 clears the prompt line before running a
-# `bind -x` command and redraws it afterwards, so the message lands on its own line.
+# bash >= 5.2 clears the prompt line before running a `bind -x` command and redraws it afterwards,
+# so output lands on the prompt's line and the prompt comes back below it.  Older versions leave the
+# line on screen: start below it there.
+if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 2) )); then
+  __NL2CMD_CLEARS=1
+else
+  __NL2CMD_CLEARS=0
+fi
+
+# Print a message above the prompt (stderr is the terminal readline draws on).
 __nl2cmd_msg() {
-  \builtin printf '%s\n' "$1" >&2
+  if (( __NL2CMD_CLEARS )); then
+    \builtin printf '%s\n' "$1" >&2
+  else
+    \builtin printf '\n%s\n' "$1" >&2
+  fi
 }
 
 __nl2cmd_widget() {
@@ -28,8 +40,8 @@ __nl2cmd_widget() {
     \builtin return "$__nl2cmd_rc"
   fi
 
-  # "thinking" indicator on the (already cleared) prompt line; only where bash clears it (>= 5.1).
-  if [[ -t 2 ]] && (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+  # "thinking" indicator on the (already cleared) prompt line, where bash clears it.
+  if (( __NL2CMD_CLEARS )) && [[ -t 2 ]]; then
     __nl2cmd_tty=1
     \builtin printf '\rnl2cmd: thinking...' >&2
   fi
@@ -72,19 +84,20 @@ __nl2cmd_widget() {
   fi
 
   READLINE_LINE=$__nl2cmd_out
-  # Cursor on the first {{placeholder}} so the user can fill it in; otherwise at the end.
+  # Cursor on the first {{placeholder}} so the user can fill it in; with none, the prefix is the
+  # whole line and the cursor goes to the end.
   __nl2cmd_pre=${__nl2cmd_out%%\{\{*}
-  # READLINE_POINT counts bytes, not characters: measure in the C locale.
-  if [[ $__nl2cmd_pre != "$__nl2cmd_out" ]]; then
-    __nl2cmd_point "$__nl2cmd_pre"
+  if (( BASH_VERSINFO[0] >= 5 )); then
+    READLINE_POINT=${#__nl2cmd_pre}
   else
-    __nl2cmd_point "$__nl2cmd_out"
+    __nl2cmd_point_bytes "$__nl2cmd_pre"
   fi
   \builtin return "$__nl2cmd_rc"
 }
 
-# Set READLINE_POINT to the length of $1 in bytes (a separate function so LC_ALL is local to it).
-__nl2cmd_point() {
+# bash 4 counts READLINE_POINT in bytes (bash >= 5 in characters): measure $1 in the C locale,
+# in a separate function so that LC_ALL stays local to it.
+__nl2cmd_point_bytes() {
   \builtin local LC_ALL=C
   READLINE_POINT=${#1}
 }

@@ -30,26 +30,22 @@ if status is-interactive; and not set -q __nl2cmd_loaded
             return 0
         end
 
-        # One substitution captures stderr lines, a line \x1f<exit status>, then the stdout lines.
+        # fish cannot capture stdout and stderr separately without a temp file (a nested command
+        # substitution's stderr ignores the outer redirection), so both go into one capture and
+        # are told apart by the CLI's contract: every stderr line starts with "nl2cmd:", stdout is
+        # the command.  A last line \x1f<exit status> is added (the CLI never prints control chars).
         # The request is one argv element (never eval'ed); stdin is /dev/null.
-        set -l all (
-            begin
-                set -l out (command $bin suggest -- $line </dev/null)
-                set -l code $status
-                printf '\x1f%s\n' $code
-                printf '%s\n' $out
-            end 2>&1
-        )
+        set -l all (command $bin suggest -- $line </dev/null 2>&1; printf '\x1f%s\n' $status)
         set -l err
         set -l out
-        set -l code ''
+        set -l code 1
         for l in $all
-            if test -n "$code"
-                set -a out $l
-            else if string match -qr '^\x1f[0-9]+$' -- $l
+            if string match -qr '^\x1f[0-9]+$' -- $l
                 set code (string sub -s 2 -- $l)
-            else
+            else if string match -q 'nl2cmd:*' -- $l
                 set -a err $l
+            else
+                set -a out $l
             end
         end
 
@@ -70,7 +66,8 @@ if status is-interactive; and not set -q __nl2cmd_loaded
         end
 
         commandline -r -- $out[1]
-        # Cursor on the first {{placeholder}} so the user can fill it in; otherwise at the end.
+        # Cursor on the first {{placeholder}} so the user can fill it in; with none, the
+        # first part is the whole line and the cursor goes to the end.
         set -l parts (string split -m 1 -- '{{' $out[1])
         commandline -C (string length -- $parts[1])
         # Danger warnings (or other notes) are shown; the command is only placed, never run.

@@ -7,22 +7,22 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
   typeset -g __NL2CMD_LOADED=1
 
   function __nl2cmd_widget() {
-    # Capture $? first: every later command overwrites it.
-    \builtin local -i __nl2cmd_rc=$?
+    # zle restores $? after a widget, so the user's last exit status survives.  Return 0 throughout:
+    # a non-zero widget status makes zle beep.
     # Sane options inside the function whatever the user's setopts are (sh_word_split, ksh_arrays...).
     \builtin emulate -L zsh
     \builtin setopt extended_glob
-    \builtin local __nl2cmd_bin __nl2cmd_all __nl2cmd_out __nl2cmd_rest __nl2cmd_err __nl2cmd_pre
-    \builtin local -i __nl2cmd_code
+    # (Plain strings, compared as text: nothing read back is ever evaluated, not even arithmetically.)
+    \builtin local __nl2cmd_bin __nl2cmd_all __nl2cmd_out __nl2cmd_rest __nl2cmd_err __nl2cmd_pre __nl2cmd_code
 
     if [[ -z ${BUFFER//[[:space:]]/} ]]; then
       \builtin zle -M "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
-      \builtin return __nl2cmd_rc
+      \builtin return 0
     fi
     __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
     if ! \builtin whence -p -- "$__nl2cmd_bin" >/dev/null 2>&1; then
       \builtin zle -M "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
-      \builtin return __nl2cmd_rc
+      \builtin return 0
     fi
 
     \builtin zle -R "nl2cmd: thinking..."
@@ -38,36 +38,33 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
     __nl2cmd_code=${__nl2cmd_rest##*$'\037'}
     __nl2cmd_err=${${__nl2cmd_rest%$'\037'*}%%$'\n'##}
 
-    if (( __nl2cmd_code != 0 )); then
+    if [[ $__nl2cmd_code != 0 ]]; then
       if [[ -z $__nl2cmd_err ]]; then
-        if (( __nl2cmd_code == 130 )); then
+        if [[ $__nl2cmd_code == 130 ]]; then
           __nl2cmd_err="nl2cmd: cancelled"
         else
           __nl2cmd_err="nl2cmd: error: nl2cmd failed (exit status $__nl2cmd_code)"
         fi
       fi
       \builtin zle -M "$__nl2cmd_err"
-      \builtin return __nl2cmd_rc
+      \builtin return 0
     fi
     if [[ -z ${__nl2cmd_out//[[:space:]]/} || $__nl2cmd_out == *$'\n'* ]]; then
       \builtin zle -M "nl2cmd: error: no usable suggestion (expected one line of output)"
-      \builtin return __nl2cmd_rc
+      \builtin return 0
     fi
 
     BUFFER=$__nl2cmd_out
-    # Cursor on the first {{placeholder}} so the user can fill it in; otherwise at the end.
+    # Cursor on the first {{placeholder}} so the user can fill it in; with none, the prefix is the
+    # whole line and the cursor goes to the end.
     __nl2cmd_pre=${__nl2cmd_out%%'{{'*}
-    if [[ $__nl2cmd_pre != "$__nl2cmd_out" ]]; then
-      CURSOR=${#__nl2cmd_pre}
-    else
-      CURSOR=${#BUFFER}
-    fi
+    CURSOR=${#__nl2cmd_pre}
     # Danger warnings (or other notes) go below the line; the command is only placed, never run.
     if [[ -n $__nl2cmd_err ]]; then
       \builtin zle -M "$__nl2cmd_err"
     fi
     \builtin zle -R
-    \builtin return __nl2cmd_rc
+    \builtin return 0
   }
 
   \builtin zle -N __nl2cmd_widget

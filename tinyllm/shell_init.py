@@ -19,7 +19,8 @@ DEFAULT_KEY = "ctrl-g"
 DEFAULT_EXE = "nl2cmd"
 
 _EXE_MARK = "@NL2CMD_EXE@"
-_BIND_MARK = "# @NL2CMD_BINDINGS@"
+# The line in each script replaced by the key bindings (bash writes it after a `:` no-op command).
+_BIND_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<colon>: )?# @NL2CMD_BINDINGS@[ \t]*$", re.MULTILINE)
 _WIDGET = "__nl2cmd_widget"
 
 # Ctrl keys that cannot work or would break the line editor: ^C and ^Z are taken by the terminal
@@ -103,21 +104,21 @@ def parse_key(key: str) -> Key:
     return Key(char=char, ctrl=ctrl, alt=alt)
 
 
-def _bindings(shell: str, key: Key) -> str:
+def _bindings(shell: str, key: Key) -> list[str]:
     """Binding lines for every keymap the widget works in (emacs, vi insert, vi command)."""
     seq = key.for_shell(shell)
     if shell == "bash":
-        # bind -x runs a shell function with READLINE_LINE/READLINE_POINT; one line per keymap.
-        return "\n".join(
-            f"  \\builtin bind -m {keymap} -x '\"{seq}\": {_WIDGET}'"
-            for keymap in ("emacs-standard", "vi-insert", "vi-command")
-        )
+        # bind -x runs a shell function that may edit READLINE_LINE/READLINE_POINT.
+        return [f"\\builtin bind -m {km} -x '\"{seq}\": {_WIDGET}'" for km in ("emacs-standard", "vi-insert", "vi-command")]
     if shell == "zsh":
-        return "\n".join(f"  \\builtin bindkey -M {keymap} '{seq}' {_WIDGET}" for keymap in ("emacs", "viins", "vicmd"))
-    # fish: the default (emacs-style) mode plus vi insert and normal modes; unused modes are harmless.
-    return "\n".join(
-        f"    bind {mode}{seq} {_WIDGET}" for mode in ("", "-M insert ", "-M default ")
-    ).replace("bind -M default ", "bind -M default ", 1)
+        lines = [f"\\builtin bindkey -M {km} '{seq}' {_WIDGET}" for km in ("emacs", "viins", "vicmd")]
+        if key == Key("g", ctrl=True):
+            # Keys unbound in the isearch keymap end a Ctrl-R search and then run their main-keymap
+            # widget: keep Ctrl-G meaning "cancel the search" there, as it does by default.
+            lines.append("\\builtin bindkey -M isearch '^G' send-break")
+        return lines
+    # fish: the "default" mode (emacs bindings, or vi normal mode) plus vi insert mode.
+    return [f"bind {seq} {_WIDGET}", f"bind -M insert {seq} {_WIDGET}"]
 
 
 def _quote(shell: str, word: str) -> str:
@@ -143,17 +144,14 @@ def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = 
     if not exe or "\n" in exe or "\0" in exe:
         raise ValueError(f"invalid nl2cmd executable {exe!r}")
     script = resources.files("tinyllm.shell").joinpath(f"nl2cmd.{shell}").read_text(encoding="utf-8")
-    if _BIND_MARK not in script or _EXE_MARK not in script:
+    marker = _BIND_RE.search(script)
+    if marker is None or _EXE_MARK not in script:
         raise RuntimeError(f"the packaged {shell} widget script is missing its template markers")
+    indent, colon = marker.group("indent"), marker.group("colon") or ""
     if bind:
-        bindings = _bindings(shell, parsed)
-        lines = [
-            (bindings if line.strip() == _BIND_MARK else line)
-            for line in script.splitlines()
-        ]
-        # bash: the marker sits after a `:` placeholder command (an empty else-branch is a syntax error).
-        script = "\n".join(lines) + "\n"
-        script = script.replace(f"  : {_BIND_MARK}", bindings)
+        block = "\n".join(indent + line for line in _bindings(shell, parsed))
     else:
-        script = script.replace(_BIND_MARK, f"# key bindings skipped (--no-bind); bind {_WIDGET} yourself")
+        # bash keeps its `:` so the enclosing branch is never empty.
+        block = f"{indent}{colon}# key bindings skipped (--no-bind): bind {_WIDGET} to a key yourself"
+    script = script[: marker.start()] + block + script[marker.end():]
     return script.replace(_EXE_MARK, _quote(shell, exe))
