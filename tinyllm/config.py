@@ -56,7 +56,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Inverse of to_dict; unknown keys are an error (a checkpoint from another version)."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -65,7 +65,7 @@ class ModelConfig:
         return cls(**data)
 
     @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "ModelConfig":
+    def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
         """A named preset (see PRESETS), optionally with overrides."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")

@@ -86,7 +86,7 @@ def evaluate(rows: Sequence[dict], predictor: Predictor) -> tuple[dict[str, Any]
     preds = predictor(list(rows))
     elapsed = time.perf_counter() - t0
     scored = score_rows(rows, preds)
-    summary = metrics.summarize(scored)
+    summary = metrics.summarize([(r["prediction"], r["gold"]) for r in scored])
     summary["n"] = len(scored)
     summary["seconds"] = round(elapsed, 2)
     return summary, scored

@@ -150,47 +150,49 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=tc.steps, initial=self.step, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
-        t0, tokens = time.perf_counter(), 0
-        last: dict[str, Any] = {}
-        stop = min(tc.steps, until) if until is not None else tc.steps
-        while self.step < stop:
-            lr = lr_at(self.step, tc)
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-            self.model.train()
-            loss_sum = 0.0
-            for micro in range(tc.grad_accum):
-                x, y = batch_fn(self.step, micro, self.rank)
-                x, y = x.to(self.device), y.to(self.device)
-                tokens += x.numel() * self.world  # processed tokens (incl. prompt and padding)
-                sync = self.ddp is None or micro == tc.grad_accum - 1
-                ctx = self.ddp.no_sync() if not sync else contextlib.nullcontext()
-                with ctx, torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    _, loss = self.fwd(x, y)
-                    (loss / tc.grad_accum).backward()
-                loss_sum += float(loss.detach()) / tc.grad_accum
-            gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            self.step += 1
-            dt = time.perf_counter() - t0
-            last = {"step": self.step, "loss": round(loss_sum, 5), "lr": lr, "grad_norm": round(gnorm, 4),
-                    "tokens_per_s": round(tokens / dt, 1) if dt else 0.0}
-            if self.step % tc.log_every == 0 or self.step == tc.steps:
-                self.log(last)
+        try:
+            t0, tokens = time.perf_counter(), 0
+            last: dict[str, Any] = {}
+            stop = min(tc.steps, until) if until is not None else tc.steps
+            while self.step < stop:
+                lr = lr_at(self.step, tc)
+                for g in self.opt.param_groups:
+                    g["lr"] = lr
+                self.model.train()
+                loss_sum = 0.0
+                for micro in range(tc.grad_accum):
+                    x, y = batch_fn(self.step, micro, self.rank)
+                    x, y = x.to(self.device), y.to(self.device)
+                    tokens += x.numel() * self.world  # processed tokens (incl. prompt and padding)
+                    sync = self.ddp is None or micro == tc.grad_accum - 1
+                    ctx = self.ddp.no_sync() if not sync else contextlib.nullcontext()
+                    with ctx, torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                        _, loss = self.fwd(x, y)
+                        (loss / tc.grad_accum).backward()
+                    loss_sum += float(loss.detach()) / tc.grad_accum
+                gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))
+                self.opt.step()
+                self.opt.zero_grad(set_to_none=True)
+                self.step += 1
+                dt = time.perf_counter() - t0
+                last = {"step": self.step, "loss": round(loss_sum, 5), "lr": lr, "grad_norm": round(gnorm, 4),
+                        "tokens_per_s": round(tokens / dt, 1) if dt else 0.0}
+                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                    self.log(last)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{last['tokens_per_s']:.0f}", refresh=False)
+                if eval_fn is not None and (self.step % tc.eval_every == 0 or self.step == tc.steps) and self.rank == 0:
+                    self.model.eval()
+                    metrics = eval_fn(self.model, self.step)
+                    self.log({"step": self.step, "eval": metrics})
+                    if on_best is not None and (self.best is None or metrics["metric"] > self.best):
+                        self.best = metrics["metric"]
+                        on_best(self.model, metrics)
+                if self.step % tc.ckpt_every == 0 or self.step in (tc.steps, stop):
+                    self.save()
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{last['tokens_per_s']:.0f}", refresh=False)
-            if eval_fn is not None and (self.step % tc.eval_every == 0 or self.step == tc.steps) and self.rank == 0:
-                self.model.eval()
-                metrics = eval_fn(self.model, self.step)
-                self.log({"step": self.step, "eval": metrics})
-                if on_best is not None and (self.best is None or metrics["metric"] > self.best):
-                    self.best = metrics["metric"]
-                    on_best(self.model, metrics)
-            if self.step % tc.ckpt_every == 0 or self.step in (tc.steps, stop):
-                self.save()
-        if bar is not None:
-            bar.close()
+                bar.close()
         return last
 

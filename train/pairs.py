@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tinyllm import text as _text
 from tinyllm.text import description_key, normalize_command, normalize_instruction, whitespace_key
 
 from . import sources as _sources
@@ -398,7 +399,7 @@ def build_pairs(
         if not p.is_file():
             raise DataError(f"pair file not found: {p}")
     inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra
-    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources)))
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources, _text)))
     params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest()}
     fingerprint = _fingerprint(inputs, params)
     manifest_path = out_dir / "pairs_manifest.json"

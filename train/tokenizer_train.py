@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -77,6 +78,15 @@ def train_tokenizer(
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     lines = sample_lines(corpus_txt, pairs_jsonl_paths, sample_chars, seed)
+    # Reuse an existing model trained on the same sample with the same settings: a retrained
+    # tokenizer would orphan every checkpoint built on the old one.
+    digest = hashlib.sha256("\n".join(lines).encode())
+    digest.update(json.dumps([vocab_size, model_type, seed, sorted(USER_SYMBOLS)]).encode())
+    manifest = out_prefix.with_suffix(".json")
+    model_path = out_prefix.with_suffix(".model")
+    if model_path.is_file() and manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == digest.hexdigest():
+        print(f"tokenizer: reusing {model_path}")
+        return model_path
     spm.set_random_generator_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "sample.txt"
@@ -104,4 +114,6 @@ def train_tokenizer(
             )
         except RuntimeError as exc:  # e.g. vocab_size too large for the text
             raise DataError(f"tokenizer training failed: {exc}") from None
-    return out_prefix.with_suffix(".model")
+    manifest.write_text(json.dumps({"fingerprint": digest.hexdigest(), "vocab_size": vocab_size,
+                                    "model_type": model_type, "lines": len(lines)}, indent=1))
+    return model_path
