@@ -45,3 +45,19 @@ def test_prompt_format(tok):
 def test_foreign_model_rejected(tmp_path):
     with pytest.raises(TokenizerError):
         Tokenizer(b"not a model")
+
+
+def test_round_trip_property(tok):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    specials = tuple(SPECIAL_IDS)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=80))
+    def check(text):
+        if any(s in text for s in specials):  # literal special strings are neutralised on purpose
+            return
+        assert tok.decode(tok.encode(text)) == text
+
+    check()

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tinyllm.train.loop import TrainConfig, Trainer, lr_at
-from tinyllm.train.pretrain import WindowSampler
-from tinyllm.train.sft import IGNORE, SFTBatches, build_example
-from tinyllm.train.state import load_train_state
 
 from tinyllm.config import ModelConfig
 from tinyllm.model import Transformer
 from tinyllm.prompt import EOS_ID, SPECIAL_IDS
+from tinyllm.train.loop import TrainConfig, Trainer, lr_at
+from tinyllm.train.pretrain import WindowSampler
+from tinyllm.train.sft import IGNORE, SFTBatches, build_example
+from tinyllm.train.state import load_train_state
 
 from .lm_fixtures import make_tokenizer
 
@@ -175,3 +175,28 @@ def test_ddp_two_processes_with_gloo(shard_run, tmp_path):
     assert st["step"] == 4
     log = [json.loads(line) for line in (out / "pretrain" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [4]  # micro logs every 5 steps and at the end; rank 0 only
+
+
+def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path):
+    """A process killed while writing a checkpoint leaves the previous file intact and loadable."""
+    from tinyllm.train.state import save_train_state
+
+    path = tmp_path / "last.pt"
+    save_train_state(path, {"step": 1, "model": {"w": torch.ones(3)}, "run": {}})
+    code = (
+        "import sys, time, torch\n"
+        "from tinyllm.checkpoint import atomic_write\n"
+        "def slow(f):\n"
+        "    f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(30)\n"
+        f"atomic_write({str(path)!r}, slow)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_train_state(path)
+    assert state["step"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "last.pt"]
+    assert leftovers, "the killed write should have left only its temp file behind"
+    save_train_state(path, {"step": 2, "run": {}})  # and the next save still works
+    assert load_train_state(path)["step"] == 2

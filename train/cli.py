@@ -92,21 +92,31 @@ device_opt = click.option("--device", default="auto", show_default=True, help="a
 @click.option("--extra", "extra", multiple=True, type=click.Path(path_type=Path), help="More pair files (JSONL/raw).")
 @click.option("--no-augment", is_flag=True, help="Skip the placeholder-filling augmentation.")
 @click.option("--download-tldr", is_flag=True, help="Download the tldr-pages archive first (needs network).")
+@click.option("--strict", is_flag=True, help="Stop at the first malformed page or line (default: report and skip).")
 @stage
-def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool) -> None:
+def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool, strict: bool) -> None:
     """Build instruction/command pairs with leak-free train/dev/test splits."""
-    run_data(data_dir, out, extra, not no_augment, download_tldr)
+    run_data(data_dir, out, extra, not no_augment, download_tldr, strict)
 
 
-def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download: bool = False) -> dict:
+def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download: bool = False,
+             strict: bool = False) -> dict:
     from .pairs import build_pairs
 
     if download:
+        import zipfile
+
         from .sources import download_tldr
 
         archive = download_tldr(out / "downloads")
         click.echo(f"downloaded {archive}", err=True)
-    return build_pairs(data_dir, out / "pairs", extra_jsonl=list(extra), augment=augment)
+        merged = out / "downloads" / "data"
+        with zipfile.ZipFile(archive) as zf:  # the zip holds pages/<platform>/*.md
+            zf.extractall(merged / "tldr")
+        if (Path(data_dir) / "nl2bash").is_dir() and not (merged / "nl2bash").exists():
+            (merged / "nl2bash").symlink_to((Path(data_dir) / "nl2bash").resolve())
+        data_dir = merged
+    return build_pairs(data_dir, out / "pairs", extra_jsonl=list(extra), augment=augment, strict=strict)
 
 
 @cli.command()
@@ -203,6 +213,8 @@ def train_opts(fn):
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--no-bf16", is_flag=True, help="Train in full fp32."),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--until", type=int, default=None,
+                     help="Stop (checkpointed) at this step, keeping the --steps schedule: time-boxed runs, ablations."),
         device_opt,
     ]):
         fn = opt(fn)
@@ -214,14 +226,15 @@ def train_opts(fn):
 @preset_opt
 @train_opts
 @stage
-def pretrain(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, device) -> None:
+def pretrain(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until,
+             device) -> None:
     """Pretrain on the token shards (resumable; DDP under torchrun)."""
     plan = _plan(preset)
     tc = _train_overrides(plan.pretrain, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
-    run_pretrain(out, plan, tc, resume)
+    run_pretrain(out, plan, tc, resume, until)
 
 
-def run_pretrain(out: Path, plan, tc, resume: bool) -> None:
+def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) -> None:
     from tinyllm.config import ModelConfig
     from tinyllm.tokenizer import Tokenizer
 
@@ -234,7 +247,7 @@ def run_pretrain(out: Path, plan, tc, resume: bool) -> None:
     meta = {"tokenizer_sha256": tok.sha256, "shards": manifest.get("fingerprint", "")}
     t0 = time.time()
     do_pretrain(cfg, tc, load_shards(out / "shards", "train"), load_shards(out / "shards", "val"), out / "pretrain",
-                meta, seq_len=plan.seq_len, resume=resume)
+                meta, seq_len=plan.seq_len, resume=resume, until=until)
     _record_time(out, "pretrain", time.time() - t0)
 
 
@@ -250,13 +263,13 @@ def run_pretrain(out: Path, plan, tc, resume: bool) -> None:
 @click.option("--max-train-pairs", type=int, default=None, help="Use a deterministic subset of the train pairs.")
 @click.option("--no-augment", is_flag=True, help="Drop the augmented rows (ablation).")
 @stage
-def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, device,
+def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until, device,
         from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment) -> None:
     """Instruction fine-tuning with the prompt masked; keeps the best dev checkpoint as best.npz."""
     plan = _plan(preset)
     tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
     ks = tuple(int(k) for k in retrieval_k.split(",")) if retrieval_k else plan.retrieval_k
-    run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment)
+    run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until)
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -267,13 +280,13 @@ def load_jsonl(path: Path) -> list[dict]:
 
 def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_ckpt: Path | None = None,
             ks: tuple[int, ...] = (0,), sft_dir: str = "sft", max_train_pairs: int | None = None,
-            augment: bool = True) -> Path:
+            augment: bool = True, until: int | None = None) -> Path:
     import numpy as np
     import torch
-    from tinyllm.retrieval import BM25Index
 
     from tinyllm.config import ModelConfig
     from tinyllm.model import Transformer
+    from tinyllm.retrieval import BM25Index
     from tinyllm.tokenizer import Tokenizer
 
     from .evaluate import evaluate, model_predictor, neighbours
@@ -329,7 +342,7 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         export_inference(m, tok, run_dir / "best.npz", {**meta, "dev": metrics, "preset": plan.model})
 
     t0 = time.time()
-    do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume)
+    do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
     _record_time(out, sft_dir, time.time() - t0)
     return run_dir / "best.npz"
 
@@ -390,7 +403,6 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table)."""
     from tinyllm.retrieval import BM25Index
-
     from tinyllm.runtime import Runtime
 
     from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor

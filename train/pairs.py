@@ -360,7 +360,7 @@ def _write_jsonl(path: Path, rows: Iterable[Row]) -> None:
     tmp.replace(path)
 
 
-def load_rows(data_dir: Path, extra: Sequence[Path] = ()) -> list[Row]:
+def load_rows(data_dir: Path, extra: Sequence[Path] = (), strict: bool = False) -> list[Row]:
     """All raw rows from data_dir/tldr/pages, data_dir/nl2bash and extra pair files (JSONL or raw)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -370,11 +370,11 @@ def load_rows(data_dir: Path, extra: Sequence[Path] = ()) -> list[Row]:
         raise DataError(f"no training data in {data_dir}: expected tldr/pages/ and/or nl2bash/ subfolders")
     rows: list[Row] = []
     if tldr.is_dir():
-        rows.extend(iter_tldr(tldr))
+        rows.extend(iter_tldr(tldr, strict=strict))
     if nl2bash.is_dir():
         rows.extend(iter_nl2bash(nl2bash))
     for p in extra:
-        rows.extend(iter_pair_file(p))
+        rows.extend(iter_pair_file(p, strict=strict))
     if not rows:
         raise DataError(f"no instruction/command pairs found under {data_dir}")
     return rows
@@ -387,6 +387,7 @@ def build_pairs(
     augment: bool = True,
     seed: int = 0,
     force: bool = False,
+    strict: bool = False,
 ) -> dict:
     """Build out_dir/{train,dev,test}.jsonl and pairs_manifest.json; returns the manifest.
 
@@ -409,7 +410,7 @@ def build_pairs(
             print(f"pairs: reusing {out_dir} ({_sizes_line(old)})")
             return old
 
-    raw = load_rows(data_dir, extra)
+    raw = load_rows(data_dir, extra, strict)
     rows, dropped = clean_rows(raw)
     names = assign_splits(rows)
     split_rows: dict[str, list[Row]] = {s: [r for r, n in zip(rows, names, strict=True) if n == s] for s in SPLITS}

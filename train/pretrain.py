@@ -66,6 +66,7 @@ def pretrain(
     seq_len: int,
     resume: bool = False,
     progress: bool = True,
+    until: int | None = None,
 ) -> Trainer:
     """Pretrain a fresh model (or resume `out_dir/last.pt`); returns the finished Trainer."""
     torch.manual_seed(tc.seed)
@@ -77,5 +78,5 @@ def pretrain(
         raise FileExistsError(f"{out_dir} already holds a pretraining run; pass --resume or choose a new --out")
     sampler = WindowSampler(train_shards, seq_len, tc.batch_size, tc.seed)
     evaluate = val_loss_fn(val_shards, seq_len) if val_shards else None
-    trainer.run(sampler, evaluate, progress=progress)
+    trainer.run(sampler, evaluate, progress=progress, until=until)
     return trainer

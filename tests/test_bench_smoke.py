@@ -1,0 +1,94 @@
+"""Smoke tests of the bench scripts: each runs with --quick (micro preset, a few tokens/steps, fake daemon
+backend) in a subprocess, prints its markdown table and writes JSON with sane numbers. Not benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NL2CMD_HOME", "NL2CMD_BACKEND")}
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=BENCH.parent,
+    )
+
+
+def is_daemon(pid: int) -> bool:
+    try:
+        return b"tinyllm.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def check_output(out: subprocess.CompletedProcess[str], header: str, json_path: Path) -> dict:
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert header in out.stdout
+    assert "|---|" in out.stdout
+    assert "not results" in out.stdout  # quick runs are labelled as smoke settings
+    payload = json.loads(json_path.read_text())
+    assert payload["quick"] is True
+    assert payload["machine"]["cpu"] and payload["machine"]["logical_cores"] >= 1
+    return payload
+
+
+def test_decode_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "decode.json"
+    out = run_bench("decode.py", "--quick", "--out", str(out_json))
+    payload = check_output(out, "| variant | threads | prefill ms | decode tok/s |", out_json)
+    rows = {(r["variant"], r["threads"]): r for r in payload["decode"]}
+    assert ("numpy-cache", 1) in rows and ("torch-int8", 1) in rows and ("numpy-nocache", 1) in rows
+    for r in rows.values():
+        assert r["status"] == "ok", r
+        assert r["repeats"] == 2 and len(r["decode_s"]) == 2
+        assert r["decode_tokens_per_s"] > 0 and r["prefill_ms"] > 0
+    assert rows[("numpy-cache", 1)]["speedup_vs_baseline"] == pytest.approx(1.0)
+    imports = {r["case"]: r for r in payload["imports"]}
+    cli = imports["import tinyllm.cli (thin client)"]
+    assert cli["wall_ms"] > 0 and "numpy" not in cli["heavy_modules"] and "torch" not in cli["heavy_modules"]
+    assert "numpy" in imports["import tinyllm.suggest (serving)"]["heavy_modules"]
+    assert payload["cold_call"].startswith("skipped")  # no model file with a tokenizer in --quick
+
+
+def test_train_throughput_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "train.json"
+    out = run_bench("train_throughput.py", "--quick", "--out", str(out_json))
+    payload = check_output(out, "| preset | params | autocast |", out_json)
+    assert {r["mode"] for r in payload["runs"]} == {"bf16", "fp32"}
+    for r in payload["runs"]:
+        assert r["status"] == "ok", r
+        assert r["tokens_per_s"] > 0 and 0 < r["mfu_6n"] < r["mfu_6n_attn"]
+    assert all(v and v > 0 for v in payload["peak_flops"]["best"].values())
+
+
+def test_memory_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "memory.json"
+    out = run_bench("memory.py", "--quick", "--out", str(out_json))
+    payload = check_output(out, "| after requests | VmRSS MiB |", out_json)
+    for r in payload["training"]:
+        assert r["status"] == "ok", r
+        assert r["peak_rss_kib"] >= r["rss_after_build_kib"] > r["rss_start_kib"] > 0
+    d = payload["daemon"]
+    assert d["backend"] == "fake" and d["errors"] == 0
+    assert [s["after_requests"] for s in d["samples"]] == [0, 1, 10, 20]
+    assert all(s["VmRSS"] > 0 for s in d["samples"])
+    assert not is_daemon(d["pid"])  # the bench stopped the daemon it started
+
+
+def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
+    out = run_bench("decode.py", "--quick", "--ckpt", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "x.json"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"decode.py: error: {tmp_path / 'missing.npz'}: model file not found"
+    assert not (tmp_path / "x.json").exists()

@@ -1,0 +1,77 @@
+"""The model shipped in the package: loads without torch, answers everyday requests, matches torch exactly."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyllm.checkpoint import default_model_path, read_meta
+from tinyllm.runtime import Runtime
+from tinyllm.suggest import Suggester
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def suggester():
+    return Suggester.load()
+
+
+def test_shipped_model_is_small_and_self_describing():
+    path = default_model_path()
+    assert path.is_file(), "tinyllm/models/default.npz must ship with the package"
+    assert path.stat().st_size <= 40 * 2**20
+    header = read_meta(path)
+    assert header["dtype"] == "float16" and header["meta"].get("dev")
+
+
+@pytest.mark.parametrize("request_text, utility", [
+    ("list all files in current directory", "ls"),
+    ("show disk usage of the current directory", "du"),
+    ("find all .log files", "find"),
+])
+def test_everyday_requests_get_the_right_utility(suggester, request_text, utility):
+    s = suggester.suggest(request_text, "linux")
+    assert s.command.split()[0] == utility, s.command
+
+
+def test_nbest_alternatives_are_distinct_and_sorted(suggester):
+    s = suggester.suggest("list all files in current directory", "linux", n=3)
+    cmds = [c for c, _ in s.alternatives]
+    scores = [sc for _, sc in s.alternatives]
+    assert len(set(cmds)) == len(cmds) >= 2
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="parity needs the [train] extra")
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the checkout")
+def test_numpy_engine_matches_torch_on_dev_prompts(tmp_path):
+    import torch
+
+    from tinyllm import generate
+    from tinyllm.model import TorchStepModel, Transformer, load_numpy_state
+    from tinyllm.text import normalize_instruction
+    from tinyllm.train.pairs import build_pairs
+
+    rt = Runtime.load(default_model_path())
+    model = load_numpy_state(Transformer(rt.ckpt.config), rt.ckpt.weights).eval()
+    build_pairs(DATA, tmp_path)
+    import json
+
+    rows = [json.loads(line) for line in (tmp_path / "dev.jsonl").read_text().splitlines()][:200]
+    prompts = [rt.prompt_ids(normalize_instruction(r["instruction"]), r["platform"]) for r in rows]
+    ids = np.array([prompts[0]])
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(rt.model.forward(ids), ref, atol=1e-3, rtol=1e-3)
+    torch_step = TorchStepModel(model)
+    for s in range(0, len(prompts), 25):
+        batch = prompts[s : s + 25]
+        ours = [c.ids for c in generate.greedy(rt.model, batch, 48)]
+        theirs = [c.ids for c in generate.greedy(torch_step, batch, 48)]
+        assert ours == theirs
+    for p in prompts[:5]:
+        a = generate.beam_search(rt.model, p, beam=4, n_best=4, max_new_tokens=48)
+        b = generate.beam_search(torch_step, p, beam=4, n_best=4, max_new_tokens=48)
+        assert [c.ids for c in a] == [c.ids for c in b]
