@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import userpairs
+from .suggestion import Suggestion
 from .text import normalize_instruction
 
 FAKE_MODEL_PATH = "(fake)"
@@ -31,16 +31,6 @@ SLOW_SECONDS = 1.5
 class FakeBackendError(RuntimeError):
     """Raised for instructions containing "fail" and for a missing model file."""
 
-
-@dataclass
-class Suggestion:
-    """Same fields as tinyllm.suggest.Suggestion."""
-
-    command: str
-    alternatives: list[tuple[str, float]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    source: str = "model"
-    timing_ms: float = 0.0
 
 
 def danger_warnings(command: str) -> list[str]:

@@ -6,7 +6,6 @@ Imports numpy and sentencepiece (through the runtime), never torch.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import safety, userpairs
@@ -14,6 +13,7 @@ from .checkpoint import CheckpointError, default_model_path
 from .prompt import PLATFORMS, Example
 from .retrieval import BM25Index, tokenize_for_search
 from .runtime import Runtime
+from .suggestion import Suggestion
 from .text import MAX_INSTRUCTION_CHARS, normalize_instruction
 
 USER_MATCH_THRESHOLD = 0.8
@@ -22,17 +22,6 @@ USER_MATCH_THRESHOLD = 0.8
 
 class SuggestError(ValueError):
     """A request that cannot be answered (empty, too long, unknown platform); one-line message."""
-
-
-@dataclass
-class Suggestion:
-    """The answer to one request."""
-
-    command: str
-    alternatives: list[tuple[str, float]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    source: str = "model"  # "model" | "user"
-    timing_ms: float = 0.0
 
 
 def word_f1(a: str, b: str) -> float:

@@ -329,17 +329,20 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         source = str(init_ckpt)
     eval_k = max(ks)
     dev_rows = dev[: plan.dev_eval_rows]
-    meta = {"tokenizer_sha256": tok.sha256, "init": source, "retrieval_k": eval_k, "retrieval_k_train": list(ks)}
+    pairs_manifest = json.loads((out / "pairs" / "pairs_manifest.json").read_text())
+    meta = {"tokenizer_sha256": tok.sha256, "init": source, "retrieval_k": eval_k, "retrieval_k_train": list(ks),
+            "data_fingerprint": pairs_manifest.get("fingerprint", ""), "augment": augment}
 
     def eval_fn(m: Transformer, step: int) -> dict:
         runtime = _runtime_from_torch(m, tok, eval_k)
         summary, _ = evaluate(dev_rows, model_predictor(runtime, index, eval_k))
         score = (summary["exact_match"] + summary["template_acc"]) / 2
-        return {"exact_match": summary["exact_match"], "template_acc": summary["template_acc"],
-                "command_name_acc": summary["command_name_acc"], "metric": score}
+        return {"step": step, "n": summary["n"], "exact_match": summary["exact_match"],
+                "template_acc": summary["template_acc"], "command_name_acc": summary["command_name_acc"], "metric": score}
 
     def on_best(m: Transformer, metrics: dict) -> None:
-        export_inference(m, tok, run_dir / "best.npz", {**meta, "dev": metrics, "preset": plan.model})
+        export_inference(m, tok, run_dir / "best.npz", {**meta, "step": metrics["step"], "dev": metrics,
+                                                        "preset": plan.model})
 
     t0 = time.time()
     do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
@@ -520,6 +523,27 @@ def report(ctx, out) -> None:
     from .report import write_report
 
     click.echo(write_report(out))
+
+
+@cli.command(name="ship")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Candidate model, e.g. RUN/sft/best.npz.")
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Its retrieval index (default: retrieval.idx beside the model).")
+@click.option("--dev-jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--run-note", default="", help="Free text stored in the model metadata (which run shipped).")
+@click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
+@user_errors
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, force) -> None:
+    """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
+    from tinyllm.checkpoint import default_model_path
+
+    from .ship import ship
+
+    index_path = index_path or model_path.parent / "retrieval.idx"
+    result, _, table = run_eval(model_path, load_jsonl(dev_jsonl), index_path)
+    click.echo(table)
+    click.echo(ship(model_path, index_path, result, default_model_path(), force, {"run_note": run_note}))
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""The real Suggester: learnt pairs answer close requests at once, input checks, warnings."""
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tinyllm import userpairs  # noqa: E402
+from tinyllm.suggest import SuggestError, Suggester, word_f1  # noqa: E402
+from tinyllm.train.export import export_inference  # noqa: E402
+
+from .lm_fixtures import make_model, make_tokenizer  # noqa: E402
+
+
+@pytest.fixture()
+def suggester(tmp_path):
+    tok = make_tokenizer(tmp_path)
+    model_file = tmp_path / "micro.npz"
+    export_inference(make_model(tok), tok, model_file, {"step": 1}, dtype="float32")
+    pairs = tmp_path / "pairs.jsonl"
+    return Suggester.load(str(model_file), str(pairs)), pairs
+
+
+def test_word_f1():
+    assert word_f1("deploy the blog", "deploy my blog now") > 0.6
+    assert word_f1("deploy the blog", "list files") == 0.0
+
+
+def test_learnt_pair_answers_close_request_after_reload(suggester):
+    s, pairs = suggester
+    before = s.suggest("deploy the blog site", "linux")
+    assert before.source == "model"
+    userpairs.add("deploy the blog site", "make -C ~/blog deploy", path=pairs)
+    s.reload_user_pairs()
+    exact = s.suggest("Deploy the blog site.", "linux")
+    close = s.suggest("please deploy the blog site", "linux")
+    assert (exact.command, exact.source) == ("make -C ~/blog deploy", "user")
+    assert (close.command, close.source) == ("make -C ~/blog deploy", "user")
+    assert len(close.alternatives) >= 1 and close.alternatives[0][0] == "make -C ~/blog deploy"
+    far = s.suggest("show the calendar", "linux")
+    assert far.source == "model"
+
+
+def test_platform_specific_pair(suggester):
+    s, pairs = suggester
+    userpairs.add("open the downloads folder", "open ~/Downloads", platform="macos", path=pairs)
+    s.reload_user_pairs()
+    assert s.suggest("open the downloads folder", "macos").source == "user"
+    assert s.suggest("open the downloads folder", "linux").source == "model"
+
+
+def test_dangerous_learnt_command_is_flagged(suggester):
+    s, pairs = suggester
+    userpairs.add("wipe everything", "rm -rf ~", path=pairs)
+    s.reload_user_pairs()
+    out = s.suggest("wipe everything", "linux")
+    assert out.command == "rm -rf ~" and out.warnings
+
+
+@pytest.mark.parametrize("text, message", [("   ", "empty"), ("x" * 600, "too long")])
+def test_bad_requests(suggester, text, message):
+    s, _ = suggester
+    with pytest.raises(SuggestError, match=message):
+        s.suggest(text, "linux")
+    with pytest.raises(SuggestError, match="platform"):
+        s.suggest("list files", "windows")

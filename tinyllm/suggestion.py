@@ -1,0 +1,16 @@
+"""The answer to one request, shared by the real and the fake backends (standard library only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Suggestion:
+    """A suggested command, its n-best alternatives (command, score), danger warnings and provenance."""
+
+    command: str
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source: str = "model"  # "model" | "user" (a learnt pair matched)
+    timing_ms: float = 0.0
