@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tinyllm.text import description_key, whitespace_key
 from tinyllm.train import pairs
 from tinyllm.train.pairs import (
     assign_splits,
@@ -19,8 +21,6 @@ from tinyllm.train.pairs import (
     quotes_balanced,
 )
 from tinyllm.train.sources import DataError
-
-from tinyllm.text import description_key, whitespace_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 
@@ -169,3 +169,22 @@ def test_build_pairs_errors(tmp_path):
     (tmp_path / "d" / "nl2bash" / "all.cm").write_text("ls\n")
     with pytest.raises(DataError, match="line counts differ"):
         build_pairs(tmp_path / "d", tmp_path / "out")
+
+
+def test_tldr_requests_name_their_tool():
+    from tinyllm.train.pairs import name_tldr_tools, with_tool
+
+    assert with_tool("List upgradable packages", "apt") == "List upgradable packages with apt"
+    assert with_tool("Show the apt cache", "apt") == "Show the apt cache"  # already named
+    assert with_tool("Run a script", "{{path/to/script}}") == "Run a script"
+    rows = [
+        {"instruction": "Extract an archive", "command": "tar xf {{a.tar}}", "source": "tldr", "platform": "common"},
+        {"instruction": "Disable a module", "command": "sudo a2dismod {{m}}", "source": "tldr", "platform": "linux"},
+        {"instruction": "find txt files", "command": "find . -name '*.txt'", "source": "nl2bash", "platform": "linux"},
+        {"instruction": "archive files", "command": "tar cf x.tar .", "source": "nl2bash", "platform": "linux"},
+    ]
+    out = name_tldr_tools({"train": rows[:2], "dev": rows[:2], "test": []}, rows)
+    train = [r["instruction"] for r in out["train"]]
+    # everyday tools (used by NL2Bash) keep the plain wording too; obscure ones only get the named one
+    assert train == ["Extract an archive with tar", "Extract an archive", "Disable a module with a2dismod"]
+    assert [r["instruction"] for r in out["dev"]] == ["Extract an archive with tar", "Disable a module with a2dismod"]

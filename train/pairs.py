@@ -29,7 +29,7 @@ MAX_INSTRUCTION_CHARS = 300
 MAX_COMMAND_CHARS = 300
 MAX_HELD_OUT_GROUP = 50
 SPLITS = ("train", "dev", "test")
-PAIRS_VERSION = 1  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
+PAIRS_VERSION = 2  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
 FIELDS = ("instruction", "command", "source", "platform")
 
 # ---------------------------------------------------------------------------------------- cleaning
@@ -342,6 +342,43 @@ def augment_row(row: Row, seed: int = 0) -> Row | None:
 # ------------------------------------------------------------------------------------------- build
 
 
+def with_tool(instruction: str, tool: str) -> str:
+    """A tldr description made standalone: it is written under its page title, so name the tool
+    ("List upgradable packages" -> "List upgradable packages with apt") unless the text already does."""
+    if not tool or not re.fullmatch(r"[\w.+-]+", tool):
+        return instruction
+    if re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", instruction, re.IGNORECASE):
+        return instruction
+    return f"{instruction} with {tool}"
+
+
+def name_tldr_tools(split_rows: dict[str, list[Row]], rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Name the tool in every tldr request. Train also keeps the tool-less wording for everyday tools
+    (those NL2Bash uses), so "extract an archive" still maps to tar while "disable a module" does not
+    have to guess among 7,000 pages."""
+    from .metrics import command_name
+
+    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
+    out: dict[str, list[Row]] = {}
+    for split, split_list in split_rows.items():
+        seen: set[tuple[str, str]] = set()
+        result: list[Row] = []
+        for r in split_list:
+            variants = [r]
+            if r["source"].startswith("tldr"):
+                tool = command_name(r["command"])
+                named = {**r, "instruction": with_tool(r["instruction"], tool)}
+                keep_plain = split == "train" and tool in everyday and named["instruction"] != r["instruction"]
+                variants = [named, r] if keep_plain else [named]
+            for v in variants:
+                key = (v["instruction"], v["command"])
+                if key not in seen:
+                    seen.add(key)
+                    result.append(v)
+        out[split] = result
+    return out
+
+
 def _fingerprint(paths: Iterable[Path], params: dict) -> str:
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for p in paths:
@@ -423,6 +460,7 @@ def build_pairs(
                 seen.add((a["instruction"], a["command"]))
                 extra_rows.append(a)
         split_rows["train"].extend(extra_rows)
+    split_rows = name_tldr_tools(split_rows, rows)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
