@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import generate
 from .checkpoint import InferenceCheckpoint, load_inference
 from .engine import NumpyTransformer
@@ -35,6 +37,9 @@ class Runtime:
             raise CheckpointError(f"{path}: {exc}") from None
         self.model = NumpyTransformer(ckpt.config, ckpt.weights)
         self.retrieval_k = int(ckpt.meta.get("retrieval_k", 0))
+        # serving decode settings chosen on the dev set at ship time (tinyllm.train.ship)
+        self.rerank_n = int(ckpt.meta.get("rerank", 0))
+        self.beam_width = int(ckpt.meta.get("beam", 1))
 
     @classmethod
     def load(cls, path: str | Path) -> Runtime:
@@ -64,3 +69,44 @@ class Runtime:
                 seen.add(cmd)
                 result.append(Generated(cmd, c.score, c.finished))
         return result
+
+    def score(self, prompt: list[int], commands: list[str]) -> list[float]:
+        """Mean log-probability per token of each command (and its <eos>) after the prompt.
+
+        One uncached forward over the right-padded batch: padding after a sequence cannot change
+        its causal logits, so each candidate is scored exactly.
+        """
+        if not commands:
+            return []
+        targets = [self.tokenizer.encode_target(c) for c in commands]
+        seqs = [prompt + t for t in targets]
+        limit = self.model.cfg.max_seq_len
+        width = min(max(len(s) for s in seqs), limit)
+        batch = np.zeros((len(seqs), width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            s = s[:width]
+            batch[i, : len(s)] = s
+        logits = self.model.forward(batch)
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        scores = []
+        for i, t in enumerate(targets):
+            start = len(prompt) - 1  # position predicting the first command token
+            n = min(len(t), width - len(prompt))
+            if n <= 0:
+                scores.append(float("-inf"))
+                continue
+            picked = logp[i, start + np.arange(n), np.array(t[:n])]
+            scores.append(float(picked.mean()))
+        return scores
+
+    def rerank(self, prompt: list[int], extra: list[str], beam: int = 4, max_new_tokens: int = 96) -> list[Generated]:
+        """Beam n-best plus outside candidates (e.g. retrieved commands), ranked by the model's own
+        per-token log-probability of each; best first, duplicates removed."""
+        cands = [g.command for g in self.beam(prompt, beam=beam, n_best=beam, max_new_tokens=max_new_tokens)]
+        for c in extra:
+            c = normalize_command(c)
+            if c and c not in cands:
+                cands.append(c)
+        scored = sorted(zip(self.score(prompt, cands), cands), key=lambda sc: -sc[0])
+        return [Generated(c, s, True) for s, c in scored]

@@ -328,7 +328,7 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         model.load_state_dict(st["model"])
         source = str(init_ckpt)
     eval_k = max(ks)
-    dev_rows = dev[: plan.dev_eval_rows]
+    dev_rows = dev[:: max(1, len(dev) // plan.dev_eval_rows)][: plan.dev_eval_rows]  # spread over all sources
     pairs_manifest = json.loads((out / "pairs" / "pairs_manifest.json").read_text())
     meta = {"tokenizer_sha256": tok.sha256, "init": source, "retrieval_k": eval_k, "retrieval_k_train": list(ks),
             "data_fingerprint": pairs_manifest.get("fingerprint", ""), "augment": augment}
@@ -380,18 +380,21 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
 @click.option("--max-new-tokens", type=int, default=96, show_default=True)
 @click.option("--limit", type=int, default=None)
 @click.option("--beam", type=int, default=1, show_default=True)
+@click.option("--rerank", type=int, default=None,
+              help="Add the commands of the N nearest training requests to the beam n-best and let the model pick "
+                   "(default: the model's own setting).")
 @click.option("--output-jsonl", type=click.Path(path_type=Path), default=None)
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also score the BM25 nearest neighbour.")
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None)
 @user_errors
-def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam,
+def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
              output_jsonl, baseline, summary_json) -> None:
     """Exact-match evaluation (numpy engine; no torch needed) with failure analysis and a BM25 baseline row."""
     from tinyllm.checkpoint import default_model_path
 
     rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
     result, scored, table = run_eval(ckpt or default_model_path(), rows, index_path, retrieval_k, beam,
-                                     max_new_tokens, baseline)
+                                     max_new_tokens, baseline, rerank)
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
     if output_jsonl:
@@ -403,7 +406,8 @@ def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_
 
 
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
-             beam: int = 1, max_new_tokens: int = 96, baseline: bool = True) -> tuple[dict, list[dict], str]:
+             beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
+             rerank: int | None = None) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table)."""
     from tinyllm.retrieval import BM25Index
     from tinyllm.runtime import Runtime
@@ -416,8 +420,13 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     k = runtime.retrieval_k if retrieval_k is None else retrieval_k
     if k and index is None:
         raise StageError(f"retrieval k={k} needs an index; {index_path} not found (pass --index or --retrieval-k 0)")
-    summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens))
-    lines = [TABLE_HEADER, format_summary(f"model (k={k}, beam={beam})", summary)]
+    rerank = runtime.rerank_n if rerank is None else rerank
+    if rerank and index is None:
+        raise StageError(f"--rerank needs a retrieval index; {index_path} not found")
+    summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
+                                                     rerank=rerank))
+    mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
+    lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
     result = {"model": summary}
     if baseline and index is not None:
         base, _ = evaluate(rows, nearest_neighbour_predictor(index))

@@ -35,8 +35,9 @@ def score_rows(rows: Sequence[dict], predictions: Sequence[str]) -> list[dict]:
 
 
 def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,
-                    max_new_tokens: int = 96) -> Predictor:
-    """Predictions of a tinyllm.runtime.Runtime (greedy batched, or beam search one by one)."""
+                    max_new_tokens: int = 96, rerank: int = 0) -> Predictor:
+    """Predictions of a tinyllm.runtime.Runtime: greedy (batched), beam search, or `rerank` > 0: the
+    beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model."""
 
     def predict(rows: list[dict]) -> list[str]:
         prompts = []
@@ -44,6 +45,13 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
             examples = neighbours(index, row, k) if (index is not None and k) else []
             prompts.append(runtime.prompt_ids(normalize_instruction(row["instruction"]), row.get("platform", "linux"), examples))
         preds: list[str] = []
+        if rerank:
+            for row, p in zip(rows, prompts):
+                hits = index.search(normalize_instruction(row["instruction"]), k=rerank,
+                                    platform=row.get("platform", "linux"))
+                outs = runtime.rerank(p, [h.command for h in hits], beam=max(beam, 2), max_new_tokens=max_new_tokens)
+                preds.append(outs[0].command if outs else "")
+            return preds
         if beam > 1:
             for p in prompts:
                 outs = runtime.beam(p, beam=beam, n_best=1, max_new_tokens=max_new_tokens)

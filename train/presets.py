@@ -39,7 +39,7 @@ PLANS: dict[str, Plan] = {
     "default": Plan(
         model="default", vocab_size=8192, seq_len=256, sft_max_len=192,
         pretrain=TrainConfig(steps=1000, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
-        sft=TrainConfig(steps=5000, batch_size=32, lr=5e-4, warmup=200, eval_every=500, ckpt_every=100),
+        sft=TrainConfig(steps=4000, batch_size=32, lr=5e-4, warmup=200, eval_every=500, ckpt_every=100),
         retrieval_k=(0,),
     ),
     # The seed's recipe: 50k pretraining steps of batch 8 x 512 tokens, 2k SFT steps at lr 1e-4. A GPU job.

@@ -1,0 +1,45 @@
+"""Runtime scoring and reranking agree with the decoder's own log-probabilities."""
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tinyllm.runtime import Runtime  # noqa: E402
+from tinyllm.train.export import export_inference  # noqa: E402
+
+from .lm_fixtures import make_model, make_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rt")
+    tok = make_tokenizer(tmp)
+    export_inference(make_model(tok, seed=3), tok, tmp / "m.npz", {}, dtype="float32")
+    return Runtime.load(tmp / "m.npz")
+
+
+def test_score_equals_teacher_forced_cached_logprob(runtime):
+    import numpy as np
+
+    prompt = runtime.prompt_ids("list all files", "linux")
+    command = "ls -la ~/notes"
+    target = runtime.tokenizer.encode_target(command)
+    m = runtime.model
+    m.setup_cache(1, len(prompt) + len(target))
+    logits = m.prefill([prompt])[0]
+    total = 0.0
+    for tok in target:
+        z = logits - logits.max()
+        total += float(z[tok] - np.log(np.exp(z).sum()))
+        logits = m.decode(np.array([tok]))[0]
+    (score,) = runtime.score(prompt, [command])
+    assert score == pytest.approx(total / len(target), abs=1e-4)
+
+
+def test_rerank_orders_by_score_and_includes_extra(runtime):
+    prompt = runtime.prompt_ids("count lines in a file", "linux")
+    ranked = runtime.rerank(prompt, ["wc -l notes.txt", "pwd"], beam=2, max_new_tokens=8)
+    commands = [g.command for g in ranked]
+    assert "wc -l notes.txt" in commands and "pwd" in commands
+    assert [g.score for g in ranked] == sorted((g.score for g in ranked), reverse=True)
+    assert ranked[0].score == pytest.approx(runtime.score(prompt, [commands[0]])[0])
