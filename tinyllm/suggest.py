@@ -98,11 +98,16 @@ class Suggester:
             raise SuggestError(f"unknown platform {platform!r}")
         n = max(1, min(int(n), 10))
         prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
-        if n == 1:
-            g = self.runtime.generate([prompt])[0]
-            alts = [(g.command, g.score)]
+        rt = self.runtime
+        if rt.rerank_n and self.index is not None:  # decode mode chosen on the dev set at ship time
+            extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]
+            alts = [(g.command, g.score) for g in rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))]
+        elif n > 1 or rt.beam_width > 1:
+            width = max(n, rt.beam_width, 4 if n > 1 else 1)
+            alts = [(g.command, g.score) for g in rt.beam(prompt, beam=width, n_best=max(n, 1))]
         else:
-            alts = [(g.command, g.score) for g in self.runtime.beam(prompt, beam=max(n, 4), n_best=n)]
+            g = rt.generate([prompt])[0]
+            alts = [(g.command, g.score)]
         source = "model"
         pair = self._user_match(text, platform)
         if pair is not None:

@@ -541,18 +541,25 @@ def report(ctx, out) -> None:
               help="Its retrieval index (default: retrieval.idx beside the model).")
 @click.option("--dev-jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--run-note", default="", help="Free text stored in the model metadata (which run shipped).")
+@click.option("--beam", type=int, default=1, show_default=True, help="Serving beam width stored with the model.")
+@click.option("--rerank", type=int, default=0, show_default=True,
+              help="Serving rerank setting stored with the model (see eval --rerank).")
+@click.option("--retrieval-k", type=int, default=None, help="Serving prompt examples (default: the model's).")
 @click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
 @user_errors
-def ship_cmd(model_path, index_path, dev_jsonl, run_note, force) -> None:
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, force) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
     from tinyllm.checkpoint import default_model_path
 
     from .ship import ship
 
     index_path = index_path or model_path.parent / "retrieval.idx"
-    result, _, table = run_eval(model_path, load_jsonl(dev_jsonl), index_path)
+    result, _, table = run_eval(model_path, load_jsonl(dev_jsonl), index_path, retrieval_k, beam, rerank=rerank)
     click.echo(table)
-    click.echo(ship(model_path, index_path, result, default_model_path(), force, {"run_note": run_note}))
+    settings = {"run_note": run_note, "beam": beam, "rerank": rerank}
+    if retrieval_k is not None:
+        settings["retrieval_k"] = retrieval_k
+    click.echo(ship(model_path, index_path, result, default_model_path(), force, settings))
 
 
 def main() -> None:
