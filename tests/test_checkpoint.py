@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from tinyllm.train.export import export_inference
 
 from tinyllm.checkpoint import CheckpointError, load_inference, read_meta
 from tinyllm.runtime import Runtime
+from tinyllm.train.export import export_inference
 
 from .lm_fixtures import make_model, make_tokenizer
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tinyllm.train import corpus
 from tinyllm.train.corpus import (
     build_corpus,

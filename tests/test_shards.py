@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tinyllm.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS
+from tinyllm.tokenizer import Tokenizer
 from tinyllm.train.corpus import DOC_SEPARATOR, iter_corpus_docs
 from tinyllm.train.shards import ShardReader, is_val_doc, load_shards, write_shards
 from tinyllm.train.sources import DataError
 from tinyllm.train.tokenizer_train import sample_lines, train_tokenizer
-
-from tinyllm.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS
-from tinyllm.tokenizer import Tokenizer
 
 WORDS = ("list files in the current directory with details and sizes find every text file under home "
          "compress the folder into an archive show disk usage of the partition print lines matching a pattern").split()

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("torch")
 
 from tinyllm import userpairs  # noqa: E402
-from tinyllm.suggest import SuggestError, Suggester, word_f1  # noqa: E402
+from tinyllm.suggest import Suggester, SuggestError, word_f1  # noqa: E402
 from tinyllm.train.export import export_inference  # noqa: E402
 
 from .lm_fixtures import make_model, make_tokenizer  # noqa: E402

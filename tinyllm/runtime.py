@@ -46,9 +46,19 @@ class Runtime:
         """Read a checkpoint file (CheckpointError on any problem)."""
         return cls(load_inference(path), path)
 
-    def prompt_ids(self, instruction: str, platform: str, examples: list[Example] | tuple = ()) -> list[int]:
-        """Encode a normalised request (and retrieved examples) with the shared prompt format."""
-        return self.tokenizer.encode_prompt(instruction, platform, examples)
+    def prompt_ids(self, instruction: str, platform: str, examples: list[Example] | tuple = (),
+                   reserve: int = 32) -> list[int]:
+        """Encode a normalised request (and retrieved examples) with the shared prompt format, dropping
+        examples until `reserve` tokens are left for the command; ValueError if the bare request is too long."""
+        examples = list(examples)
+        limit = self.model.cfg.max_seq_len - reserve
+        while True:
+            ids = self.tokenizer.encode_prompt(instruction, platform, examples)
+            if len(ids) <= limit:
+                return ids
+            if not examples:
+                raise ValueError(f"request of {len(ids)} tokens does not fit the model's context")
+            examples.pop()
 
     def _clean(self, ids: list[int]) -> str:
         return normalize_command(self.tokenizer.decode(ids))

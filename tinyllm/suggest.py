@@ -97,7 +97,10 @@ class Suggester:
         if platform not in PLATFORMS:
             raise SuggestError(f"unknown platform {platform!r}")
         n = max(1, min(int(n), 10))
-        prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
+        try:
+            prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
+        except ValueError as exc:
+            raise SuggestError(str(exc)) from None
         rt = self.runtime
         if rt.rerank_n and self.index is not None:  # decode mode chosen on the dev set at ship time
             extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]

@@ -43,7 +43,19 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
         prompts = []
         for row in rows:
             examples = neighbours(index, row, k) if (index is not None and k) else []
-            prompts.append(runtime.prompt_ids(normalize_instruction(row["instruction"]), row.get("platform", "linux"), examples))
+            try:
+                prompts.append(runtime.prompt_ids(normalize_instruction(row["instruction"]),
+                                                  row.get("platform", "linux"), examples))
+            except ValueError:  # longer than the context: scored as an empty prediction
+                prompts.append([])
+        if any(not p for p in prompts):
+            kept = [i for i, p in enumerate(prompts) if p]
+            inner = model_predictor(runtime, index, k, beam, batch_size, max_new_tokens, rerank)
+            sub = inner([rows[i] for i in kept]) if kept else []
+            out = [""] * len(rows)
+            for i, pred in zip(kept, sub):
+                out[i] = pred
+            return out
         preds: list[str] = []
         if rerank:
             for row, p in zip(rows, prompts):

@@ -73,7 +73,8 @@ def write_report(out: Path) -> Path:
         from .evaluate import TABLE_HEADER, format_summary
 
         lines += ["", "## Dev metrics", "", TABLE_HEADER]
-        lines += [format_summary(name, s) for name, s in ev.items()]
+        names = {"model": "model", "nearest_neighbour": "nearest neighbour (BM25)"}
+        lines += [format_summary(names.get(name, name), s) for name, s in ev.items()]
         cats = ev.get("model", {}).get("categories")
         if cats:
             lines += ["", "Failure categories (model): " + ", ".join(f"{k}: {v}" for k, v in cats.items())]
