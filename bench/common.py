@@ -296,3 +296,21 @@ def read_jsonl_rows(path: Path, limit: int) -> list[dict[str, Any]]:
     if not rows:
         raise BenchError(f"{path}: no rows with instruction, command and platform")
     return rows
+
+
+def progress_printer(tag: str):
+    """A function that writes `[tag] text` progress lines on stderr."""
+
+    def progress(text: str) -> None:
+        sys.stderr.write(f"[{tag}] {text}\n")
+        sys.stderr.flush()
+
+    return progress
+
+
+def finish(payload: dict, print_report, out: str | None) -> int:
+    """Print the markdown report, write the JSON, say where; the exit status of a bench main()."""
+    print_report(payload)
+    path = write_json(out, payload)
+    print(f"\nJSON: {path}")
+    return 0

@@ -48,6 +48,7 @@ from common import (
     REPO,
     BenchError,
     add_common_args,
+    finish,
     fmt,
     load_weights,
     machine_info,
@@ -56,11 +57,11 @@ from common import (
     median,
     positive_int,
     positive_ints,
+    progress_printer,
     read_jsonl_rows,
     resolve_ckpt,
     run_main,
     thread_env,
-    write_json,
 )
 
 VARIANTS: dict[str, tuple[str, str]] = {  # name -> (worker family, kind)
@@ -347,10 +348,7 @@ def measure_decode(args: argparse.Namespace, ckpt: str | None, prompt: list[int]
     return [results[p] for p in pairs], infos
 
 
-def progress(text: str) -> None:
-    """A progress line on stderr."""
-    sys.stderr.write(f"[decode] {text}\n")
-    sys.stderr.flush()
+progress = progress_printer("decode")
 
 
 # ------------------------------------------------------------------------------------------ import / cold
@@ -672,10 +670,7 @@ def main() -> int:
         "cold_call": cold,
         "accuracy": accuracy,
     }
-    print_report(payload)
-    path = write_json(args.out, payload)
-    print(f"\nJSON: {path}")
-    return 0
+    return finish(payload, print_report, args.out)
 
 
 def print_report(p: dict[str, Any]) -> None:

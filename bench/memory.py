@@ -35,16 +35,17 @@ from common import (
     REPO,
     BenchError,
     add_common_args,
+    finish,
     fmt,
     machine_info,
     machine_lines,
     markdown_table,
     median,
     positive_int,
+    progress_printer,
     read_jsonl_rows,
     resolve_ckpt,
     run_main,
-    write_json,
 )
 
 INSTRUCTIONS = [
@@ -247,10 +248,7 @@ def measure_daemon(args: argparse.Namespace, ckpt: str | None, instructions: lis
 # ================================================================================================ main
 
 
-def progress(text: str) -> None:
-    """A progress line on stderr."""
-    sys.stderr.write(f"[memory] {text}\n")
-    sys.stderr.flush()
+progress = progress_printer("memory")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -331,10 +329,7 @@ def main() -> int:
                 daemon = measure_daemon(args, ckpt, instructions)
                 daemon["model_source"] = how
     payload = {"bench": "memory", "quick": args.quick, "machine": info, "training": training, "daemon": daemon}
-    print_report(payload)
-    path = write_json(args.out, payload)
-    print(f"\nJSON: {path}")
-    return 0
+    return finish(payload, print_report, args.out)
 
 
 def print_report(p: dict[str, Any]) -> None:

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from typing import Any
 
 from common import (
     BenchError,
     add_common_args,
+    finish,
     fmt,
     machine_info,
     machine_lines,
     markdown_table,
     median,
     positive_int,
+    progress_printer,
     run_main,
-    write_json,
 )
 
 DEFAULT_STEPS = {"micro": 10, "small": 4, "default": 4, "seed": 1}
@@ -113,10 +113,7 @@ class Run:
         return time.perf_counter() - t0
 
 
-def progress(text: str) -> None:
-    """A progress line on stderr."""
-    sys.stderr.write(f"[train] {text}\n")
-    sys.stderr.flush()
+progress = progress_printer("train")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -258,10 +255,7 @@ def main() -> int:
         "peak_flops": {"best": best, "samples": peaks},
         "runs": results,
     }
-    print_report(payload)
-    path = write_json(args.out, payload)
-    print(f"\nJSON: {path}")
-    return 0
+    return finish(payload, print_report, args.out)
 
 
 def print_report(p: dict[str, Any]) -> None:
