@@ -314,3 +314,10 @@ def finish(payload: dict, print_report, out: str | None) -> int:
     path = write_json(out, payload)
     print(f"\nJSON: {path}")
     return 0
+
+
+def print_header(title: str, payload: dict) -> None:
+    """The report's title (marked when --quick) and the machine lines."""
+    print(f"# {title}{' (--quick: smoke settings, not results)' if payload['quick'] else ''}\n")
+    for line in machine_lines(payload["machine"]):
+        print(f"- {line}")

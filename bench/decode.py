@@ -52,11 +52,11 @@ from common import (
     fmt,
     load_weights,
     machine_info,
-    machine_lines,
     markdown_table,
     median,
     positive_int,
     positive_ints,
+    print_header,
     progress_printer,
     read_jsonl_rows,
     resolve_ckpt,
@@ -676,9 +676,7 @@ def main() -> int:
 def print_report(p: dict[str, Any]) -> None:
     """The markdown report on stdout."""
     s = p["settings"]
-    print(f"# decode benchmark{' (--quick: smoke settings, not results)' if p['quick'] else ''}\n")
-    for line in machine_lines(p["machine"]):
-        print(f"- {line}")
+    print_header("decode benchmark", p)
     print(f"- model: {p['model']['source']}, {p['model']['params'] / 1e6:.2f}M params")
     print(
         f"- prompt: {s['prompt']}, {s['new_tokens']} new tokens (eos ignored), median of {s['repeats']} "

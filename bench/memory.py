@@ -38,10 +38,10 @@ from common import (
     finish,
     fmt,
     machine_info,
-    machine_lines,
     markdown_table,
     median,
     positive_int,
+    print_header,
     progress_printer,
     read_jsonl_rows,
     resolve_ckpt,
@@ -334,9 +334,7 @@ def main() -> int:
 
 def print_report(p: dict[str, Any]) -> None:
     """The markdown report on stdout."""
-    print(f"# memory{' (--quick: smoke settings, not results)' if p['quick'] else ''}\n")
-    for line in machine_lines(p["machine"]):
-        print(f"- {line}")
+    print_header("memory", p)
     if p["training"]:
         t = p["training"][0]
         print(

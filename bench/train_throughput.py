@@ -29,10 +29,10 @@ from common import (
     finish,
     fmt,
     machine_info,
-    machine_lines,
     markdown_table,
     median,
     positive_int,
+    print_header,
     progress_printer,
     run_main,
 )
@@ -261,9 +261,7 @@ def main() -> int:
 def print_report(p: dict[str, Any]) -> None:
     """The markdown report on stdout."""
     s = p["settings"]
-    print(f"# training throughput{' (--quick: smoke settings, not results)' if p['quick'] else ''}\n")
-    for line in machine_lines(p["machine"]):
-        print(f"- {line}")
+    print_header("training throughput", p)
     peaks = ", ".join(f"{d} {fmt(v / 1e9 if v else None)} GFLOP/s" for d, v in p["peak_flops"]["best"].items())
     print(
         f"- device {p['device']}; measured peak (matmul {s['matmul_size']}^2, best of {s['matmul_repeats']}, "

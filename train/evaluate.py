@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyllm.prompt import Example
+from tinyllm.retrieval import nearest_command
 from tinyllm.text import normalize_instruction
 
 from . import metrics
@@ -91,11 +92,8 @@ def nearest_neighbour_predictor(index) -> Predictor:
     """The baseline: the command of the most similar training description."""
 
     def predict(rows: list[dict]) -> list[str]:
-        out = []
-        for row in rows:
-            hits = index.search(normalize_instruction(row["instruction"]), k=1, platform=row.get("platform", "linux"))
-            out.append(hits[0].command if hits else "")
-        return out
+        return [nearest_command(index, normalize_instruction(r["instruction"]), r.get("platform", "linux")) or ""
+                for r in rows]
 
     return predict
 
