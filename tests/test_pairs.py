@@ -188,3 +188,40 @@ def test_tldr_requests_name_their_tool():
     # everyday tools (used by NL2Bash) keep the plain wording too; obscure ones only get the named one
     assert train == ["Extract an archive with tar", "Extract an archive", "Disable a module with a2dismod"]
     assert [r["instruction"] for r in out["dev"]] == ["Extract an archive with tar", "Disable a module with a2dismod"]
+
+
+def test_thin_find_keeps_a_deterministic_share_of_nl2bash_find_rows():
+    rows = [row(f"find files number {i}", f"find . -name '*{i}'", "nl2bash") for i in range(400)]
+    rows += [row("list files", "ls -la", "nl2bash"), row("find with tldr", "find . -type d", "tldr")]
+    kept = pairs.thin_find(rows, keep=0.5)
+    finds = [r for r in kept if r["source"] == "nl2bash" and r["command"].startswith("find")]
+    assert 150 < len(finds) < 250
+    assert rows[-2] in kept and rows[-1] in kept  # other tools and other sources untouched
+    assert pairs.thin_find(rows, keep=0.5) == kept
+    assert pairs.thin_find(rows, keep=1.0) == rows
+
+
+def test_summaries_are_train_only_everyday_and_never_leak():
+    split_rows = {
+        "train": [row("list files one per line", "ls -1", "tldr")],
+        "dev": [row("Print working directory", "pwd", "tldr"), row("count words", "wc", "tldr")],
+        "test": [],
+    }
+    all_rows = [row("show files", "ls -la", "nl2bash"), row("where am i", "pwd", "nl2bash"),
+                row("count lines", "wc -l x", "nl2bash")]
+    summaries = [row("List directory contents", "ls", "tldr_summary"),
+                 row("Print the name of the working directory", "pwd", "tldr_summary"),  # `pwd` is a dev command
+                 row("Count words", "wc", "tldr_summary"),  # its description is a dev description
+                 row("Manage Apache modules", "a2enmod", "tldr_summary")]  # not an everyday tool
+    added = pairs.add_summaries(split_rows, summaries, all_rows)
+    assert added == [summaries[0]] * pairs.SUMMARY_REPEAT
+
+
+def test_tldr_summary_line():
+    from tinyllm.train.sources import tldr_summary
+
+    assert tldr_summary("# ls\n\n> List directory contents.\n> More information: <https://x>.\n") == "List directory contents"
+    assert tldr_summary("# tar\n\n> Archiving utility. Often combined with `gzip`.\n") == "Archiving utility"
+    assert tldr_summary("# vi\n\n> This command is an alias of `vim`.\n") == ""
+    assert tldr_summary("# x\n\n> More information: <https://x>.\n") == ""
+    assert tldr_summary("# y\n\n- do it:\n\n`y`\n") == ""

@@ -23,13 +23,17 @@ from tinyllm import text as _text
 from tinyllm.text import description_key, normalize_command, normalize_instruction, whitespace_key
 
 from . import sources as _sources
-from .sources import DataError, Row, count_by, iter_nl2bash, iter_pair_file, iter_tldr
+from .sources import DataError, Row, count_by, iter_nl2bash, iter_pair_file, iter_tldr, iter_tldr_summaries
 
 MAX_INSTRUCTION_CHARS = 300
 MAX_COMMAND_CHARS = 300
 MAX_HELD_OUT_GROUP = 50
+# NL2Bash is ~60% `find`; people ask for ls/du/grep/tar far more often than that. Train keeps this
+# fraction of its find rows so "list all files in the current directory" is not pulled towards find.
+NL2BASH_FIND_KEEP = 0.5
+SUMMARY_REPEAT = 2  # tldr page summaries ("List directory contents" -> ls) are few; each is seen twice
 SPLITS = ("train", "dev", "test")
-PAIRS_VERSION = 2  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
+PAIRS_VERSION = 3  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
 FIELDS = ("instruction", "command", "source", "platform")
 
 # ---------------------------------------------------------------------------------------- cleaning
@@ -379,6 +383,37 @@ def name_tldr_tools(split_rows: dict[str, list[Row]], rows: Sequence[Row]) -> di
     return out
 
 
+def thin_find(rows: Sequence[Row], keep: float = NL2BASH_FIND_KEEP) -> list[Row]:
+    """Train rows with only `keep` of NL2Bash's find commands (chosen by instruction hash, deterministic)."""
+    from .metrics import command_name
+
+    return [r for r in rows if r["source"] != "nl2bash" or command_name(r["command"]) != "find"
+            or _sha_fraction("find-keep:" + r["instruction"]) < keep]
+
+
+def add_summaries(split_rows: dict[str, list[Row]], summaries: Iterable[Row], rows: Sequence[Row]) -> list[Row]:
+    """Summary rows for train: everyday tools only (those NL2Bash uses; an obscure tool's one-line
+    summary without its name is a guess), never sharing a command or a description with dev/test,
+    which keeps the grouped split leak-free. Each is repeated SUMMARY_REPEAT times."""
+    from .metrics import command_name
+
+    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
+    held = [r for s in SPLITS if s != "train" for r in split_rows[s]]
+    held_commands = {whitespace_key(r["command"]) for r in held}
+    held_descriptions = {description_key(r["instruction"]) for r in held}
+    seen_train = {(r["instruction"], r["command"]) for r in split_rows["train"]}
+    out: list[Row] = []
+    for raw in summaries:
+        r, _ = clean_row(raw)
+        if (r is None or r["command"] not in everyday or whitespace_key(r["command"]) in held_commands
+                or description_key(r["instruction"]) in held_descriptions
+                or (r["instruction"], r["command"]) in seen_train):
+            continue
+        seen_train.add((r["instruction"], r["command"]))
+        out.extend([r] * SUMMARY_REPEAT)
+    return out
+
+
 def _fingerprint(paths: Iterable[Path], params: dict) -> str:
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for p in paths:
@@ -429,7 +464,8 @@ def build_pairs(
     """Build out_dir/{train,dev,test}.jsonl and pairs_manifest.json; returns the manifest.
 
     Reuses existing output when the input fingerprint (file contents + options + PAIRS_VERSION) is unchanged.
-    Augmented copies (source "<source>_aug") are added to train only, for tldr rows with placeholders.
+    Augmented copies (source "<source>_aug") are added to train only, for tldr rows with placeholders;
+    train also gets tldr page summaries (``add_summaries``) and keeps half of NL2Bash's find rows (``thin_find``).
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     extra = [Path(p) for p in extra_jsonl]
@@ -461,6 +497,9 @@ def build_pairs(
                 extra_rows.append(a)
         split_rows["train"].extend(extra_rows)
     split_rows = name_tldr_tools(split_rows, rows)
+    split_rows["train"] = thin_find(split_rows["train"])
+    if (data_dir / "tldr" / "pages").is_dir():
+        split_rows["train"].extend(add_summaries(split_rows, iter_tldr_summaries(data_dir / "tldr" / "pages"), rows))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:

@@ -180,6 +180,33 @@ def iter_tldr_pages(path: Path | str) -> Iterator[tuple[str, str, str]]:
                 yield plat, str(md), md.read_text(encoding="utf-8", errors="replace")
 
 
+def tldr_summary(text: str) -> str:
+    """A tldr page's one-line summary (the first ``>`` line, first sentence), or "" if it has none.
+
+    ``> List directory contents.`` -> ``List directory contents``.
+    """
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(">"):
+            body = line[1:].strip().replace("`", "")
+            if body.lower().startswith("more information") or "alias of" in body.lower():
+                return ""
+            return re.split(r"(?<=[a-z0-9)])\.\s", body, maxsplit=1)[0].rstrip(".").strip()
+    return ""
+
+
+def iter_tldr_summaries(path: Path | str) -> Iterator[Row]:
+    """Yield ``(summary -> page name)`` rows, e.g. "List directory contents" -> ``ls``, source ``tldr_summary``.
+
+    They teach what each tool is for; build_pairs adds them to train only (see pairs.add_summaries).
+    """
+    for plat, _name, text in iter_tldr_pages(path):
+        title = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# ")), "")
+        summary = tldr_summary(text)
+        if summary and re.fullmatch(r"[\w.+-]+", title):
+            yield _row(summary, title, "tldr_summary", platform_of(plat))
+
+
 def iter_tldr(path: Path | str, *, strict: bool = False, problems: Problems | None = None) -> Iterator[Row]:
     """Yield pairs from a tldr pages dir, tldr root or the official tldr.zip (common, linux, osx only)."""
     own = problems is None
