@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tinyllm import __version__, paths, settings
+from tinyllm import __version__, entry, paths, settings
 from tinyllm.cli import DefaultGroup, clean_arg, cli
 from tinyllm.text import MAX_INSTRUCTION_CHARS
 
@@ -45,6 +45,35 @@ def test_quoted_and_unquoted_instruction(nl2cmd_home: Path, args: list[str]) -> 
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "printf '%s\\n' 'list large files'\n"
     assert result.stderr == ""
+
+
+def test_entry_subcommands_match_the_click_group() -> None:
+    assert entry.SUBCOMMANDS == set(cli.commands)
+
+
+@pytest.mark.parametrize(("argv", "plain"), [
+    (["list", "large", "files"], True), (["list large files"], True), (["find", "-name", "x"], True),
+    ([], False), (["--no-daemon", "list"], False), (["-n", "3", "x"], False), (["--", "learn"], False),
+    (["learn", "x", "y"], False), (["daemon", "status"], False), (["suggest", "x"], False),
+])
+def test_entry_routes_only_plain_requests_past_click(argv: list[str], plain: bool) -> None:
+    assert entry.is_plain_request(argv) is plain
+
+
+@pytest.mark.parametrize("argv", [["list", "large", "files"], ["find", "files", "-name", "foo"], ["   "],
+                                  ["x" * (MAX_INSTRUCTION_CHARS + 1)], ["list caf\udce9 files"]])
+def test_entry_fast_path_matches_the_click_cli(nl2cmd_home: Path, argv: list[str]) -> None:
+    """Same stdout, stderr and exit status through tinyllm.entry (no click) and through the click CLI."""
+    config = paths.resolve().config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("no_daemon = true\n")
+    results = []
+    for module in ("tinyllm.entry", "tinyllm.cli"):
+        code = f"import sys, {module} as m; m.main(sys.argv[1:])"
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+                              errors="surrogateescape")
+        results.append((proc.returncode, proc.stdout, proc.stderr))
+    assert results[0] == results[1]
 
 
 def test_options_after_the_first_word_are_instruction_text(nl2cmd_home: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import stat
@@ -464,6 +465,34 @@ def test_thin_client_does_not_import_numpy_or_torch(nl2cmd_home: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["via_daemon"] is True
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_plain_request_entry_point_imports_neither_click_nor_numpy(nl2cmd_home: Path) -> None:
+    """The console script's hot path (tinyllm.entry) answers through the daemon with the standard library."""
+    start()
+    code = textwrap.dedent("""
+        import json, sys
+        import tinyllm.entry
+        try:
+            tinyllm.entry.main(["thin", "client"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        heavy = [m for m in ("click", "numpy", "torch", "sentencepiece", "tinyllm.cli") if m in sys.modules]
+        print(json.dumps(heavy), file=sys.stderr)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "printf '%s\\n' 'thin client'\n"
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_limit_heap_growth_sets_malloc_options() -> None:
+    from tinyllm.daemon import limit_heap_growth
+
+    if sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver()):
+        assert limit_heap_growth() is True
+    else:
+        assert limit_heap_growth() in (True, False)
 
 
 # ---------------------------------------------------------------------------------------------- real backend

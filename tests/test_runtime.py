@@ -43,3 +43,18 @@ def test_rerank_orders_by_score_and_includes_extra(runtime):
     assert "wc -l notes.txt" in commands and "pwd" in commands
     assert [g.score for g in ranked] == sorted((g.score for g in ranked), reverse=True)
     assert ranked[0].score == pytest.approx(runtime.score(prompt, [commands[0]])[0])
+
+
+def test_engine_cache_is_reused_and_stale_slots_do_not_leak(runtime):
+    """After a wide beam request, a smaller greedy one reuses the buffers and still matches a fresh engine."""
+    from tinyllm import generate
+    from tinyllm.engine import NumpyTransformer
+
+    m = runtime.model
+    prompt = runtime.prompt_ids("copy a directory recursively", "linux")
+    generate.beam_search(m, runtime.prompt_ids("show disk usage of every folder here", "linux"), beam=4, n_best=4)
+    buffers = [id(b) for b in m.k_cache]
+    got = generate.greedy(m, [prompt], 24)[0].ids
+    assert [id(b) for b in m.k_cache] == buffers  # reused, not reallocated
+    fresh = NumpyTransformer(m.cfg, runtime.ckpt.weights)
+    assert generate.greedy(fresh, [prompt], 24)[0].ids == got

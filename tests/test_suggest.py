@@ -63,3 +63,30 @@ def test_bad_requests(suggester, text, message):
         s.suggest(text, "linux")
     with pytest.raises(SuggestError, match="platform"):
         s.suggest("list files", "windows")
+
+
+def test_repeated_request_is_answered_from_the_cache(suggester, monkeypatch):
+    s, pairs = suggester
+    first = s.suggest("show the calendar", "linux")
+    calls = []
+    monkeypatch.setattr(s.runtime, "generate", lambda *a, **k: calls.append(a) or [])
+    monkeypatch.setattr(s.runtime, "beam", lambda *a, **k: calls.append(a) or [])
+    again = s.suggest("  show the   calendar. ", "linux")  # same request once normalised
+    assert (again.command, again.alternatives) == (first.command, first.alternatives)
+    assert calls == []
+    with pytest.raises(Exception):  # noqa: B017 - a new request reaches the (broken) model
+        s.suggest("show the calendar for march", "linux")
+    assert calls
+
+
+def test_cache_is_bounded_and_cleared_by_user_pairs(suggester, monkeypatch):
+    from tinyllm import suggest as suggest_mod
+
+    s, pairs = suggester
+    monkeypatch.setattr(suggest_mod, "CACHE_SIZE", 3)
+    for word in ("alpha", "beta", "gamma", "delta"):
+        s.suggest(f"print {word}", "linux")
+    assert [k[0] for k in s._cache] == ["print beta", "print gamma", "print delta"]
+    userpairs.add("deploy the blog site", "make -C ~/blog deploy", path=pairs)
+    s.reload_user_pairs()
+    assert not s._cache

@@ -14,7 +14,6 @@ This module is the thin client: its top-level imports must not pull numpy/torch 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,58 +21,30 @@ from typing import Any
 import click
 
 from . import __version__
-from .paths import StateDirError, StatePaths, ensure_dir, resolve
-from .protocol import MAX_ALTERNATIVES, PROTOCOL_VERSION, ProtocolError, clean_text, validate_instruction
-from .settings import PLATFORM_CHOICES, Settings
+from .frontend import (
+    PROG,
+    Engine,
+    FrontendError,
+    clean_arg,
+    emit,
+    err,
+    instruction_from,
+    load_settings,
+    one_line,
+    out,
+    run_guarded,
+    state_paths,
+    suggest_main,
+    warn,
+    write_line,
+)
+from .paths import StateDirError, ensure_dir
+from .protocol import MAX_ALTERNATIVES, PROTOCOL_VERSION
+from .settings import PLATFORM_CHOICES
 from .text import safe_line, strip_control
 
-PROG = "nl2cmd"
+CliError = FrontendError  # one error type for both halves of the CLI
 DEFAULT_COMMAND = "suggest"
-
-
-class CliError(click.ClickException):
-    """A one-line user-facing error (exit status 1)."""
-
-    exit_code = 1
-
-
-def _write(stream: Any, text: str) -> None:
-    """Write a line, replacing anything the stream's encoding can't represent."""
-    try:
-        stream.write(text + "\n")
-    except UnicodeEncodeError:
-        enc = getattr(stream, "encoding", None) or "ascii"
-        stream.write(text.encode(enc, "replace").decode(enc) + "\n")
-    stream.flush()
-
-
-def one_line(text: str) -> str:
-    """A command as one terminal-safe line: control characters and line breaks removed, but (unlike
-    safe_line) runs of spaces kept, since they can be significant inside quotes."""
-    return " ".join(strip_control(text).replace("\t", " ").splitlines()).strip()
-
-
-def out(text: str) -> None:
-    """One terminal-safe line on stdout."""
-    _write(sys.stdout, one_line(text))
-
-
-def err(text: str) -> None:
-    """One terminal-safe diagnostic line on stderr, prefixed with the program name."""
-    _write(sys.stderr, f"{PROG}: {safe_line(text)}")
-
-
-def warn(text: str) -> None:
-    """``nl2cmd: warning: ...`` on stderr."""
-    err(f"warning: {text}")
-
-
-def clean_arg(arg: str) -> str:
-    """Undo surrogateescape (invalid UTF-8 bytes in argv) into U+FFFD replacement characters."""
-    try:
-        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # a lone surrogate that isn't an escaped byte
-        return clean_text(arg)
 
 
 class DefaultGroup(click.Group):
@@ -100,131 +71,26 @@ class DefaultGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         """Run the CLI and exit: usage errors -> 2, errors -> 1, interrupted -> 130; never a traceback."""
-        try:
-            rv = super().main(args, prog_name or PROG, complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
-        except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            err(f"error: {exc.format_message()}{hint}")
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            err(f"error: {exc.format_message()}")
-            sys.exit(exc.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            err("interrupted")
-            sys.exit(130)
-        except BrokenPipeError:
-            # The reader went away (e.g. `nl2cmd ... | head -0`): exit quietly without a flush error.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(1)
-        except OSError as exc:  # e.g. writing to a full disk
-            err(f"error: {exc.strerror or exc}")
-            sys.exit(1)
-        except Exception as exc:  # a bug: still one line; NL2CMD_DEBUG=1 shows the traceback
-            if os.environ.get("NL2CMD_DEBUG"):
-                raise
-            err(f"error: internal error: {type(exc).__name__}: {exc}")
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+
+        def body() -> Any:
+            try:
+                return super(DefaultGroup, self).main(args, prog_name or PROG, complete_var, standalone_mode=False,
+                                                      windows_expand_args=windows_expand_args, **extra)
+            except click.UsageError as exc:
+                hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+                err(f"error: {exc.format_message()}{hint}")
+                return exc.exit_code
+            except click.ClickException as exc:
+                err(f"error: {exc.format_message()}")
+                return exc.exit_code
+            except click.Abort:
+                err("interrupted")
+                return 130
+
+        run_guarded(body)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def _state() -> StatePaths:
-    return resolve()
-
-
-def _settings(**overrides: Any) -> Settings:
-    """Config file settings (warnings to stderr) with command-line overrides applied."""
-    from .settings import load
-
-    try:
-        settings, problems = load(_state().config_file)
-    except Exception as exc:  # never let a config problem break suggestions
-        settings, problems = Settings(), [str(exc)]
-    for problem in problems:
-        warn(problem)
-    if overrides.get("model"):
-        overrides["model"] = os.path.abspath(os.path.expanduser(overrides["model"]))
-    return settings.with_overrides(**overrides)
-
-
-def _instruction(words: tuple[str, ...] | list[str] | str) -> str:
-    """Validated, normalised instruction from argv words (CliError if empty or too long)."""
-    raw = words if isinstance(words, str) else " ".join(clean_arg(w) for w in words)
-    try:
-        return validate_instruction(raw)
-    except ProtocolError as exc:
-        raise CliError(str(exc)) from None
-
-
-class Engine:
-    """Gets suggestions from the daemon (started on demand) or, failing that, in-process."""
-
-    def __init__(self, settings: Settings, paths: StatePaths) -> None:
-        self.settings = settings
-        self.paths = paths
-        self.in_process = settings.no_daemon
-        self._local: Any = None
-
-    def suggest(self, instruction: str, platform: str, n: int) -> dict[str, Any]:
-        """Suggestion fields plus ``via_daemon``; raises CliError."""
-        if not self.in_process:
-            from . import client
-
-            s = self.settings
-            try:
-                reply = client.suggest(self.paths, instruction, platform, n, model=s.model,
-                                       idle_timeout=s.idle_timeout, start_timeout=s.start_timeout, timeout=s.timeout)
-                return {**reply, "via_daemon": True}
-            except client.DaemonUnavailable as exc:
-                err(f"daemon unavailable ({exc}); generating in-process")
-                self.in_process = True
-            except client.DaemonStartFatal as exc:
-                raise CliError(f"cannot load the model: {exc}") from None
-            except client.ClientError as exc:  # RemoteError, RequestTimeout
-                raise CliError(str(exc)) from None
-        return {**self._generate(instruction, platform, n), "via_daemon": False}
-
-    def _generate(self, instruction: str, platform: str, n: int) -> dict[str, Any]:
-        from .daemon import ModelLoadError, load_suggester, suggestion_fields  # the heavy path
-
-        if self._local is None:
-            try:
-                self._local = load_suggester(self.settings.model, str(self.paths.user_pairs))
-            except ModelLoadError as exc:
-                raise CliError(f"cannot load the model: {exc}") from None
-        try:
-            return suggestion_fields(self._local.suggest(instruction, platform=platform, n=n))
-        except Exception as exc:
-            raise CliError(safe_line(str(exc)) or type(exc).__name__) from None
-
-
-def _emit(result: dict[str, Any], n: int, as_json: bool) -> None:
-    """Print a suggestion: the command (or n alternatives) on stdout, warnings on stderr."""
-    command = one_line(result.get("command", ""))
-    alternatives = [(one_line(c), float(s)) for c, s in result.get("alternatives", []) if one_line(c)]
-    if not command:
-        raise CliError("the model produced no command")
-    warnings = [safe_line(w) for w in result.get("warnings", [])]
-    if as_json:
-        payload = {
-            "command": command,
-            "alternatives": [{"command": c, "score": s} for c, s in (alternatives or [(command, 0.0)])[:n]],
-            "warnings": warnings,
-            "source": result.get("source", "model"),
-            "timing_ms": round(float(result.get("timing_ms", 0.0)), 3),
-            "via_daemon": bool(result.get("via_daemon")),
-        }
-        _write(sys.stdout, json.dumps(payload, ensure_ascii=False))
-        return
-    lines = [c for c, _ in alternatives[:n]] if n > 1 and alternatives else [command]
-    for line in lines:
-        out(line)
-    for w in warnings:
-        warn(w)
 
 
 def _suggest_options(f: Any) -> Any:
@@ -268,11 +134,7 @@ def cli() -> None:
 def suggest_cmd(words: tuple[str, ...], num: int | None, platform: str | None, model: str | None,
                 no_daemon: bool | None, as_json: bool) -> None:
     """Suggest a shell command for INSTRUCTION (the words may be unquoted)."""
-    instruction = _instruction(words)
-    settings = _settings(num=num, platform=platform, model=model, no_daemon=no_daemon)
-    engine = Engine(settings, _state())
-    result = engine.suggest(instruction, settings.platform, settings.num)
-    _emit(result, settings.num, as_json)
+    suggest_main(list(words), num=num, platform=platform, model=model, no_daemon=no_daemon, as_json=as_json)
 
 
 @cli.command("repl")
@@ -281,16 +143,16 @@ def repl_cmd(num: int | None, platform: str | None, model: str | None, no_daemon
     """Interactive prompt: type instructions, get commands (Ctrl-D exits)."""
     from .repl import run_repl
 
-    settings = _settings(num=num, platform=platform, model=model, no_daemon=no_daemon)
-    paths = _state()
+    settings = load_settings(num=num, platform=platform, model=model, no_daemon=no_daemon)
+    paths = state_paths()
     engine = Engine(settings, paths)
 
     def answer(text: str) -> None:
         try:
-            result = engine.suggest(_instruction(text), settings.platform, settings.num)
-            _emit(result, settings.num, as_json=False)
+            result = engine.suggest(instruction_from(text), settings.platform, settings.num)
+            emit(result, settings.num, as_json=False)
         except CliError as exc:
-            err(f"error: {exc.format_message()}")
+            err(f"error: {exc}")
 
     history: Path | None = paths.history
     try:
@@ -319,9 +181,9 @@ def daemon_start(model: str | None, idle_timeout: float | None) -> None:
     """Start the daemon (no-op if a compatible one is running)."""
     from . import client
 
-    s = _settings(model=model, idle_timeout=idle_timeout)
+    s = load_settings(model=model, idle_timeout=idle_timeout)
     try:
-        info = client.ensure_daemon(_state(), s.model, s.idle_timeout, s.start_timeout)
+        info = client.ensure_daemon(state_paths(), s.model, s.idle_timeout, s.start_timeout)
     except client.DaemonStartFatal as exc:
         raise CliError(f"cannot load the model: {exc}") from None
     except client.ClientError as exc:
@@ -335,7 +197,7 @@ def daemon_stop() -> None:
     from . import client
 
     try:
-        pid = client.stop_daemon(_state())
+        pid = client.stop_daemon(state_paths())
     except client.ClientError as exc:
         raise _daemon_error(exc) from None
     out(f"nl2cmd daemon stopped (pid {pid})" if pid else "nl2cmd daemon not running")
@@ -358,12 +220,12 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
     """Show whether the daemon runs (exit status 0) or not (1)."""
     from . import client
 
-    paths = _state()
+    paths = state_paths()
     info = client.ping(paths)
     if as_json:
         payload = {"running": info is not None, **(info or {})}
         payload.pop("ok", None)
-        _write(sys.stdout, json.dumps(payload))
+        write_line(sys.stdout, json.dumps(payload))
     elif info is None:
         pid = client.read_pid(paths.pid)
         if pid and client.pid_alive(pid) and client.is_daemon_process(pid):
@@ -390,11 +252,11 @@ def daemon_run(model: str | None, idle_timeout: float | None) -> None:
 
     from .daemon import AlreadyRunning, Daemon, ModelLoadError
 
-    s = _settings(model=model, idle_timeout=idle_timeout)
+    s = load_settings(model=model, idle_timeout=idle_timeout)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s nl2cmd-daemon[%(process)d] %(levelname)s %(message)s")
     try:
-        Daemon(_state(), model_path=s.model, idle_timeout=s.idle_timeout).run(take_lock=True)
+        Daemon(state_paths(), model_path=s.model, idle_timeout=s.idle_timeout).run(take_lock=True)
     except ModelLoadError as exc:
         raise CliError(f"cannot load the model: {exc}") from None
     except (AlreadyRunning, StateDirError, OSError) as exc:
@@ -454,7 +316,7 @@ def learn_cmd(instruction: str | None, command: str | None, list_: bool, import_
     """Teach nl2cmd your own INSTRUCTION -> COMMAND pair (used before the model)."""
     from . import userpairs
 
-    path = _state().user_pairs
+    path = state_paths().user_pairs
     modes = sum([list_, import_path is not None, instruction is not None])
     if modes != 1:
         raise click.UsageError("give INSTRUCTION COMMAND, or --list, or --import FILE")
@@ -465,7 +327,7 @@ def learn_cmd(instruction: str | None, command: str | None, list_: bool, import_
                 warn(problem)
             for i, pair in enumerate(pairs, 1):
                 tag = f" [{pair.platform}]" if pair.platform else ""
-                _write(sys.stdout, f"{i:>3}  {safe_line(pair.instruction)}  =>  {one_line(pair.command)}{tag}")
+                write_line(sys.stdout, f"{i:>3}  {safe_line(pair.instruction)}  =>  {one_line(pair.command)}{tag}")
             if not pairs:
                 err("no learnt pairs (teach one with: nl2cmd learn \"INSTRUCTION\" \"COMMAND\")")
             return
@@ -494,7 +356,7 @@ def forget_cmd(number: int) -> None:
     from . import userpairs
 
     try:
-        pair = userpairs.remove(number, _state().user_pairs)
+        pair = userpairs.remove(number, state_paths().user_pairs)
     except userpairs.UserPairsError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:

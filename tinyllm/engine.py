@@ -106,13 +106,22 @@ class NumpyTransformer:
 
     # --- cached generation ----------------------------------------------------------------
     def setup_cache(self, batch: int, max_seq: int | None = None) -> None:
-        """Preallocate the KV cache for `batch` rows of up to `max_seq` tokens."""
+        """Make room in the KV cache for `batch` rows of up to `max_seq` tokens.
+
+        Buffers are kept between calls and only grow: a long-lived daemon reuses one cache instead of
+        allocating (and fragmenting the heap with) megabytes per request. Stale slots are harmless,
+        since attention only reads slots marked valid by the current prefill/decode.
+        """
         cfg = self.cfg
         self.max_seq = min(max_seq or cfg.max_seq_len, cfg.max_seq_len)
-        shape = (batch, cfg.kv_heads, self.max_seq, cfg.head_dim)
-        self.k_cache = [np.zeros(shape, np.float32) for _ in range(cfg.n_layers)]
-        self.v_cache = [np.zeros(shape, np.float32) for _ in range(cfg.n_layers)]
-        self.valid = np.zeros((batch, self.max_seq), dtype=bool)
+        if self.valid is None or self.valid.shape[0] < batch or self.valid.shape[1] < self.max_seq:
+            rows = max(batch, self.valid.shape[0] if self.valid is not None else 0)
+            seq = max(self.max_seq, self.valid.shape[1] if self.valid is not None else 0)
+            shape = (rows, cfg.kv_heads, seq, cfg.head_dim)
+            self.k_cache = [np.zeros(shape, np.float32) for _ in range(cfg.n_layers)]
+            self.v_cache = [np.zeros(shape, np.float32) for _ in range(cfg.n_layers)]
+            self.valid = np.zeros((rows, seq), dtype=bool)
+        self.valid[:] = False
         self.pos, self.length = None, 0
 
     def _cached_step(self, idx: np.ndarray, pos: np.ndarray, start: int) -> np.ndarray:

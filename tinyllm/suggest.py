@@ -6,6 +6,7 @@ Imports numpy and sentencepiece (through the runtime), never torch.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from . import safety, userpairs
@@ -15,6 +16,10 @@ from .retrieval import BM25Index, tokenize_for_search
 from .runtime import Runtime
 from .suggestion import Suggestion
 from .text import MAX_INSTRUCTION_CHARS, normalize_instruction
+
+CACHE_SIZE = 256
+"""Model answers remembered per (request, platform, n): decoding is deterministic, so a repeat (the
+user pressing the widget key again, a script asking twice) is answered without running the model."""
 
 USER_MATCH_THRESHOLD = 0.8
 """Word-overlap F1 above which a learnt pair answers directly (the model's answer becomes the alternative)."""
@@ -42,6 +47,7 @@ class Suggester:
         self.user_pairs_path = user_pairs_path
         self.user_pairs: list[userpairs.UserPair] = []
         self.user_index: BM25Index | None = None
+        self._cache: OrderedDict[tuple[str, str, int], list[tuple[str, float]]] = OrderedDict()
         self.reload_user_pairs()
 
     @classmethod
@@ -67,6 +73,7 @@ class Suggester:
         rows = [{"instruction": p.instruction, "command": p.command, "platform": p.platform or "common"}
                 for p in self.user_pairs]
         self.user_index = BM25Index.build(rows) if rows else None
+        self._cache.clear()  # learnt pairs can be prompt examples
 
     def _examples(self, text: str, platform: str, k: int) -> list[Example]:
         """k prompt examples: the user's close pairs first, then the shipped index."""
@@ -97,20 +104,7 @@ class Suggester:
         if platform not in PLATFORMS:
             raise SuggestError(f"unknown platform {platform!r}")
         n = max(1, min(int(n), 10))
-        try:
-            prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
-        except ValueError as exc:
-            raise SuggestError(str(exc)) from None
-        rt = self.runtime
-        if rt.rerank_n and self.index is not None:  # decode mode chosen on the dev set at ship time
-            extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]
-            alts = [(g.command, g.score) for g in rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))]
-        elif n > 1 or rt.beam_width > 1:
-            width = max(n, rt.beam_width, 4 if n > 1 else 1)
-            alts = [(g.command, g.score) for g in rt.beam(prompt, beam=width, n_best=max(n, 1))]
-        else:
-            g = rt.generate([prompt])[0]
-            alts = [(g.command, g.score)]
+        alts = self._model_answers(text, platform, n)
         source = "model"
         pair = self._user_match(text, platform)
         if pair is not None:
@@ -120,3 +114,29 @@ class Suggester:
         command = alts[0][0] if alts else ""
         warnings = [w.message for w in safety.classify(command)] if command else []
         return Suggestion(command, alts, warnings, source, round((time.perf_counter() - t0) * 1000, 2))
+
+    def _model_answers(self, text: str, platform: str, n: int) -> list[tuple[str, float]]:
+        """The model's (command, score) answers, best first, with the decode mode chosen at ship time;
+        remembered for the CACHE_SIZE most recent requests."""
+        key = (text, platform, n)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return list(self._cache[key])
+        try:
+            prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
+        except ValueError as exc:
+            raise SuggestError(str(exc)) from None
+        rt = self.runtime
+        if rt.rerank_n and self.index is not None:
+            extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]
+            alts = [(g.command, g.score) for g in rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))]
+        elif n > 1 or rt.beam_width > 1:
+            width = max(n, rt.beam_width, 4 if n > 1 else 1)
+            alts = [(g.command, g.score) for g in rt.beam(prompt, beam=width, n_best=max(n, 1))]
+        else:
+            g = rt.generate([prompt])[0]
+            alts = [(g.command, g.score)]
+        self._cache[key] = list(alts)
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return alts
