@@ -366,7 +366,8 @@ def importtime_total_us(stderr: str) -> int:
 
 IMPORT_CASES: dict[str, str] = {
     "python -c pass": "pass",
-    "import tinyllm.cli (thin client)": "import tinyllm.cli",
+    "import tinyllm.entry, frontend, client (plain request)": "import tinyllm.entry, tinyllm.frontend, tinyllm.client",
+    "import tinyllm.cli (click CLI)": "import tinyllm.cli",
     "import tinyllm.suggest (serving)": "import tinyllm.suggest",
     "import tinyllm.model (torch)": "import tinyllm.model",
 }
@@ -593,6 +594,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def measure_roofline(params: int, repeats: int, quick: bool) -> dict[str, Any]:
+    """The memory-bandwidth ceiling of single-stream decode: every token reads all fp32 weights once.
+
+    Read bandwidth is measured here with one thread (a numpy sum over a buffer far larger than the L3
+    cache), median of `repeats`; ceiling tok/s = bandwidth / (4 bytes x params).
+    """
+    import numpy as np
+
+    buf = np.ones((8 if quick else 64) * 2**20, dtype=np.float32)  # 32 or 256 MiB
+    buf.sum()
+    times = []
+    for _ in range(max(3, repeats)):
+        t0 = time.perf_counter()
+        buf.sum()
+        times.append(time.perf_counter() - t0)
+    gbps = buf.nbytes / (median(times) or 1e-9) / 1e9
+    per_token = 4 * params
+    return {"read_gb_per_s": gbps, "bytes_per_token_fp32": per_token, "ceiling_tokens_per_s_fp32": gbps * 1e9 / per_token,
+            "ceiling_tokens_per_s_int8": gbps * 1e9 / params}
+
+
 def main() -> int:
     """Run the decode benchmark (or a worker, with the hidden --worker option)."""
     args = parse_args()
@@ -622,6 +644,7 @@ def main() -> int:
             )
         info = machine_info(torch_threads=False)
         results, worker_info = measure_decode(args, ckpt, prompt)
+        roofline = measure_roofline(cfg.num_params(), args.repeats, args.quick)
         imports = [] if args.skip_imports else measure_imports(1 if args.quick else args.repeats, args.quick)
         cold: list[dict[str, Any]] | str = "skipped: no model file with a tokenizer (give --ckpt or --tokenizer)"
         if args.skip_imports:
@@ -666,6 +689,7 @@ def main() -> int:
             "baseline": f"{BASELINE} threads={max(args.threads)}",
         },
         "decode": summaries,
+        "roofline": roofline,
         "imports": imports,
         "cold_call": cold,
         "accuracy": accuracy,
@@ -714,6 +738,12 @@ def print_report(p: dict[str, Any]) -> None:
             rows,
         )
     )
+    r = p["roofline"]
+    best = max((d["decode_tokens_per_s"] or 0 for d in p["decode"] if d["variant"] == BASELINE), default=0)
+    print(f"\n- memory roofline: one-thread read bandwidth {r['read_gb_per_s']:.1f} GB/s; decode reads "
+          f"{r['bytes_per_token_fp32'] / 2**20:.1f} MiB of fp32 weights per token, so at most "
+          f"{r['ceiling_tokens_per_s_fp32']:.0f} tok/s in fp32 ({r['ceiling_tokens_per_s_int8']:.0f} with int8 "
+          f"weights); {BASELINE} reaches {100 * best / r['ceiling_tokens_per_s_fp32']:.0f}% of the fp32 ceiling")
     if p["imports"]:
         print("\n## import time (new process, median)\n")
         print(

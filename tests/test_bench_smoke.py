@@ -56,8 +56,12 @@ def test_decode_quick(tmp_path: Path) -> None:
         assert r["decode_tokens_per_s"] > 0 and r["prefill_ms"] > 0
     assert rows[("numpy-cache", 1)]["speedup_vs_baseline"] == pytest.approx(1.0)
     imports = {r["case"]: r for r in payload["imports"]}
-    cli = imports["import tinyllm.cli (thin client)"]
-    assert cli["wall_ms"] > 0 and "numpy" not in cli["heavy_modules"] and "torch" not in cli["heavy_modules"]
+    for case in ("import tinyllm.entry, frontend, client (plain request)", "import tinyllm.cli (click CLI)"):
+        cli = imports[case]
+        assert cli["wall_ms"] > 0 and "numpy" not in cli["heavy_modules"] and "torch" not in cli["heavy_modules"]
+    roof = payload["roofline"]
+    assert roof["read_gb_per_s"] > 0
+    assert roof["ceiling_tokens_per_s_int8"] == pytest.approx(4 * roof["ceiling_tokens_per_s_fp32"])
     assert "numpy" in imports["import tinyllm.suggest (serving)"]["heavy_modules"]
     assert payload["cold_call"].startswith("skipped")  # no model file with a tokenizer in --quick
 
