@@ -225,3 +225,37 @@ def test_tldr_summary_line():
     assert tldr_summary("# vi\n\n> This command is an alias of `vim`.\n") == ""
     assert tldr_summary("# x\n\n> More information: <https://x>.\n") == ""
     assert tldr_summary("# y\n\n- do it:\n\n`y`\n") == ""
+
+
+def test_core_pairs_are_train_only_repeated_and_leak_free(tmp_path):
+    core = tmp_path / "core.jsonl"
+    lines = [{"instruction": "show what is in this folder", "command": "ls", "platform": "common"},
+             {"instruction": "clone a repo", "command": "git clone {{repo}}"},  # a placeholder row: kept as is
+             {"instruction": "bad", "command": ""}]
+    core.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "pairs"
+    m = build_pairs(FIXTURES, out, core_pairs=core)
+    files = {s: [json.loads(line) for line in (out / f"{s}.jsonl").read_text().splitlines()] for s in pairs.SPLITS}
+    assert not any(r["source"] == "core" for r in files["dev"] + files["test"])
+    got = [r for r in files["train"] if r["source"] == "core"]
+    assert [r["command"] for r in got].count("ls") == pairs.CORE_REPEAT
+    assert m["by_source"]["train"]["core"] == len(got)
+    held = {whitespace_key(r["command"]) for r in files["dev"] + files["test"]}
+    assert not any(whitespace_key(r["command"]) in held for r in got)
+    plain = build_pairs(FIXTURES, tmp_path / "plain", core_pairs=None)
+    assert "core" not in plain["by_source"]["train"]
+    assert {s: plain["sizes"][s] for s in ("dev", "test")} == {s: m["sizes"][s] for s in ("dev", "test")}
+
+
+def test_shipped_core_pairs_are_valid_and_independent_of_the_everyday_eval_set():
+    """The project's own training pairs must not restate the held-out everyday requests."""
+    from tinyllm.suggest import word_f1
+
+    core = [json.loads(line) for line in pairs.CORE_PAIRS.read_text().splitlines() if line.strip()]
+    assert len(core) >= 100
+    assert all(set(r) == {"instruction", "command", "platform", "source"} and r["command"].strip() for r in core)
+    assert len({r["instruction"] for r in core}) == len(core)
+    everyday = Path(__file__).parent.parent / "bench" / "data" / "everyday.jsonl"
+    held = [json.loads(line)["instruction"] for line in everyday.read_text().splitlines() if line.strip()]
+    close = [(r["instruction"], h) for r in core for h in held if word_f1(r["instruction"], h) >= 0.7]
+    assert close == []

@@ -23,7 +23,16 @@ from tinyllm import text as _text
 from tinyllm.text import description_key, normalize_command, normalize_instruction, whitespace_key
 
 from . import sources as _sources
-from .sources import DataError, Row, count_by, iter_nl2bash, iter_pair_file, iter_tldr, iter_tldr_summaries
+from .sources import (
+    DataError,
+    Row,
+    count_by,
+    iter_jsonl_pairs,
+    iter_nl2bash,
+    iter_pair_file,
+    iter_tldr,
+    iter_tldr_summaries,
+)
 
 MAX_INSTRUCTION_CHARS = 300
 MAX_COMMAND_CHARS = 300
@@ -32,6 +41,10 @@ MAX_HELD_OUT_GROUP = 50
 # fraction of its find rows so "list all files in the current directory" is not pulled towards find.
 NL2BASH_FIND_KEEP = 0.5
 SUMMARY_REPEAT = 2  # tldr page summaries ("List directory contents" -> ls) are few; each is seen twice
+# This project's own hand-written everyday pairs (train only; see train/data/README.md), and how
+# often each is repeated: a few hundred rows against NL2Bash's thousands of `find` answers.
+CORE_PAIRS = Path(__file__).parent / "data" / "core_pairs.jsonl"
+CORE_REPEAT = 5
 SPLITS = ("train", "dev", "test")
 PAIRS_VERSION = 3  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
 FIELDS = ("instruction", "command", "source", "platform")
@@ -391,27 +404,37 @@ def thin_find(rows: Sequence[Row], keep: float = NL2BASH_FIND_KEEP) -> list[Row]
             or _sha_fraction("find-keep:" + r["instruction"]) < keep]
 
 
-def add_summaries(split_rows: dict[str, list[Row]], summaries: Iterable[Row], rows: Sequence[Row]) -> list[Row]:
-    """Summary rows for train: everyday tools only (those NL2Bash uses; an obscure tool's one-line
-    summary without its name is a guess), never sharing a command or a description with dev/test,
-    which keeps the grouped split leak-free. Each is repeated SUMMARY_REPEAT times."""
+def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repeat: int,
+               tools: set[str] | None = None) -> list[Row]:
+    """Rows to add to train after the split: cleaned, deduplicated against train, limited to `tools`
+    (first utility) if given, and never sharing a command or a description with dev/test, which keeps
+    the grouped split leak-free. Each is repeated `repeat` times."""
     from .metrics import command_name
 
-    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
     held = [r for s in SPLITS if s != "train" for r in split_rows[s]]
     held_commands = {whitespace_key(r["command"]) for r in held}
     held_descriptions = {description_key(r["instruction"]) for r in held}
     seen_train = {(r["instruction"], r["command"]) for r in split_rows["train"]}
     out: list[Row] = []
-    for raw in summaries:
+    for raw in candidates:
         r, _ = clean_row(raw)
-        if (r is None or r["command"] not in everyday or whitespace_key(r["command"]) in held_commands
+        if (r is None or (tools is not None and command_name(r["command"]) not in tools)
+                or whitespace_key(r["command"]) in held_commands
                 or description_key(r["instruction"]) in held_descriptions
                 or (r["instruction"], r["command"]) in seen_train):
             continue
         seen_train.add((r["instruction"], r["command"]))
-        out.extend([r] * SUMMARY_REPEAT)
+        out.extend([r] * repeat)
     return out
+
+
+def add_summaries(split_rows: dict[str, list[Row]], summaries: Iterable[Row], rows: Sequence[Row]) -> list[Row]:
+    """Summary rows for train, everyday tools only (those NL2Bash uses: an obscure tool's one-line
+    summary without its name is a guess), see `train_only`."""
+    from .metrics import command_name
+
+    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
+    return train_only(split_rows, summaries, SUMMARY_REPEAT, everyday)
 
 
 def _fingerprint(paths: Iterable[Path], params: dict) -> str:
@@ -460,19 +483,22 @@ def build_pairs(
     seed: int = 0,
     force: bool = False,
     strict: bool = False,
+    core_pairs: Path | str | None = CORE_PAIRS,
 ) -> dict:
     """Build out_dir/{train,dev,test}.jsonl and pairs_manifest.json; returns the manifest.
 
     Reuses existing output when the input fingerprint (file contents + options + PAIRS_VERSION) is unchanged.
     Augmented copies (source "<source>_aug") are added to train only, for tldr rows with placeholders;
-    train also gets tldr page summaries (``add_summaries``) and keeps half of NL2Bash's find rows (``thin_find``).
+    train also gets tldr page summaries (``add_summaries``) and this project's own everyday pairs
+    (`core_pairs`, ``train_only``), and keeps half of NL2Bash's find rows (``thin_find``).
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     extra = [Path(p) for p in extra_jsonl]
     for p in extra:
         if not p.is_file():
             raise DataError(f"pair file not found: {p}")
-    inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra
+    core = Path(core_pairs) if core_pairs is not None and Path(core_pairs).is_file() else None
+    inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra + ([core] if core else [])
     code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources, _text)))
     params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest()}
     fingerprint = _fingerprint(inputs, params)
@@ -500,6 +526,8 @@ def build_pairs(
     split_rows["train"] = thin_find(split_rows["train"])
     if (data_dir / "tldr" / "pages").is_dir():
         split_rows["train"].extend(add_summaries(split_rows, iter_tldr_summaries(data_dir / "tldr" / "pages"), rows))
+    if core is not None:
+        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"), CORE_REPEAT))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
@@ -508,7 +536,7 @@ def build_pairs(
         "version": PAIRS_VERSION,
         "fingerprint": fingerprint,
         "inputs": [str(p) for p in inputs],
-        "options": {"augment": augment, "seed": seed},
+        "options": {"augment": augment, "seed": seed, "core_pairs": str(core) if core else None},
         "raw_rows": len(raw),
         "raw_by_source": count_by(raw, "source"),
         "dropped": dropped,
