@@ -162,6 +162,14 @@ def cli(home: str, *argv: str, timeout: float = 180.0) -> subprocess.CompletedPr
     )
 
 
+def distinct_request(instructions: list[str], i: int) -> str:
+    """Request number i, never a repeat: the daemon answers repeats from its cache without generating,
+    so later rounds through the list name a different folder."""
+    text = instructions[i % len(instructions)]
+    rnd = i // len(instructions)
+    return text if rnd == 0 else f"{text} in dir{rnd}"
+
+
 def measure_daemon(args: argparse.Namespace, ckpt: str | None, instructions: list[str]) -> dict[str, Any]:
     """Start a private daemon, sample its memory while sending requests, stop it."""
     from tinyllm import client
@@ -198,9 +206,8 @@ def measure_daemon(args: argparse.Namespace, ckpt: str | None, instructions: lis
         errors = 0
         progress(f"daemon pid {pid}: sending {args.requests} requests")
         for i in range(1, args.requests + 1):
-            payload = encode_request(
-                "suggest", instruction=instructions[(i - 1) % len(instructions)], platform="linux", n=args.num
-            )
+            payload = encode_request("suggest", instruction=distinct_request(instructions, i - 1), platform="linux",
+                                     n=args.num)
             t0 = time.perf_counter()
             reply = client.request(paths.socket, payload, read_timeout=300.0)
             latencies.append(time.perf_counter() - t0)
