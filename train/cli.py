@@ -93,14 +93,17 @@ device_opt = click.option("--device", default="auto", show_default=True, help="a
 @click.option("--no-augment", is_flag=True, help="Skip the placeholder-filling augmentation.")
 @click.option("--download-tldr", is_flag=True, help="Download the tldr-pages archive first (needs network).")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed page or line (default: report and skip).")
+@click.option("--core-repeat", type=click.IntRange(min=0), default=None,
+              help="Copies of each of the project's own everyday pairs in train (default 5; 0 leaves them out).")
 @stage
-def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool, strict: bool) -> None:
+def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool, strict: bool,
+         core_repeat: int | None) -> None:
     """Build instruction/command pairs with leak-free train/dev/test splits."""
-    run_data(data_dir, out, extra, not no_augment, download_tldr, strict)
+    run_data(data_dir, out, extra, not no_augment, download_tldr, strict, core_repeat)
 
 
 def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download: bool = False,
-             strict: bool = False) -> dict:
+             strict: bool = False, core_repeat: int | None = None) -> dict:
     from .pairs import build_pairs
 
     if download:
@@ -116,7 +119,8 @@ def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download
         if (Path(data_dir) / "nl2bash").is_dir() and not (merged / "nl2bash").exists():
             (merged / "nl2bash").symlink_to((Path(data_dir) / "nl2bash").resolve())
         data_dir = merged
-    return build_pairs(data_dir, out / "pairs", extra_jsonl=list(extra), augment=augment, strict=strict)
+    return build_pairs(data_dir, out / "pairs", extra_jsonl=list(extra), augment=augment, strict=strict,
+                       core_repeat=core_repeat)
 
 
 @cli.command()

@@ -484,6 +484,7 @@ def build_pairs(
     force: bool = False,
     strict: bool = False,
     core_pairs: Path | str | None = CORE_PAIRS,
+    core_repeat: int | None = None,
 ) -> dict:
     """Build out_dir/{train,dev,test}.jsonl and pairs_manifest.json; returns the manifest.
 
@@ -497,10 +498,12 @@ def build_pairs(
     for p in extra:
         if not p.is_file():
             raise DataError(f"pair file not found: {p}")
-    core = Path(core_pairs) if core_pairs is not None and Path(core_pairs).is_file() else None
+    core_repeat = CORE_REPEAT if core_repeat is None else core_repeat
+    core = Path(core_pairs) if core_pairs is not None and Path(core_pairs).is_file() and core_repeat else None
     inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra + ([core] if core else [])
     code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources, _text)))
-    params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest()}
+    params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest(),
+              "core_repeat": core_repeat}
     fingerprint = _fingerprint(inputs, params)
     manifest_path = out_dir / "pairs_manifest.json"
     if not force and manifest_path.is_file() and all((out_dir / f"{s}.jsonl").is_file() for s in SPLITS):
@@ -527,7 +530,7 @@ def build_pairs(
     if (data_dir / "tldr" / "pages").is_dir():
         split_rows["train"].extend(add_summaries(split_rows, iter_tldr_summaries(data_dir / "tldr" / "pages"), rows))
     if core is not None:
-        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"), CORE_REPEAT))
+        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"), core_repeat))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
@@ -536,7 +539,8 @@ def build_pairs(
         "version": PAIRS_VERSION,
         "fingerprint": fingerprint,
         "inputs": [str(p) for p in inputs],
-        "options": {"augment": augment, "seed": seed, "core_pairs": str(core) if core else None},
+        "options": {"augment": augment, "seed": seed, "core_pairs": str(core) if core else None,
+                    "core_repeat": core_repeat if core else 0},
         "raw_rows": len(raw),
         "raw_by_source": count_by(raw, "source"),
         "dropped": dropped,
