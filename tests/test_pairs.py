@@ -244,6 +244,8 @@ def test_core_pairs_are_train_only_repeated_and_leak_free(tmp_path):
     assert not any(whitespace_key(r["command"]) in held for r in got)
     plain = build_pairs(FIXTURES, tmp_path / "plain", core_pairs=None)
     assert "core" not in plain["by_source"]["train"]
+    assert "core" not in build_pairs(FIXTURES, tmp_path / "zero", core_pairs=core, core_repeat=0)["by_source"]["train"]
+    assert build_pairs(FIXTURES, tmp_path / "two", core_pairs=core, core_repeat=2)["by_source"]["train"]["core"] == 2 * len(got) // pairs.CORE_REPEAT
     assert {s: plain["sizes"][s] for s in ("dev", "test")} == {s: m["sizes"][s] for s in ("dev", "test")}
 
 
