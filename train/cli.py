@@ -419,7 +419,11 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
 
     runtime = Runtime.load(ckpt)
-    index_path = Path(index_path) if index_path else Path(ckpt).with_suffix(".idx")
+    if not index_path:  # a shipped model has MODEL.idx; a run folder has sft/retrieval.idx beside best.npz
+        index_path = Path(ckpt).with_suffix(".idx")
+        if not index_path.is_file():
+            index_path = Path(ckpt).parent / "retrieval.idx"
+    index_path = Path(index_path)
     index = BM25Index.load(index_path) if index_path.is_file() else None
     k = runtime.retrieval_k if retrieval_k is None else retrieval_k
     if k and index is None:
