@@ -449,40 +449,32 @@ def test_in_process_start_refuses_when_one_is_running(nl2cmd_home: Path) -> None
 # ---------------------------------------------------------------------------------------------- thin client
 
 
-def test_thin_client_does_not_import_numpy_or_torch(nl2cmd_home: Path) -> None:
+CLIENT_PATHS = [
+    # (module, argv, modules it must not import, expected stdout check)
+    ("tinyllm.cli", ["--json", "thin client"], ("numpy", "torch", "sentencepiece", "prompt_toolkit", "tinyllm.suggest"),
+     lambda out: json.loads(out)["via_daemon"] is True),
+    # the console script's hot path: a plain request with the standard library only
+    ("tinyllm.entry", ["thin", "client"], ("click", "numpy", "torch", "sentencepiece", "tinyllm.cli"),
+     lambda out: out == "printf '%s\\n' 'thin client'\n"),
+]
+
+
+@pytest.mark.parametrize(("module", "argv", "forbidden", "check"), CLIENT_PATHS, ids=["click-cli", "entry"])
+def test_thin_client_paths_import_nothing_heavy(nl2cmd_home: Path, module: str, argv: list[str],
+                                                forbidden: tuple[str, ...], check) -> None:
     start()
-    code = textwrap.dedent("""
+    code = textwrap.dedent(f"""
         import json, sys
-        import tinyllm.cli
+        import {module}
         try:
-            tinyllm.cli.main(["--json", "thin client"])
+            {module}.main({argv!r})
         except SystemExit as exc:
             assert exc.code == 0, exc.code
-        heavy = [m for m in ("numpy", "torch", "sentencepiece", "prompt_toolkit", "tinyllm.suggest") if m in sys.modules]
-        print(json.dumps(heavy), file=sys.stderr)
+        print(json.dumps([m for m in {forbidden!r} if m in sys.modules]), file=sys.stderr)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["via_daemon"] is True
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
-
-
-def test_plain_request_entry_point_imports_neither_click_nor_numpy(nl2cmd_home: Path) -> None:
-    """The console script's hot path (tinyllm.entry) answers through the daemon with the standard library."""
-    start()
-    code = textwrap.dedent("""
-        import json, sys
-        import tinyllm.entry
-        try:
-            tinyllm.entry.main(["thin", "client"])
-        except SystemExit as exc:
-            assert exc.code == 0, exc.code
-        heavy = [m for m in ("click", "numpy", "torch", "sentencepiece", "tinyllm.cli") if m in sys.modules]
-        print(json.dumps(heavy), file=sys.stderr)
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "printf '%s\\n' 'thin client'\n"
+    assert check(proc.stdout), proc.stdout
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
 
 
