@@ -41,42 +41,33 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
     beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model."""
 
     def predict(rows: list[dict]) -> list[str]:
-        prompts = []
-        for row in rows:
+        prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
+        for i, row in enumerate(rows):
             examples = neighbours(index, row, k) if (index is not None and k) else []
             try:
-                prompts.append(runtime.prompt_ids(normalize_instruction(row["instruction"]),
-                                                  row.get("platform", "linux"), examples))
-            except ValueError:  # longer than the context: scored as an empty prediction
-                prompts.append([])
-        if any(not p for p in prompts):
-            kept = [i for i, p in enumerate(prompts) if p]
-            inner = model_predictor(runtime, index, k, beam, batch_size, max_new_tokens, rerank)
-            sub = inner([rows[i] for i in kept]) if kept else []
-            out = [""] * len(rows)
-            for i, pred in zip(kept, sub):
-                out[i] = pred
-            return out
-        preds: list[str] = []
+                prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]),
+                                                row.get("platform", "linux"), examples)
+            except ValueError:
+                pass
+        preds = [""] * len(rows)
         if rerank:
-            for row, p in zip(rows, prompts):
+            for i, p in prompts.items():
+                row = rows[i]
                 hits = index.search(normalize_instruction(row["instruction"]), k=rerank,
                                     platform=row.get("platform", "linux"))
                 outs = runtime.rerank(p, [h.command for h in hits], beam=max(beam, 2), max_new_tokens=max_new_tokens)
-                preds.append(outs[0].command if outs else "")
-            return preds
-        if beam > 1:
-            for p in prompts:
+                preds[i] = outs[0].command if outs else ""
+        elif beam > 1:
+            for i, p in prompts.items():
                 outs = runtime.beam(p, beam=beam, n_best=1, max_new_tokens=max_new_tokens)
-                preds.append(outs[0].command if outs else "")
-            return preds
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths => less padding
-        result: dict[int, str] = {}
-        for s in range(0, len(order), batch_size):
-            chunk = order[s : s + batch_size]
-            for i, g in zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)):
-                result[i] = g.command
-        return [result[i] for i in range(len(prompts))]
+                preds[i] = outs[0].command if outs else ""
+        else:
+            order = sorted(prompts, key=lambda i: len(prompts[i]))  # similar lengths => less padding
+            for s in range(0, len(order), batch_size):
+                chunk = order[s : s + batch_size]
+                for i, g in zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)):
+                    preds[i] = g.command
+        return preds
 
     return predict
 

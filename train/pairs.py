@@ -369,13 +369,20 @@ def with_tool(instruction: str, tool: str) -> str:
     return f"{instruction} with {tool}"
 
 
+def everyday_tools(rows: Sequence[Row]) -> set[str]:
+    """The tools people ask for in plain words: every first utility of an NL2Bash command."""
+    from .metrics import command_name
+
+    return {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
+
+
 def name_tldr_tools(split_rows: dict[str, list[Row]], rows: Sequence[Row]) -> dict[str, list[Row]]:
     """Name the tool in every tldr request. Train also keeps the tool-less wording for everyday tools
     (those NL2Bash uses), so "extract an archive" still maps to tar while "disable a module" does not
     have to guess among 7,000 pages."""
     from .metrics import command_name
 
-    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
+    everyday = everyday_tools(rows)
     out: dict[str, list[Row]] = {}
     for split, split_list in split_rows.items():
         seen: set[tuple[str, str]] = set()
@@ -431,10 +438,7 @@ def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repe
 def add_summaries(split_rows: dict[str, list[Row]], summaries: Iterable[Row], rows: Sequence[Row]) -> list[Row]:
     """Summary rows for train, everyday tools only (those NL2Bash uses: an obscure tool's one-line
     summary without its name is a guess), see `train_only`."""
-    from .metrics import command_name
-
-    everyday = {command_name(r["command"]) for r in rows if r["source"] == "nl2bash"} - {""}
-    return train_only(split_rows, summaries, SUMMARY_REPEAT, everyday)
+    return train_only(split_rows, summaries, SUMMARY_REPEAT, everyday_tools(rows))
 
 
 def _fingerprint(paths: Iterable[Path], params: dict) -> str:
