@@ -83,13 +83,11 @@ def limit_heap_growth() -> bool:
     (bench/memory.py). Returns False where this is not glibc.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    if not sys.platform.startswith("linux") or not name:
+    if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (no ldconfig lookup)
         m_mmap_threshold, m_arena_max = -3, -8  # from <malloc.h>
         return bool(libc.mallopt(m_mmap_threshold, 64 * 1024)) and bool(libc.mallopt(m_arena_max, 2))
     except (OSError, AttributeError):  # musl and others have no mallopt

@@ -86,7 +86,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def instruction_from(words: tuple[str, ...] | list[str] | str) -> str:
-    """Validated, normalised instruction from argv words (CliError if empty or too long)."""
+    """Validated, normalised instruction from argv words (FrontendError if empty or too long)."""
     raw = words if isinstance(words, str) else " ".join(clean_arg(w) for w in words)
     try:
         return validate_instruction(raw)
@@ -104,7 +104,7 @@ class Engine:
         self._local: Any = None
 
     def suggest(self, instruction: str, platform: str, n: int) -> dict[str, Any]:
-        """Suggestion fields plus ``via_daemon``; raises CliError."""
+        """Suggestion fields plus ``via_daemon``; raises FrontendError."""
         if not self.in_process:
             from . import client
 
