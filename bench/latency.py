@@ -85,10 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", default="list the 5 largest files in this directory")
     parser.add_argument("--backend", choices=["real", "fake"], default="real")
     parser.add_argument("--model", default=None, help="model file (real backend; default: the packaged model)")
+    parser.add_argument("--threads", default="1", help="BLAS threads of the daemon / in-process model, comma list "
+                        "compared side by side, e.g. 1,2 (default 1: the daemon's own default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    try:
+        threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        parser.error("--threads must be a comma list of integers")
+    if not threads or min(threads) < 1:
+        parser.error("--threads must be a comma list of positive integers")
 
     home = tempfile.mkdtemp(prefix="n2cb", dir="/tmp")  # short: the socket lives under it
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
@@ -104,26 +112,36 @@ def main(argv: list[str] | None = None) -> int:
     prime = [*exe, *model, "--", "print the date"]  # first request after start: touch the weights, allocate
     stop = [*exe, "daemon", "stop"]
 
-    wall: dict[str, list[float]] = {"warm": [], "warm repeat": [], "no-daemon": [], "cold": [], "python -c pass": []}
+    def label(mode: str, t: int) -> str:
+        return mode if len(threads) == 1 else f"{mode}, {t} thr"
+
+    model_modes = ("warm", "warm repeat", "no-daemon", "cold")
+    wall: dict[str, list[float]] = {label(m, t): [] for t in threads for m in model_modes}
+    wall["python -c pass"] = []
     gen: dict[str, list[float]] = {k: [] for k in wall}
     empty = dict.fromkeys(wall, 0)
     try:
         timed(ask_local, env)  # prime the OS caches (and fail early if the model is missing)
         for _ in range(args.runs):
-            subprocess.run(stop, env=env, capture_output=True, timeout=60)
-            subprocess.run(start, env=env, capture_output=True, timeout=120, check=True)
-            timed(prime, env)
-            runs = (("warm", ask), ("warm repeat", ask), ("no-daemon", ask_local), ("python -c pass", [sys.executable, "-c", "pass"]))
-            for mode, cmd in runs:
-                ms, data = timed(cmd, env)
-                wall[mode].append(ms)
-                if "timing_ms" in data:
-                    gen[mode].append(float(data["timing_ms"]))
-                empty[mode] += bool(data.get("empty"))
-            subprocess.run(stop, env=env, capture_output=True, timeout=60)
-            ms, data = timed(ask, env)
-            wall["cold"].append(ms)
-            empty["cold"] += bool(data.get("empty"))
+            for t in threads:
+                # the daemon keeps the BLAS thread count it is started with (tinyllm.daemon.load_suggester)
+                env_t = {**env, "OPENBLAS_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
+                subprocess.run(stop, env=env_t, capture_output=True, timeout=60)
+                subprocess.run(start, env=env_t, capture_output=True, timeout=120, check=True)
+                timed(prime, env_t)
+                runs = (("warm", ask), ("warm repeat", ask), ("no-daemon", ask_local))
+                for mode, cmd in runs:
+                    ms, data = timed(cmd, env_t)
+                    wall[label(mode, t)].append(ms)
+                    if "timing_ms" in data:
+                        gen[label(mode, t)].append(float(data["timing_ms"]))
+                    empty[label(mode, t)] += bool(data.get("empty"))
+                subprocess.run(stop, env=env_t, capture_output=True, timeout=60)
+                ms, data = timed(ask, env_t)
+                wall[label("cold", t)].append(ms)
+                empty[label("cold", t)] += bool(data.get("empty"))
+            ms, _ = timed([sys.executable, "-c", "pass"], env)
+            wall["python -c pass"].append(ms)
     except (RuntimeError, subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
         print(f"latency: error: {exc}", file=sys.stderr)
         return 1
@@ -137,16 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "query": args.query,
         "runs": args.runs,
+        "threads": threads,
         "command": ask,
         "python": sys.version.split()[0],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
         "results": results,
     }
     print(f"nl2cmd end-to-end latency, {args.runs} runs per mode, backend {args.backend}")
-    print(f"{'mode':<16}{'p50 ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}{'gen p50 ms':>12}")
+    print(f"{'mode':<22}{'p50 ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}{'gen p50 ms':>12}")
     for mode, r in results.items():
         g = f"{r['generation_p50_ms']:.2f}" if r["generation_p50_ms"] is not None else "-"
-        print(f"{mode:<16}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}{g:>12}")
+        print(f"{mode:<22}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}{g:>12}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

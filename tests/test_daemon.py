@@ -194,6 +194,27 @@ def test_racing_clients_start_exactly_one_daemon(nl2cmd_home: Path) -> None:
     assert log.count("serving on") == 1 and "already running" not in log
 
 
+def test_warm_suggest_is_one_round_trip(nl2cmd_home: Path) -> None:
+    """With a compatible daemon up, a suggestion costs one request: no ping first."""
+    start()
+    before = client.ping(P())["requests"]
+    reply = ask("one trip")
+    assert reply["command"] == expected("one trip")
+    assert reply["daemon"]["version"] == client.__version__
+    assert client.ping(P())["requests"] - before == 2  # the suggest and this ping
+
+
+def test_daemon_for_another_model_is_replaced_on_first_answer(nl2cmd_home: Path, tmp_path: Path) -> None:
+    """An answer from a daemon serving another model is discarded and that daemon replaced."""
+    first = start()
+    other = tmp_path / "other.npz"
+    other.write_bytes(b"fake backend: any file")
+    reply = ask("use the other model", model=str(other))
+    assert reply["command"] == expected("use the other model")
+    info = client.ping(P())
+    assert info["pid"] != first["pid"] and info["model_arg"] == str(other.resolve())
+
+
 def test_incompatible_daemon_is_replaced(nl2cmd_home: Path, tmp_path: Path) -> None:
     old = _start_old_daemon(tmp_path)
     try:

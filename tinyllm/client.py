@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .paths import HOME_ENV, StateDirError, StatePaths, ensure_dir
@@ -37,6 +36,12 @@ from .protocol import (
     parse_reply,
     read_message,
 )
+
+# typing is not imported at run time: it costs ~3 ms of the thin client's start-up (every
+# `nl2cmd` call); annotations are strings (PEP 563).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BACKEND_ENV = "NL2CMD_BACKEND"
 CONNECT_TIMEOUT = 1.0
@@ -422,24 +427,35 @@ def suggest(
     start_timeout: float = 15.0,
     timeout: float = 30.0,
 ) -> dict:
-    """Ask the daemon (started on demand) for a suggestion; retries once if the connection drops.
+    """Ask the daemon (started on demand) for a suggestion.
 
+    The request goes straight to the socket, and the reply names the daemon that answered it, so
+    the usual case is one round trip. When nothing answers, or an incompatible daemon did (another
+    version, backend or model), a compatible daemon is made ready (ensure_daemon) and the request
+    sent again; a connection that drops mid-request gets one more such retry.
     Returns the checked reply dict (command, alternatives, warnings, source, timing_ms).
     """
     payload = encode_request("suggest", instruction=instruction, platform=platform, n=n)
     last: ClientError | None = None
-    for _attempt in range(2):
-        ensure_daemon(paths, model, idle_timeout, start_timeout)
+    for attempt in range(3):
+        if attempt:
+            ensure_daemon(paths, model, idle_timeout, start_timeout)
         try:
             reply = request(paths.socket, payload, timeout)
         except (ConnectFailed, ConnectionLost) as exc:
-            last = exc  # daemon died or vanished mid-request: start a fresh one and retry once
+            last = exc  # no daemon yet, or it died or vanished mid-request
             continue
         if not reply["ok"]:
-            if reply.get("code") == "version":
+            if reply.get("code") == "version" or not attempt:
+                # from a daemon not vetted yet, an error may only mean that it is another version
                 last = ConnectionLost(reply["error"])
                 continue
             raise RemoteError(reply["error"], str(reply.get("code", "error")))
+        daemon = reply.get("daemon")
+        why = incompatibility(daemon if isinstance(daemon, dict) else {}, model)
+        if why is not None:
+            last = ConnectionLost(f"incompatible daemon ({why})")  # ensure_daemon replaces it
+            continue
         try:
             return check_suggest_reply(reply)
         except ProtocolError as exc:

@@ -400,7 +400,8 @@ class Daemon:
             try:
                 with self._gen_lock:
                     suggestion = self.suggester.suggest(req.instruction, platform=req.platform, n=req.n)
-                return ok_reply(**suggestion_fields(suggestion)), False
+                # the reply names its daemon, so a client can skip the ping round trip (client.suggest)
+                return ok_reply(**suggestion_fields(suggestion), daemon=self.identity()), False
             except Exception as exc:
                 log.warning("suggest failed for %r: %s", req.instruction[:80], exc, exc_info=not str(exc))
                 return error_reply(safe_line(str(exc)) or type(exc).__name__, "backend"), False
@@ -433,6 +434,11 @@ class Daemon:
                     except Exception as exc:
                         log.warning("reloading user pairs failed: %s", exc)
                     self._pairs_sig = psig
+
+    def identity(self) -> dict[str, Any]:
+        """What a client checks before trusting an answer (client.incompatibility)."""
+        return {"version": __version__, "protocol": PROTOCOL_VERSION, "backend": backend_name(),
+                "model_arg": self.model_arg}
 
     def info(self) -> dict[str, Any]:
         """Ping payload: versions, pid, model, stats."""

@@ -11,7 +11,7 @@ request with a platform tag. Only ``CMD <eos>`` carries loss in SFT. Pure standa
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -45,12 +45,10 @@ def platform_of(source_platform: str) -> str:
     return source_platform if source_platform in PLATFORM_TOKENS else "common"
 
 
-@dataclass(frozen=True)
-class Example:
-    """A retrieved neighbour pair shown to the model before the request."""
+class Example(namedtuple("Example", "instruction command")):
+    """A retrieved neighbour pair (instruction, command), shown to the model before the request."""
 
-    instruction: str
-    command: str
+    __slots__ = ()
 
 
 def prompt_parts(instruction: str, platform: str = "linux", examples: tuple[Example, ...] | list[Example] = ()) -> list[str]:

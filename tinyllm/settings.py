@@ -22,11 +22,16 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, fields, replace
+from collections import namedtuple
 from pathlib import Path
-from typing import Any
 
 from .prompt import current_platform
+
+# typing is not imported at run time: it costs ~3 ms of the thin client's start-up (every
+# `nl2cmd` call); annotations are strings (PEP 563).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_NUM = 10
 """Most alternatives a client may ask for."""
@@ -34,21 +39,25 @@ MAX_NUM = 10
 PLATFORM_CHOICES = ("linux", "macos")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Effective settings (defaults < config file < command-line options)."""
+_DEFAULTS = {
+    "platform": current_platform(),  # str
+    "num": 1,  # int
+    "model": None,  # str | None
+    "idle_timeout": 900.0,  # float seconds
+    "no_daemon": False,  # bool
+    "start_timeout": 15.0,  # float seconds
+    "timeout": 30.0,  # float seconds
+}
 
-    platform: str = current_platform()
-    num: int = 1
-    model: str | None = None
-    idle_timeout: float = 900.0
-    no_daemon: bool = False
-    start_timeout: float = 15.0
-    timeout: float = 30.0
+
+class Settings(namedtuple("Settings", tuple(_DEFAULTS), defaults=tuple(_DEFAULTS.values()))):
+    """Effective settings (defaults < config file < command-line options); see the module docstring."""
+
+    __slots__ = ()
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with every override that is not None applied."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return self._replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
 _LINE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
@@ -133,7 +142,7 @@ def _check(key: str, value: Any) -> Any:
     raise ValueError(f"unknown setting {key!r}")
 
 
-KNOWN_KEYS = tuple(f.name for f in fields(Settings))
+KNOWN_KEYS: tuple[str, ...] = Settings._fields
 
 
 def parse_text(text: str, source: str = "config") -> tuple[dict[str, Any], list[str]]:
