@@ -88,7 +88,8 @@ class NumpyTransformer:
         y = (att.reshape(B, G, H // G * T, S) @ v).reshape(B, H, T, Dh)
         return y.transpose(0, 2, 1, 3).reshape(B, T, H * Dh) @ L["wo"]
 
-    def _run(self, idx: np.ndarray, pos: np.ndarray, start: int | None, mask: np.ndarray) -> np.ndarray:
+    def _run(self, idx: np.ndarray, pos: np.ndarray, start: int | None, mask: np.ndarray,
+             last_only: bool = False) -> np.ndarray:
         cfg = self.cfg
         x = self.emb[idx]  # (B, T, D)
         for li, L in enumerate(self.layers):
@@ -96,6 +97,8 @@ class NumpyTransformer:
             h = _rms_norm(x, L["ffn_norm"], cfg.norm_eps) @ L["w13"]
             a, b = h[..., : cfg.hidden], h[..., cfg.hidden :]
             x = x + ((a / (1.0 + np.exp(-a))) * b) @ L["w2"]
+        if last_only:  # prefill needs only the next-token logits: skip the (T-1) x D x V head product
+            x = x[:, -1:]
         return _rms_norm(x, self.final_norm, cfg.norm_eps) @ self.head
 
     def forward(self, idx: np.ndarray) -> np.ndarray:
@@ -128,7 +131,7 @@ class NumpyTransformer:
         self.valid[:] = False
         self.pos, self.length = None, 0
 
-    def _cached_step(self, idx: np.ndarray, pos: np.ndarray, start: int) -> np.ndarray:
+    def _cached_step(self, idx: np.ndarray, pos: np.ndarray, start: int, last_only: bool = False) -> np.ndarray:
         B, T = idx.shape
         if start + T > self.max_seq:
             raise ValueError(f"KV cache full: {start + T} > {self.max_seq} tokens")
@@ -136,7 +139,7 @@ class NumpyTransformer:
         own = np.zeros_like(causal)
         own[:, start:] = np.eye(T, dtype=bool)  # padding slots attend to themselves only
         mask = (causal[None] & self.valid[:B, None, : start + T]) | own[None]  # (B, T, S)
-        return self._run(idx, pos, start, mask)
+        return self._run(idx, pos, start, mask, last_only)
 
     def prefill(self, prompts: list[list[int]]) -> np.ndarray:
         """Left-pad and run the prompts; returns logits of each prompt's last token (B, V)."""
@@ -149,7 +152,7 @@ class NumpyTransformer:
             idx[i, T - len(p) :] = p
             self.valid[i, T - len(p) : T] = True
         pos = np.maximum(np.cumsum(self.valid[:B, :T], axis=-1) - 1, 0)
-        logits = self._cached_step(idx, pos, 0)[:, -1]
+        logits = self._cached_step(idx, pos, 0, last_only=True)[:, -1]
         self.pos, self.length = pos[:, -1] + 1, T
         return logits
 
