@@ -61,16 +61,16 @@ class NumpyTransformer:
         self.length = 0
 
     # --- core -----------------------------------------------------------------------------
-    def _attend(self, li: int, x: np.ndarray, pos: np.ndarray, start: int | None, mask: np.ndarray) -> np.ndarray:
+    def _attend(self, li: int, x: np.ndarray, rot: tuple[np.ndarray, np.ndarray], start: int | None,
+                mask: np.ndarray | None) -> np.ndarray:
         cfg, L = self.cfg, self.layers[li]
         B, T, _ = x.shape
         H, G, Dh = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         qkv = x @ L["wqkv"]  # (B, T, (H+2G) Dh)
-        q = qkv[..., : H * Dh].reshape(B, T, H, Dh).transpose(0, 2, 1, 3)  # (B, H, T, Dh)
-        k = qkv[..., H * Dh : (H + G) * Dh].reshape(B, T, G, Dh).transpose(0, 2, 1, 3)  # (B, G, T, Dh)
+        qk = qkv[..., : (H + G) * Dh].reshape(B, T, H + G, Dh).transpose(0, 2, 1, 3)  # (B, H+G, T, Dh)
+        qk = _rope(qk, *rot)  # queries and keys rotated in one pass
+        q, k = qk[:, :H], qk[:, H:]  # (B, H, T, Dh), (B, G, T, Dh)
         v = qkv[..., (H + G) * Dh :].reshape(B, T, G, Dh).transpose(0, 2, 1, 3)
-        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (B, 1, T, Dh/2)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         if start is not None:
             self.k_cache[li][:B, :, start : start + T] = k
             self.v_cache[li][:B, :, start : start + T] = v
@@ -82,18 +82,20 @@ class NumpyTransformer:
         # (NEP 50), and every weight matrix with it, which made decoding 2.5x slower.
         att = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(Dh))  # (B, G, R*T, S)
         att = att.reshape(B, G, H // G, T, S)
-        att = np.where(mask[:, None, None], att, -np.inf)
+        if mask is not None:  # None: every query sees every cached slot (one-row decoding)
+            att = np.where(mask[:, None, None], att, -np.inf)
         att = np.exp(att - att.max(axis=-1, keepdims=True))
         att /= att.sum(axis=-1, keepdims=True)
         y = (att.reshape(B, G, H // G * T, S) @ v).reshape(B, H, T, Dh)
         return y.transpose(0, 2, 1, 3).reshape(B, T, H * Dh) @ L["wo"]
 
-    def _run(self, idx: np.ndarray, pos: np.ndarray, start: int | None, mask: np.ndarray,
+    def _run(self, idx: np.ndarray, pos: np.ndarray, start: int | None, mask: np.ndarray | None,
              last_only: bool = False) -> np.ndarray:
         cfg = self.cfg
         x = self.emb[idx]  # (B, T, D)
+        rot = self.cos[pos][:, None], self.sin[pos][:, None]  # (B, 1, T, Dh/2), shared by all layers
         for li, L in enumerate(self.layers):
-            x = x + self._attend(li, _rms_norm(x, L["attn_norm"], cfg.norm_eps), pos, start, mask)
+            x = x + self._attend(li, _rms_norm(x, L["attn_norm"], cfg.norm_eps), rot, start, mask)
             h = _rms_norm(x, L["ffn_norm"], cfg.norm_eps) @ L["w13"]
             a, b = h[..., : cfg.hidden], h[..., cfg.hidden :]
             x = x + ((a / (1.0 + np.exp(-a))) * b) @ L["w2"]
@@ -135,6 +137,8 @@ class NumpyTransformer:
         B, T = idx.shape
         if start + T > self.max_seq:
             raise ValueError(f"KV cache full: {start + T} > {self.max_seq} tokens")
+        if T == 1 and self.valid[:B, : start + 1].all():
+            return self._run(idx, pos, start, None, last_only)  # decoding with no padding: nothing to mask
         causal = np.tril(np.ones((T, start + T), dtype=bool), k=start)
         own = np.zeros_like(causal)
         own[:, start:] = np.eye(T, dtype=bool)  # padding slots attend to themselves only
