@@ -57,3 +57,14 @@ def test_training_cli_errors_are_one_line(args, message):
     assert res.returncode != 0
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_eval_and_ship_find_the_same_index(tmp_path):
+    from tinyllm.train.cli import default_index_path
+
+    run = tmp_path / "sft"
+    run.mkdir()
+    model = run / "best.npz"
+    assert default_index_path(model) == run / "retrieval.idx"  # a run folder
+    (run / "best.idx").write_bytes(b"")
+    assert default_index_path(model) == run / "best.idx"  # a shipped model's own index wins

@@ -165,8 +165,9 @@ def test_sigkill_then_resume_matches_uninterrupted(shard_run, tmp_path):
 
 
 def test_ddp_two_processes_with_gloo(shard_run, tmp_path):
+    # --standalone: torchrun picks a free port itself (a fixed port made the test fail when taken)
     out = _clone(shard_run, tmp_path / "ddp")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "tinyllm.train.cli", "pretrain", "--out", str(out), "--preset", "micro", "--steps", "4", "--no-bf16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)

@@ -409,6 +409,13 @@ def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_
         Path(summary_json).write_text(json.dumps(result, indent=1))
 
 
+def default_index_path(ckpt: Path) -> Path:
+    """The retrieval index that goes with a model file: MODEL.idx beside a shipped model, else the
+    run folder's retrieval.idx beside best.npz (eval and ship both look here)."""
+    beside = ckpt.with_suffix(".idx")
+    return beside if beside.is_file() else ckpt.parent / "retrieval.idx"
+
+
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
              rerank: int | None = None) -> tuple[dict, list[dict], str]:
@@ -419,11 +426,7 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
 
     runtime = Runtime.load(ckpt)
-    if not index_path:  # a shipped model has MODEL.idx; a run folder has sft/retrieval.idx beside best.npz
-        index_path = Path(ckpt).with_suffix(".idx")
-        if not index_path.is_file():
-            index_path = Path(ckpt).parent / "retrieval.idx"
-    index_path = Path(index_path)
+    index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
     index = BM25Index.load(index_path) if index_path.is_file() else None
     k = runtime.retrieval_k if retrieval_k is None else retrieval_k
     if k and index is None:
@@ -561,7 +564,7 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
 
     from .ship import ship
 
-    index_path = index_path or model_path.parent / "retrieval.idx"
+    index_path = index_path or default_index_path(model_path)
     result, _, table = run_eval(model_path, load_jsonl(dev_jsonl), index_path, retrieval_k, beam, rerank=rerank)
     click.echo(table)
     settings = {"run_note": run_note, "beam": beam, "rerank": rerank}
