@@ -3,6 +3,7 @@ bf16 autocast, atomic checkpoints, exact resume, JSONL logs, progress bar, DDP."
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -66,11 +67,20 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), foreach=True)
 
 
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def dist_info() -> tuple[int, int]:
     """(rank, world_size), initialising the process group under torchrun (gloo on CPU, nccl on CUDA)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Tear the group down before interpreter shutdown: left to process exit, gloo's worker
+        # threads are destroyed while still joinable and the C++ runtime aborts ("terminate called
+        # without an active exception"), failing a finished run with SIGABRT.
+        atexit.register(_destroy_process_group)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
