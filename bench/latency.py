@@ -131,15 +131,17 @@ def main(argv: list[str] | None = None) -> int:
                 timed(prime, env_t)
                 runs = (("warm", ask), ("warm repeat", ask), ("no-daemon", ask_local))
                 for mode, cmd in runs:
+                    key = label(mode, t)
                     ms, data = timed(cmd, env_t)
-                    wall[label(mode, t)].append(ms)
+                    wall[key].append(ms)
                     if "timing_ms" in data:
-                        gen[label(mode, t)].append(float(data["timing_ms"]))
-                    empty[label(mode, t)] += bool(data.get("empty"))
+                        gen[key].append(float(data["timing_ms"]))
+                    empty[key] += bool(data.get("empty"))
                 subprocess.run(stop, env=env_t, capture_output=True, timeout=60)
+                key = label("cold", t)
                 ms, data = timed(ask, env_t)
-                wall[label("cold", t)].append(ms)
-                empty[label("cold", t)] += bool(data.get("empty"))
+                wall[key].append(ms)
+                empty[key] += bool(data.get("empty"))
             ms, _ = timed([sys.executable, "-c", "pass"], env)
             wall["python -c pass"].append(ms)
     except (RuntimeError, subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:

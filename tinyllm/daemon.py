@@ -441,16 +441,13 @@ class Daemon:
                 "model_arg": self.model_arg}
 
     def info(self) -> dict[str, Any]:
-        """Ping payload: versions, pid, model, stats."""
+        """Ping payload: the identity (versions, backend, model argument), pid, model, stats."""
         with self._stats_lock:
             requests, loads = self.requests, self.model_loads
         return {
-            "version": __version__,
-            "protocol": PROTOCOL_VERSION,
+            **self.identity(),
             "pid": self.pid,
-            "backend": backend_name(),
             "model": str(getattr(self.suggester, "model_path", "")),
-            "model_arg": self.model_arg,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "requests": requests,
             "model_loads": loads,
