@@ -10,6 +10,7 @@ variant does the same work). Variants (--variants):
 
   numpy-cache    numpy engine with its static KV cache (the serving path; the baseline)
   numpy-nocache  numpy engine, full forward over the whole sequence for every token
+  c-int8         the int8 C engine (tinyllm/_kernels.c, the default where built), with its KV cache
   torch-cache    torch eager, static KV cache (Transformer.prefill/decode)
   torch-nocache  torch eager, full forward for every token
   torch-compile  torch.compile of the cached step (Transformer._step); compile time reported separately
@@ -67,6 +68,7 @@ from common import (
 VARIANTS: dict[str, tuple[str, str]] = {  # name -> (worker family, kind)
     "numpy-cache": ("numpy", "cache"),
     "numpy-nocache": ("numpy", "nocache"),
+    "c-int8": ("numpy", "cint8"),
     "torch-cache": ("torch", "cache"),
     "torch-nocache": ("torch", "nocache"),
     "torch-compile": ("torch", "compile"),
@@ -74,7 +76,7 @@ VARIANTS: dict[str, tuple[str, str]] = {  # name -> (worker family, kind)
     "torch-bf16": ("torch", "bf16"),
 }
 BASELINE = "numpy-cache"
-ACCURACY_VARIANTS = ("torch-cache", "torch-int8", "torch-bf16")  # fp32 torch is the sanity check
+ACCURACY_VARIANTS = ("c-int8", "torch-cache", "torch-int8", "torch-bf16")  # fp32 torch is the sanity check
 PROMPT_TEXT = "find all python files modified in the last 7 days and count their lines"
 
 
@@ -97,10 +99,14 @@ class Worker:
         """The model object of a variant kind (built once)."""
         if kind in self.models:
             return self.models[kind]
-        if self.family == "numpy":
+        if self.family == "numpy" and kind == "cint8":
+            from tinyllm.cengine import CTransformer
+
+            model: Any = CTransformer(self.cfg, self.weights)
+        elif self.family == "numpy":
             from tinyllm.engine import NumpyTransformer
 
-            model: Any = NumpyTransformer(self.cfg, self.weights)
+            model = NumpyTransformer(self.cfg, self.weights)
         else:
             model = build_torch(self.cfg, self.weights, kind, self.compile_mode)
         self.models[kind] = model
@@ -480,7 +486,7 @@ def measure_accuracy(args: argparse.Namespace, ckpt: str) -> dict[str, Any]:
     from tinyllm.train.evaluate import model_predictor
 
     rows = read_jsonl_rows(args.accuracy_jsonl, args.accuracy_limit)
-    rt = Runtime.load(ckpt)
+    rt = Runtime.load(ckpt, engine="numpy")  # the float32 reference
     index, k, note = None, 0, "retrieval off (k=0)"
     if args.index is not None:
         from tinyllm.retrieval import BM25Index
@@ -511,7 +517,12 @@ def measure_accuracy(args: argparse.Namespace, ckpt: str) -> dict[str, Any]:
         progress(f"accuracy: {v}")
         try:
             variant_rt = copy.copy(rt)
-            variant_rt.model = TorchStepModel(build_torch(rt.ckpt.config, rt.ckpt.weights, VARIANTS[v][1], "default"))
+            if v == "c-int8":
+                from tinyllm.cengine import CTransformer
+
+                variant_rt.model = CTransformer(rt.ckpt.config, rt.ckpt.weights)
+            else:
+                variant_rt.model = TorchStepModel(build_torch(rt.ckpt.config, rt.ckpt.weights, VARIANTS[v][1], "default"))
             preds, secs = run(variant_rt)
         except Exception as exc:
             out.append({"variant": v, "status": f"failed: {first_line(str(exc))}"})

@@ -45,16 +45,50 @@ def test_rerank_orders_by_score_and_includes_extra(runtime):
     assert ranked[0].score == pytest.approx(runtime.score(prompt, [commands[0]])[0])
 
 
-def test_engine_cache_is_reused_and_stale_slots_do_not_leak(runtime):
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
+def test_engine_cache_is_reused_and_stale_slots_do_not_leak(runtime, engine):
     """After a wide beam request, a smaller greedy one reuses the buffers and still matches a fresh engine."""
     from tinyllm import generate
-    from tinyllm.engine import NumpyTransformer
 
-    m = runtime.model
+    def buffers(m) -> list[int]:
+        caches = m.k_cache if isinstance(m.k_cache, list) else [m.k_cache]
+        return [c.__array_interface__["data"][0] for c in caches]
+
+    m = Runtime(runtime.ckpt, engine=engine).model
     prompt = runtime.prompt_ids("copy a directory recursively", "linux")
     generate.beam_search(m, runtime.prompt_ids("show disk usage of every folder here", "linux"), beam=4, n_best=4)
-    buffers = [id(b) for b in m.k_cache]
+    before = buffers(m)
     got = generate.greedy(m, [prompt], 24)[0].ids
-    assert [id(b) for b in m.k_cache] == buffers  # reused, not reallocated
-    fresh = NumpyTransformer(m.cfg, runtime.ckpt.weights)
+    assert buffers(m) == before  # reused, not reallocated
+    fresh = type(m)(m.cfg, runtime.ckpt.weights)
     assert generate.greedy(fresh, [prompt], 24)[0].ids == got
+
+
+def test_engine_choice_env_and_fallbacks(runtime, monkeypatch):
+    from tinyllm import cengine
+    from tinyllm.engine import NumpyTransformer
+    from tinyllm.runtime import EngineError, make_engine
+
+    ckpt = runtime.ckpt
+    monkeypatch.setenv("NL2CMD_ENGINE", "numpy")
+    model, name = make_engine(ckpt)
+    assert name == "numpy" and isinstance(model, NumpyTransformer)
+    assert make_engine(ckpt, "numpy")[1] == "numpy"
+    monkeypatch.setenv("NL2CMD_ENGINE", "bogus")
+    with pytest.raises(EngineError, match="unknown engine 'bogus'"):
+        make_engine(ckpt)
+    monkeypatch.delenv("NL2CMD_ENGINE")
+    monkeypatch.setattr(cengine, "unavailable_reason", lambda: "C kernels not built (test)")
+    assert make_engine(ckpt)[1] == "numpy"  # auto falls back
+    with pytest.raises(EngineError, match="c-int8 unavailable: C kernels not built"):
+        make_engine(ckpt, "c-int8")
+
+
+def test_auto_engine_is_c_where_built(runtime):
+    from tinyllm import cengine
+    from tinyllm.runtime import make_engine
+
+    if cengine.unavailable_reason() is not None:
+        pytest.skip(cengine.unavailable_reason())
+    model, name = make_engine(runtime.ckpt, "auto")
+    assert name == "c-int8" and isinstance(model, cengine.CTransformer)

@@ -55,7 +55,7 @@ def test_numpy_engine_matches_torch_on_dev_prompts(tmp_path):
     from tinyllm.text import normalize_instruction
     from tinyllm.train.pairs import build_pairs
 
-    rt = Runtime.load(default_model_path())
+    rt = Runtime.load(default_model_path(), engine="numpy")  # float32 parity with torch
     model = load_numpy_state(Transformer(rt.ckpt.config), rt.ckpt.weights).eval()
     build_pairs(DATA, tmp_path)
     import json

@@ -448,6 +448,7 @@ class Daemon:
             **self.identity(),
             "pid": self.pid,
             "model": str(getattr(self.suggester, "model_path", "")),
+            "engine": getattr(getattr(self.suggester, "runtime", None), "engine", ""),
             "uptime_s": round(time.monotonic() - self._started, 3),
             "requests": requests,
             "model_loads": loads,

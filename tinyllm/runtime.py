@@ -24,10 +24,38 @@ class Generated:
     finished: bool
 
 
+ENGINES = ("auto", "numpy", "c-int8")
+
+
+class EngineError(ValueError):
+    """An unknown engine name, or the C engine asked for where it cannot run (message says why)."""
+
+
+def make_engine(ckpt: InferenceCheckpoint, engine: str | None = None):
+    """(step model, engine name) for `engine` (default: NL2CMD_ENGINE, else "auto").
+
+    "auto" takes the int8 C engine where its SIMD kernels are built and run on this CPU, else numpy float32.
+    """
+    from .cengine import CTransformer, engine_choice, unavailable_reason
+
+    name = (engine or engine_choice()).lower()
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    why = unavailable_reason() if name != "numpy" else None
+    if not why and name != "numpy":
+        try:
+            return CTransformer(ckpt.config, ckpt.weights), "c-int8"
+        except ValueError as exc:  # a model shape the kernels do not take
+            why = str(exc)
+    if name == "c-int8":
+        raise EngineError(f"engine c-int8 unavailable: {why}")
+    return NumpyTransformer(ckpt.config, ckpt.weights), "numpy"
+
+
 class Runtime:
     """Model + tokenizer + decoding, built from one checkpoint file."""
 
-    def __init__(self, ckpt: InferenceCheckpoint, path: str | Path = "") -> None:
+    def __init__(self, ckpt: InferenceCheckpoint, path: str | Path = "", engine: str | None = None) -> None:
         self.ckpt, self.path = ckpt, str(path)
         try:
             self.tokenizer = Tokenizer(ckpt.tokenizer_bytes)
@@ -35,16 +63,16 @@ class Runtime:
             from .checkpoint import CheckpointError
 
             raise CheckpointError(f"{path}: {exc}") from None
-        self.model = NumpyTransformer(ckpt.config, ckpt.weights)
+        self.model, self.engine = make_engine(ckpt, engine)
         self.retrieval_k = int(ckpt.meta.get("retrieval_k", 0))
         # serving decode settings chosen on the dev set at ship time (tinyllm.train.ship)
         self.rerank_n = int(ckpt.meta.get("rerank", 0))
         self.beam_width = int(ckpt.meta.get("beam", 1))
 
     @classmethod
-    def load(cls, path: str | Path) -> Runtime:
+    def load(cls, path: str | Path, engine: str | None = None) -> Runtime:
         """Read a checkpoint file (CheckpointError on any problem)."""
-        return cls(load_inference(path), path)
+        return cls(load_inference(path), path, engine)
 
     def prompt_ids(self, instruction: str, platform: str, examples: list[Example] | tuple = (),
                    reserve: int = 32) -> list[int]:

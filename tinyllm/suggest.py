@@ -13,7 +13,7 @@ from . import safety, userpairs
 from .checkpoint import CheckpointError, default_model_path
 from .prompt import PLATFORMS, Example
 from .retrieval import BM25Index, tokenize_for_search
-from .runtime import Runtime
+from .runtime import EngineError, Runtime
 from .suggestion import Suggestion
 from .text import MAX_INSTRUCTION_CHARS, normalize_instruction
 
@@ -54,7 +54,10 @@ class Suggester:
     def load(cls, model_path: str | None = None, user_pairs_path: str | None = None) -> Suggester:
         """Load the model (default: the shipped one); raises CheckpointError with a one-line message."""
         path = Path(model_path) if model_path else default_model_path()
-        runtime = Runtime.load(path)
+        try:
+            runtime = Runtime.load(path)
+        except EngineError as exc:  # NL2CMD_ENGINE names an engine that cannot run: report it like a bad model
+            raise CheckpointError(str(exc)) from None
         index_path = path.with_suffix(".idx")
         index = None
         if index_path.is_file():

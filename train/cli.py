@@ -159,10 +159,29 @@ def run_corpus(data_dir, out: Path, man_cache=DEFAULT_MAN_CACHE, limit_man=None,
 @preset_opt
 @click.option("--vocab-size", type=int, default=None, help="Default: the preset's.")
 @click.option("--model-type", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--from-model", type=click.Path(path_type=Path), default=None,
+              help="Copy the tokenizer of this inference model (.npz) instead of training one (to continue it).")
 @stage
-def tokenizer(ctx, out, preset, vocab_size, model_type) -> None:
+def tokenizer(ctx, out, preset, vocab_size, model_type, from_model) -> None:
     """Train the SentencePiece tokenizer on the corpus and the pairs."""
+    if from_model is not None:
+        copy_model_tokenizer(from_model, out)
+        return
     run_tokenizer(out, vocab_size or _plan(preset).vocab_size, model_type)
+
+
+def copy_model_tokenizer(model_path: Path, out: Path) -> Path:
+    """Write the tokenizer stored in an inference model to OUT/tokenizer/tokenizer.model."""
+    from tinyllm.checkpoint import CheckpointError, load_inference
+
+    try:
+        ckpt = load_inference(model_path)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from None
+    dest = out / "tokenizer" / "tokenizer.model"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(ckpt.tokenizer_bytes)
+    return dest
 
 
 def run_tokenizer(out: Path, vocab_size: int, model_type: str = "bpe") -> Path:
@@ -261,7 +280,7 @@ def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) ->
 @train_opts
 @click.option("--from-scratch", is_flag=True, help="Skip pretrained weights (ablation).")
 @click.option("--init", "init_ckpt", type=click.Path(path_type=Path), default=None,
-              help="Pretrained training checkpoint (default: OUT/pretrain/last.pt).")
+              help="Start from a training checkpoint (.pt) or an inference model (.npz) with the same config and tokenizer (default: OUT/pretrain/last.pt).")
 @click.option("--retrieval-k", default=None, help="Comma list of k drawn per row, e.g. 0,2 (default: preset's).")
 @click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of --out for this SFT run.")
 @click.option("--max-train-pairs", type=int, default=None, help="Use a deterministic subset of the train pairs.")
@@ -326,10 +345,13 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
     source = "scratch"
     if not from_scratch:
         init_ckpt = init_ckpt or out / "pretrain" / "last.pt"
-        st = load_train_state(init_ckpt)
-        if st["model_config"] != cfg.to_dict() or st["run"].get("tokenizer_sha256") != tok.sha256:
-            raise StageError(f"{init_ckpt}: pretrained with another model config or tokenizer")
-        model.load_state_dict(st["model"])
+        if init_ckpt.suffix == ".npz":  # continue from an inference checkpoint (e.g. the shipped model)
+            _load_inference_init(model, init_ckpt, cfg, tok)
+        else:
+            st = load_train_state(init_ckpt)
+            if st["model_config"] != cfg.to_dict() or st["run"].get("tokenizer_sha256") != tok.sha256:
+                raise StageError(f"{init_ckpt}: pretrained with another model config or tokenizer")
+            model.load_state_dict(st["model"])
         source = str(init_ckpt)
     eval_k = max(ks)
     dev_rows = dev[:: max(1, len(dev) // plan.dev_eval_rows)][: plan.dev_eval_rows]  # spread over all sources
@@ -352,6 +374,21 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
     do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
     _record_time(out, sft_dir, time.time() - t0)
     return run_dir / "best.npz"
+
+
+def _load_inference_init(model, path: Path, cfg, tok) -> None:
+    """Initialise `model` from an inference checkpoint (.npz: float16 weights, no optimizer state)."""
+    from tinyllm.checkpoint import CheckpointError, load_inference
+    from tinyllm.model import load_numpy_state
+    from tinyllm.tokenizer import Tokenizer
+
+    try:
+        ckpt = load_inference(path)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from None
+    if ckpt.config.to_dict() != cfg.to_dict() or Tokenizer(ckpt.tokenizer_bytes).sha256 != tok.sha256:
+        raise StageError(f"{path}: trained with another model config or tokenizer")
+    load_numpy_state(model, ckpt.weights)
 
 
 def _runtime_from_torch(model, tok, retrieval_k: int):
@@ -390,15 +427,18 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
 @click.option("--output-jsonl", type=click.Path(path_type=Path), default=None)
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also score the BM25 nearest neighbour.")
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None)
+@click.option("--engine", type=click.Choice(["auto", "numpy", "c-int8"]), default=None,
+              help="Inference engine (default: NL2CMD_ENGINE, else auto: int8 C where built, as served).")
 @user_errors
 def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
-             output_jsonl, baseline, summary_json) -> None:
+             output_jsonl, baseline, summary_json, engine) -> None:
     """Exact-match evaluation (numpy engine; no torch needed) with failure analysis and a BM25 baseline row."""
     from tinyllm.checkpoint import default_model_path
 
     rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
     result, scored, table = run_eval(ckpt or default_model_path(), rows, index_path, retrieval_k, beam,
-                                     max_new_tokens, baseline, rerank)
+                                     max_new_tokens, baseline, rerank, engine)
+    click.echo(f"engine: {result['model']['engine']}")
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
     if output_jsonl:
@@ -418,14 +458,17 @@ def default_index_path(ckpt: Path) -> Path:
 
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
-             rerank: int | None = None) -> tuple[dict, list[dict], str]:
+             rerank: int | None = None, engine: str | None = None) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table)."""
     from tinyllm.retrieval import BM25Index
-    from tinyllm.runtime import Runtime
+    from tinyllm.runtime import EngineError, Runtime
 
     from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
 
-    runtime = Runtime.load(ckpt)
+    try:
+        runtime = Runtime.load(ckpt, engine)
+    except EngineError as exc:
+        raise StageError(str(exc)) from None
     index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
     index = BM25Index.load(index_path) if index_path.is_file() else None
     k = runtime.retrieval_k if retrieval_k is None else retrieval_k
@@ -438,6 +481,7 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
                                                      rerank=rerank))
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
+    summary["engine"] = runtime.engine
     result = {"model": summary}
     if baseline and index is not None:
         base, _ = evaluate(rows, nearest_neighbour_predictor(index))

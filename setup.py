@@ -1,0 +1,9 @@
+"""Build the optional C kernels (tinyllm/_kernels.c); everything else is declared in pyproject.toml.
+
+`optional=True`: without a C compiler the package still installs and serves with the numpy engine.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("tinyllm._kernels", ["tinyllm/_kernels.c"], extra_compile_args=["-O3"],
+                             optional=True)])
