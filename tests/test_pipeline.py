@@ -41,6 +41,25 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert ev.returncode == 0, ev.stderr
     rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
+    # SFT can continue from an inference model (.npz) with the same config and tokenizer ...
+    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
+                  "--init", str(out / "sft" / "best.npz"))
+    assert cont.returncode == 0, cont.stderr[-3000:]
+    from tinyllm.checkpoint import read_meta
+
+    assert read_meta(out / "sft_cont" / "best.npz")["meta"]["init"] == str(out / "sft" / "best.npz")
+    # ... and refuses one trained with another config or tokenizer, in one line.
+    from tinyllm.checkpoint import default_model_path
+
+    foreign = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_bad", "--steps", "4",
+                     "--init", str(default_model_path()))
+    assert foreign.returncode == 1 and "another model config or tokenizer" in foreign.stderr
+    assert "Traceback" not in foreign.stderr
+    # A run folder can take a model's tokenizer (to continue training that model).
+    copied = _train("tokenizer", "--out", str(tmp_path / "run2"), "--from-model", str(out / "sft" / "best.npz"))
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "run2" / "tokenizer" / "tokenizer.model").read_bytes() == \
+        (out / "tokenizer" / "tokenizer.model").read_bytes()
     # Another preset into the same folder is refused, not overwritten.
     other = _train("all", "--preset", "default", "--data-dir", str(DATA), "--out", str(out))
     assert other.returncode == 1 and "different run" in other.stderr and "Traceback" not in other.stderr
