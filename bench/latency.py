@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", default="list the 5 largest files in this directory")
     parser.add_argument("--backend", choices=["real", "fake"], default="real")
     parser.add_argument("--model", default=None, help="model file (real backend; default: the packaged model)")
-    parser.add_argument("--threads", default="1", help="BLAS threads of the daemon / in-process model, comma list "
-                        "compared side by side, e.g. 1,2 (default 1: the daemon's own default)")
+    parser.add_argument("--threads", default="2", help="threads of the daemon / in-process model (NL2CMD_THREADS for "
+                        "the C engine, the BLAS pool for numpy), comma list compared side by side, e.g. 1,2 (default 2)")
+    parser.add_argument("--engines", default="auto", help="inference engines (NL2CMD_ENGINE) compared side by side, "
+                        "comma list of auto, c-int8, numpy (default auto: what a user gets)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--threads must be a comma list of integers")
     if not threads or min(threads) < 1:
         parser.error("--threads must be a comma list of positive integers")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or set(engines) - {"auto", "c-int8", "numpy"}:
+        parser.error("--engines must be a comma list of auto, c-int8, numpy")
+    configs = [(e, t) for e in engines for t in threads]
 
     home = tempfile.mkdtemp(prefix="n2cb", dir="/tmp")  # short: the socket lives under it
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
@@ -112,33 +118,35 @@ def main(argv: list[str] | None = None) -> int:
     prime = [*exe, *model, "--", "print the date"]  # first request after start: touch the weights, allocate
     stop = [*exe, "daemon", "stop"]
 
-    def label(mode: str, t: int) -> str:
-        return mode if len(threads) == 1 else f"{mode}, {t} thr"
+    def label(mode: str, engine: str, t: int) -> str:
+        parts = ([engine] if len(engines) > 1 else []) + ([f"{t} thr"] if len(threads) > 1 else [])
+        return ", ".join([mode, *parts])
 
     model_modes = ("warm", "warm repeat", "no-daemon", "cold")
-    wall: dict[str, list[float]] = {label(m, t): [] for t in threads for m in model_modes}
+    wall: dict[str, list[float]] = {label(m, e, t): [] for e, t in configs for m in model_modes}
     wall["python -c pass"] = []
     gen: dict[str, list[float]] = {k: [] for k in wall}
     empty = dict.fromkeys(wall, 0)
     try:
         timed(ask_local, env)  # prime the OS caches (and fail early if the model is missing)
         for _ in range(args.runs):
-            for t in threads:
-                # the daemon keeps the BLAS thread count it is started with (tinyllm.daemon.load_suggester)
-                env_t = {**env, "OPENBLAS_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
+            for e, t in configs:
+                # the daemon keeps the engine and thread counts it is started with (tinyllm.daemon.load_suggester)
+                env_t = {**env, "NL2CMD_ENGINE": e, "NL2CMD_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t),
+                         "OMP_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
                 subprocess.run(stop, env=env_t, capture_output=True, timeout=60)
                 subprocess.run(start, env=env_t, capture_output=True, timeout=120, check=True)
                 timed(prime, env_t)
                 runs = (("warm", ask), ("warm repeat", ask), ("no-daemon", ask_local))
                 for mode, cmd in runs:
-                    key = label(mode, t)
+                    key = label(mode, e, t)
                     ms, data = timed(cmd, env_t)
                     wall[key].append(ms)
                     if "timing_ms" in data:
                         gen[key].append(float(data["timing_ms"]))
                     empty[key] += bool(data.get("empty"))
                 subprocess.run(stop, env=env_t, capture_output=True, timeout=60)
-                key = label("cold", t)
+                key = label("cold", e, t)
                 ms, data = timed(ask, env_t)
                 wall[key].append(ms)
                 empty[key] += bool(data.get("empty"))
@@ -158,16 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         "query": args.query,
         "runs": args.runs,
         "threads": threads,
+        "engines": engines,
         "command": ask,
         "python": sys.version.split()[0],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
         "results": results,
     }
     print(f"nl2cmd end-to-end latency, {args.runs} runs per mode, backend {args.backend}")
-    print(f"{'mode':<22}{'p50 ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}{'gen p50 ms':>12}")
+    print(f"{'mode':<30}{'p50 ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}{'gen p50 ms':>12}")
     for mode, r in results.items():
         g = f"{r['generation_p50_ms']:.2f}" if r["generation_p50_ms"] is not None else "-"
-        print(f"{mode:<22}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}{g:>12}")
+        print(f"{mode:<30}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}{r['min_ms']:>9.1f}{r['max_ms']:>9.1f}{g:>12}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

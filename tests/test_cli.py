@@ -421,6 +421,26 @@ def test_default_paths_without_home(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(str(p.socket)) <= paths.MAX_SOCKET_PATH
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG rules are computed directly on Linux only")
+@pytest.mark.parametrize("xdg", [False, True])
+def test_default_dirs_follow_platformdirs_without_importing_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               xdg: bool) -> None:
+    import platformdirs
+
+    monkeypatch.delenv("NL2CMD_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var, sub in (("XDG_CONFIG_HOME", "c"), ("XDG_DATA_HOME", "d"), ("XDG_STATE_HOME", "s"), ("XDG_CACHE_HOME", "k")):
+        if xdg:
+            monkeypatch.setenv(var, str(tmp_path / sub))
+        else:
+            monkeypatch.delenv(var, raising=False)
+    loc = paths.locate()
+    assert (loc.config_dir, loc.data_dir, loc.state_dir, loc.cache_dir) == (
+        platformdirs.user_config_dir("nl2cmd", appauthor=False), platformdirs.user_data_dir("nl2cmd", appauthor=False),
+        platformdirs.user_state_dir("nl2cmd", appauthor=False), platformdirs.user_cache_dir("nl2cmd", appauthor=False))
+    assert loc.paths() == paths.resolve() and str(loc.paths().socket) == loc.socket
+
+
 def test_ensure_private_dir(tmp_path: Path) -> None:
     target = tmp_path / "run"
     target.mkdir(mode=0o755)

@@ -429,10 +429,10 @@ def test_peer_uid_is_checked(nl2cmd_home: Path) -> None:
         with connect() as conn:
             if sys.platform.startswith("linux"):
                 assert peer_uid(conn) == os.getuid()
-            conn.sendall(encode_request("ping"))
             try:
+                conn.sendall(encode_request("ping"))
                 answer = conn.makefile("rb").readline()
-            except ConnectionResetError:  # closed with our request unread
+            except (BrokenPipeError, ConnectionResetError):  # closed before or with our request unread
                 answer = b""
             assert answer == b""  # closed without an answer
     finally:
@@ -556,3 +556,24 @@ def test_real_backend_end_to_end(nl2cmd_home: Path, tmp_path: Path, monkeypatch:
     else:
         assert model_answer.stderr == "nl2cmd: error: the model produced no command\n"
     assert client.ping(P())["pid"] == info["pid"]
+
+
+def test_warm_plain_request_imports_only_light_modules(nl2cmd_home: Path) -> None:
+    """`nl2cmd WORDS` with a daemon running: the request path leaves the slow-to-import modules alone."""
+    client.ensure_daemon(P())
+    code = textwrap.dedent("""
+        import json, sys
+        import tinyllm.entry
+        try:
+            tinyllm.entry.main(["list", "all", "files"])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        heavy = ("pathlib", "socket", "contextlib", "dataclasses", "typing", "click", "numpy", "platformdirs")
+        print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)
+    """)
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip()  # the fake backend's answer
+    assert json.loads(run.stderr.strip().splitlines()[-1]) == []
+    assert client.ping(P())["requests"] >= 2  # the answer came from the daemon

@@ -69,10 +69,32 @@ def _library() -> ctypes.CDLL | None:
             lib.tl_forward.argtypes = [ctypes.POINTER(_Model), ctypes.POINTER(_Cache), ctypes.c_int, _i32p, _i32p,
                                        _i32p, ctypes.c_int, _i32p, _f32p]
             lib.tl_simd.restype = ctypes.c_int
+            lib.tl_set_threads.restype = ctypes.c_int
+            lib.tl_set_threads.argtypes = [ctypes.c_int]
             _lib = lib
         except (ImportError, OSError, AttributeError) as exc:
             _load_error = f"C kernels not built ({type(exc).__name__}: {exc})"
     return _lib
+
+
+def set_threads(n: int) -> int:
+    """Threads per matrix product in this process (the caller included, 1-16); returns the count in use."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(_load_error or "C kernels unavailable")
+    return int(lib.tl_set_threads(int(n)))
+
+
+def threads_choice() -> int:
+    """Threads per matrix product from NL2CMD_THREADS: a number, or "auto" (the default): two where the
+    machine has two cores, else one. More rarely pays: each product is only ~0.4 MB of int8 weights."""
+    raw = os.environ.get("NL2CMD_THREADS", "auto").strip().lower()
+    if raw == "auto":
+        return max(1, min(2, os.cpu_count() or 1))
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
 
 
 def unavailable_reason() -> str | None:
@@ -132,11 +154,12 @@ class CTransformer:
     """Int8 weights, float32 activations, forward pass in C. RuntimeError if the kernels are missing,
     ValueError for a model shape they do not take (see `group_size`)."""
 
-    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], threads: int | None = None) -> None:
         lib = _library()
         if lib is None:
             raise RuntimeError(_load_error or "C kernels unavailable")
         group = group_size(cfg)
+        self.threads = set_threads(threads_choice() if threads is None else threads)
         self._lib, self.cfg = lib, cfg
         self._keep: list[np.ndarray] = []  # arrays the C structs point into
 
@@ -165,20 +188,21 @@ class CTransformer:
                              cfg.vocab_size, cfg.max_seq_len, cfg.norm_eps, qmat(mats["emb"]),
                              ptr(weights["norm.weight"].astype(f32), _f32p), ptr(np.cos(ang).astype(f32), _f32p),
                              ptr(np.sin(ang).astype(f32), _f32p), layers)
+        self._model_ref = ctypes.byref(self._model)
         self.k_cache = np.zeros((0, cfg.n_layers, cfg.kv_heads, 0, cfg.head_dim), np.float32)
         self.v_cache = self.k_cache
+        self._cache = self._cache_struct(self.k_cache, self.v_cache)
         self.lengths: np.ndarray | None = None
         self.max_seq = 0
 
     # --- one C call -----------------------------------------------------------------------------
-    def _forward(self, k: np.ndarray, v: np.ndarray, tokens, rows, pos, out_idx) -> np.ndarray:
+    def _forward(self, cache: _Cache, tokens, rows, pos, out_idx) -> np.ndarray:
         tok = np.ascontiguousarray(tokens, dtype=np.int32)
         rows = np.ascontiguousarray(rows, dtype=np.int32)
         pos = np.ascontiguousarray(pos, dtype=np.int32)
         out_idx = np.ascontiguousarray(out_idx, dtype=np.int32)
         logits = np.empty((len(out_idx), self.cfg.vocab_size), np.float32)
-        cache = _Cache(k.ctypes.data_as(_f32p), v.ctypes.data_as(_f32p), k.shape[0], k.shape[3])
-        rc = self._lib.tl_forward(ctypes.byref(self._model), ctypes.byref(cache), len(tok), tok.ctypes.data_as(_i32p),
+        rc = self._lib.tl_forward(self._model_ref, ctypes.byref(cache), len(tok), tok.ctypes.data_as(_i32p),
                                   rows.ctypes.data_as(_i32p), pos.ctypes.data_as(_i32p), len(out_idx),
                                   out_idx.ctypes.data_as(_i32p), logits.ctypes.data_as(_f32p))
         if rc == -2:
@@ -186,6 +210,10 @@ class CTransformer:
         if rc != 0:
             raise ValueError("C engine: token, row or position out of range")
         return logits
+
+    @staticmethod
+    def _cache_struct(k: np.ndarray, v: np.ndarray) -> _Cache:
+        return _Cache(k.ctypes.data_as(_f32p), v.ctypes.data_as(_f32p), k.shape[0], k.shape[3])
 
     # --- step-model API -------------------------------------------------------------------------
     def setup_cache(self, batch: int, max_seq: int | None = None) -> None:
@@ -196,6 +224,7 @@ class CTransformer:
         if rows < batch or seq < self.max_seq:
             shape = (max(rows, batch), cfg.n_layers, cfg.kv_heads, max(seq, self.max_seq), cfg.head_dim)
             self.k_cache, self.v_cache = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+            self._cache = self._cache_struct(self.k_cache, self.v_cache)
         self.lengths = np.zeros(batch, dtype=np.int64)
 
     def prefill(self, prompts: list[list[int]]) -> np.ndarray:
@@ -211,7 +240,7 @@ class CTransformer:
         rows = np.repeat(np.arange(len(prompts)), [len(p) for p in prompts])
         pos = np.concatenate([np.arange(len(p)) for p in prompts])
         last = np.cumsum([len(p) for p in prompts]) - 1
-        logits = self._forward(self.k_cache, self.v_cache, tokens, rows, pos, last)
+        logits = self._forward(self._cache, tokens, rows, pos, last)
         self.lengths = np.array([len(p) for p in prompts], dtype=np.int64)
         return logits
 
@@ -226,9 +255,15 @@ class CTransformer:
         pos = self.lengths[:B]
         if int(pos.max()) >= self.max_seq:
             raise ValueError(f"KV cache full: {int(pos.max()) + 1} > {self.max_seq} tokens")
-        logits = self._forward(self.k_cache, self.v_cache, tokens, np.arange(B), pos, np.arange(B))
+        logits = self._forward(self._cache, tokens, self._rows(B), pos, self._rows(B))
         self.lengths = self.lengths[:B] + 1
         return logits
+
+    def _rows(self, n: int) -> np.ndarray:
+        """0..n-1 as int32 (kept: decode asks for it twice per token)."""
+        if getattr(self, "_arange", None) is None or len(self._arange) < n:
+            self._arange = np.arange(max(n, 8), dtype=np.int32)
+        return self._arange[:n]
 
     def reorder_cache(self, rows: np.ndarray) -> None:
         """Select/duplicate cache rows (beam search): new row i = old row rows[i]."""
@@ -250,7 +285,7 @@ class CTransformer:
         shape = (B, self.cfg.n_layers, self.cfg.kv_heads, T, self.cfg.head_dim)
         k, v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         n = B * T
-        logits = self._forward(k, v, idx.reshape(-1), np.repeat(np.arange(B), T), np.tile(np.arange(T), B),
+        logits = self._forward(self._cache_struct(k, v), idx.reshape(-1), np.repeat(np.arange(B), T), np.tile(np.arange(T), B),
                                np.arange(n))
         return logits.reshape(B, T, -1)
 

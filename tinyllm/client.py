@@ -15,15 +15,11 @@ Start-up protocol (exactly one daemon, whatever the races):
 
 from __future__ import annotations
 
-import contextlib
+import _socket  # not `socket`: its enum set-up costs ~3 ms of every `nl2cmd` call, and a request needs none of it
 import fcntl
 import os
-import signal
-import socket
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 from . import __version__
 from .paths import HOME_ENV, StateDirError, StatePaths, ensure_dir
@@ -34,14 +30,16 @@ from .protocol import (
     check_suggest_reply,
     encode_request,
     parse_reply,
-    read_message,
 )
 
 # typing is not imported at run time: it costs ~3 ms of the thin client's start-up (every
 # `nl2cmd` call); annotations are strings (PEP 563).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
+
+    from .paths import Locations
 
 BACKEND_ENV = "NL2CMD_BACKEND"
 CONNECT_TIMEOUT = 1.0
@@ -156,31 +154,61 @@ def wait_exit(pid: int, timeout: float) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Exclusive flock on `path`, polling until `timeout` (then DaemonUnavailable)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
+class file_lock:  # noqa: N801 (a context manager used like a function)
+    """Exclusive flock on `path`, polling until `timeout` (then DaemonUnavailable); `with file_lock(...):`.
+
+    A class rather than @contextlib.contextmanager: contextlib is not imported on the request path.
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout, self.fd = path, timeout, -1
+
+    def __enter__(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise DaemonUnavailable(f"timed out waiting for the start-up lock {path}") from None
+                    os.close(fd)
+                    raise DaemonUnavailable(f"timed out waiting for the start-up lock {self.path}") from None
                 time.sleep(0.02)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+            except BaseException:
+                os.close(fd)
+                raise
+        self.fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock
 
 
 # ---------------------------------------------------------------------------------------------- requests
 
 
-def request(sock_path: Path, payload: bytes, read_timeout: float, connect_timeout: float = CONNECT_TIMEOUT) -> dict:
+def _read_line(sock: Any, limit: int) -> bytes:
+    """One newline-terminated reply of at most `limit` bytes (what was read, at EOF); ProtocolError
+    (code too_large) beyond the limit. The same contract as protocol.read_message, on a raw socket."""
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+        end = buf.find(b"\n")
+        if end >= 0:
+            buf = buf[: end + 1]
+        if len(buf) > limit:
+            raise ProtocolError(f"message too large (over {limit} bytes)", code="too_large")
+        if end >= 0:
+            return buf
+
+
+def request(sock_path: str | Path, payload: bytes, read_timeout: float,
+            connect_timeout: float = CONNECT_TIMEOUT) -> dict:
     """Send one request line and return the parsed reply (ok or not)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(connect_timeout)
         try:
@@ -190,8 +218,7 @@ def request(sock_path: Path, payload: bytes, read_timeout: float, connect_timeou
         sock.settimeout(read_timeout)
         try:
             sock.sendall(payload)
-            with sock.makefile("rb") as rfile:
-                line = read_message(rfile, MAX_REPLY_BYTES)
+            line = _read_line(sock, MAX_REPLY_BYTES)
         except TimeoutError:
             raise RequestTimeout(f"daemon did not answer within {read_timeout:g} s") from None
         except OSError as exc:
@@ -249,14 +276,17 @@ def _log_tail(path: Path) -> str:
 
 def _rotate_log(path: Path) -> None:
     """Keep the log bounded: move a large log aside (one old generation kept)."""
-    with contextlib.suppress(OSError):
+    try:
         if path.stat().st_size > MAX_LOG_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
+    except OSError:
+        pass
 
 
 def spawn(paths: StatePaths, model: str | None, idle_timeout: float) -> Any:
     """Start ``python -m tinyllm.daemon`` detached (new session, output to the log). Returns the Popen."""
     import subprocess
+    from pathlib import Path
 
     ensure_dir(paths.state_dir)
     _rotate_log(paths.log)
@@ -308,10 +338,8 @@ def _remove_stale(paths: StatePaths) -> None:
     """Remove the pid file and socket of a daemon that is gone (caller holds the start-up lock)."""
     pid = read_pid(paths.pid)
     if pid is None or not pid_alive(pid) or not is_daemon_process(pid):
-        with contextlib.suppress(FileNotFoundError):
-            paths.pid.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            paths.socket.unlink()
+        paths.pid.unlink(missing_ok=True)
+        paths.socket.unlink(missing_ok=True)
 
 
 def ensure_daemon(
@@ -371,8 +399,10 @@ def _stop_for_restart(paths: StatePaths, info: dict) -> None:
 
 
 def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    try:
         os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | None = None) -> int | None:
@@ -386,8 +416,10 @@ def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | No
     pid: int | None = None
     if info is not None and isinstance(info.get("pid"), int) and not isinstance(info.get("pid"), bool):
         pid = info["pid"]
-        with contextlib.suppress(ClientError):
+        try:
             request(paths.socket, encode_request("shutdown"), PING_TIMEOUT)
+        except ClientError:
+            pass
         if wait_exit(pid, timeout):
             _cleanup_after(paths, pid)
             return pid
@@ -398,6 +430,8 @@ def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | No
         pid = file_pid
     if pid is None:
         return None
+    import signal
+
     _signal(pid, signal.SIGTERM)
     if not wait_exit(pid, timeout):
         _signal(pid, signal.SIGKILL)
@@ -410,15 +444,13 @@ def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | No
 def _cleanup_after(paths: StatePaths, pid: int) -> None:
     """After `pid` died: remove its pid file and socket if they are still there (SIGKILL leaves them)."""
     if read_pid(paths.pid) == pid:
-        with contextlib.suppress(FileNotFoundError):
-            paths.pid.unlink()
+        paths.pid.unlink(missing_ok=True)
         if ping(paths, timeout=0.5) is None:
-            with contextlib.suppress(FileNotFoundError):
-                paths.socket.unlink()
+            paths.socket.unlink(missing_ok=True)
 
 
 def suggest(
-    paths: StatePaths,
+    paths: StatePaths | Locations,
     instruction: str,
     platform: str = "linux",
     n: int = 1,
@@ -439,7 +471,7 @@ def suggest(
     last: ClientError | None = None
     for attempt in range(3):
         if attempt:
-            ensure_daemon(paths, model, idle_timeout, start_timeout)
+            ensure_daemon(paths.paths(), model, idle_timeout, start_timeout)
         try:
             reply = request(paths.socket, payload, timeout)
         except (ConnectFailed, ConnectionLost) as exc:

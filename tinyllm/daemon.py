@@ -103,7 +103,8 @@ def load_suggester(model_path: str | None = None, user_pairs_path: str | None = 
         if backend_name() == "fake":
             from .fake_backend import FakeSuggester as cls
         else:
-            # Single-stream decoding is a chain of memory-bound matrix-vector products: a second BLAS
+            # The int8 C engine has its own thread pool (NL2CMD_THREADS). For the numpy fallback,
+            # single-stream decoding is a chain of memory-bound matrix-vector products: a second BLAS
             # thread gains only ~20% on an idle 2-core machine (bench/decode.py) and competes with
             # whatever else the user runs. Only effective before numpy is first imported.
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .paths import StatePaths, resolve
+from .paths import locate
 from .protocol import ProtocolError, clean_text, validate_instruction
 from .settings import Settings
 from .text import safe_line, strip_control
@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
+
+    from .paths import Locations, StatePaths
 
 PROG = "nl2cmd"
 
@@ -72,7 +74,8 @@ def clean_arg(arg: str) -> str:
 
 
 def state_paths() -> StatePaths:
-    return resolve()
+    """Every location, as Path objects."""
+    return locate().paths()
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -80,7 +83,7 @@ def load_settings(**overrides: Any) -> Settings:
     from .settings import load
 
     try:
-        settings, problems = load(state_paths().config_file)
+        settings, problems = load(locate().config_file)
     except Exception as exc:  # never let a config problem break suggestions
         settings, problems = Settings(), [str(exc)]
     for problem in problems:
@@ -102,7 +105,7 @@ def instruction_from(words: tuple[str, ...] | list[str] | str) -> str:
 class Engine:
     """Gets suggestions from the daemon (started on demand) or, failing that, in-process."""
 
-    def __init__(self, settings: Settings, paths: StatePaths) -> None:
+    def __init__(self, settings: Settings, paths: StatePaths | Locations) -> None:
         self.settings = settings
         self.paths = paths
         self.in_process = settings.no_daemon
@@ -198,6 +201,6 @@ def suggest_main(words: list[str], *, num: int | None = None, platform: str | No
     """The default command: print a suggestion for the instruction made of `words` (FrontendError on failure)."""
     instruction = instruction_from(words)
     settings = load_settings(num=num, platform=platform, model=model, no_daemon=no_daemon)
-    engine = Engine(settings, state_paths())
+    engine = Engine(settings, locate())  # plain strings: the request path does not import pathlib
     result = engine.suggest(instruction, settings.platform, settings.num)
     emit(result, settings.num, as_json)

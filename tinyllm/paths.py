@@ -17,7 +17,10 @@ import os
 import stat
 import sys
 from collections import namedtuple
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "nl2cmd"
 HOME_ENV = "NL2CMD_HOME"
@@ -30,96 +33,135 @@ class StateDirError(Exception):
     """A state directory is unusable (owned by someone else, not a directory, ...)."""
 
 
-class StatePaths(namedtuple("StatePaths", "config_dir data_dir state_dir cache_dir runtime_dir")):
-    """Every file location nl2cmd uses, resolved once: five directory Paths and the files in them.
-
-    A named tuple rather than a dataclass: `dataclasses` (with `inspect`) would add ~7 ms to the
-    start-up of every `nl2cmd` call.
-    """
+class _Files:
+    """The files inside the five directories (shared by Locations and StatePaths)."""
 
     __slots__ = ()
 
     @property
-    def config_file(self) -> Path:
+    def config_file(self):
         """The settings file (tiny TOML subset, see tinyllm.settings)."""
-        return self.config_dir / "config.toml"
+        return self._join(self.config_dir, "config.toml")
 
     @property
-    def user_pairs(self) -> Path:
+    def user_pairs(self):
         """The user's own instruction/command pairs (JSONL)."""
-        return self.data_dir / "user_pairs.jsonl"
+        return self._join(self.data_dir, "user_pairs.jsonl")
 
     @property
-    def history(self) -> Path:
+    def history(self):
         """REPL history."""
-        return self.state_dir / "repl_history"
+        return self._join(self.state_dir, "repl_history")
 
     @property
-    def log(self) -> Path:
+    def log(self):
         """Daemon log (its stdout and stderr)."""
-        return self.state_dir / "daemon.log"
+        return self._join(self.state_dir, "daemon.log")
 
     @property
-    def socket(self) -> Path:
+    def socket(self):
         """The daemon's Unix domain socket."""
-        return self.runtime_dir / f"{APP}.sock"
+        return self._join(self.runtime_dir, f"{APP}.sock")
 
     @property
-    def pid(self) -> Path:
+    def pid(self):
         """The running daemon's pid (the authority on which daemon owns the socket)."""
-        return self.runtime_dir / f"{APP}.pid"
+        return self._join(self.runtime_dir, f"{APP}.pid")
 
     @property
-    def lock(self) -> Path:
+    def lock(self):
         """flock()ed while a daemon is being started, so racing clients start exactly one."""
-        return self.runtime_dir / f"{APP}.lock"
+        return self._join(self.runtime_dir, f"{APP}.lock")
 
 
-def _default_runtime_dir() -> Path:
+_DIRS = "config_dir data_dir state_dir cache_dir runtime_dir"
+
+
+class Locations(_Files, namedtuple("Locations", _DIRS)):
+    """Every location as a plain string: what a plain request needs, without importing pathlib
+    (~4 ms of every `nl2cmd` call). `paths()` gives the same locations as a StatePaths.
+
+    Named tuples rather than dataclasses: `dataclasses` (with `inspect`) would add ~7 ms too.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _join(directory: str, name: str) -> str:
+        return os.path.join(directory, name)
+
+    def paths(self) -> StatePaths:
+        """The same locations as Path objects."""
+        from pathlib import Path
+
+        return StatePaths(*(Path(d) for d in self))
+
+
+class StatePaths(_Files, namedtuple("StatePaths", _DIRS)):
+    """Every file location nl2cmd uses, resolved once: five directory Paths and the files in them."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _join(directory: Path, name: str) -> Path:
+        return directory / name
+
+    def paths(self) -> StatePaths:
+        """Itself (see Locations.paths)."""
+        return self
+
+
+def _xdg(var: str, fallback: str) -> str:
+    """An XDG base directory: the variable if it holds an absolute path, else ~/fallback (the XDG
+    spec, as platformdirs reads it on Linux)."""
+    value = os.environ.get(var, "").strip()
+    return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), fallback)
+
+
+def _default_runtime_dir() -> str:
     """A per-user runtime directory short enough for an AF_UNIX socket path."""
     uid = os.getuid()
     if sys.platform == "darwin":
         import platformdirs
 
-        candidate = Path(platformdirs.user_runtime_dir(APP))
+        candidate = platformdirs.user_runtime_dir(APP)
     else:
         # Not platformdirs here: it warns on stderr when XDG_RUNTIME_DIR is unset.
         xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-        run_user = Path(f"/run/user/{uid}")
+        run_user = f"/run/user/{uid}"
         if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
-            candidate = Path(xdg) / APP
-        elif run_user.is_dir() and os.access(run_user, os.W_OK):
-            candidate = run_user / APP
+            candidate = os.path.join(xdg, APP)
+        elif os.path.isdir(run_user) and os.access(run_user, os.W_OK):
+            candidate = os.path.join(run_user, APP)
         else:
             import tempfile  # only here: it costs ~4 ms of the thin client's start-up
 
-            candidate = Path(tempfile.gettempdir()) / f"{APP}-{uid}"
-    if len(str(candidate / f"{APP}.sock")) > MAX_SOCKET_PATH:
-        candidate = Path("/tmp") / f"{APP}-{uid}"
+            candidate = os.path.join(tempfile.gettempdir(), f"{APP}-{uid}")
+    if len(os.path.join(candidate, f"{APP}.sock")) > MAX_SOCKET_PATH:
+        candidate = f"/tmp/{APP}-{uid}"
     return candidate
 
 
-def resolve() -> StatePaths:
-    """Compute all locations from `NL2CMD_HOME` or the platform defaults (creates nothing)."""
+def locate() -> Locations:
+    """Compute all locations from `NL2CMD_HOME` or the platform defaults, as strings (creates nothing)."""
     home = os.environ.get(HOME_ENV, "").strip()
     if home:
-        root = Path(home).expanduser().absolute()
-        return StatePaths(
-            config_dir=root / "config",
-            data_dir=root / "data",
-            state_dir=root / "state",
-            cache_dir=root / "cache",
-            runtime_dir=root / "run",
-        )
-    import platformdirs
+        root = os.path.abspath(os.path.expanduser(home))
+        return Locations(*(os.path.join(root, d) for d in ("config", "data", "state", "cache", "run")))
+    if sys.platform.startswith("linux"):  # platformdirs' Linux rules are the XDG spec; skip its import
+        dirs = (os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP), os.path.join(_xdg("XDG_DATA_HOME", ".local/share"), APP),
+                os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), APP), os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), APP))
+    else:
+        import platformdirs
 
-    return StatePaths(
-        config_dir=Path(platformdirs.user_config_dir(APP, appauthor=False)),
-        data_dir=Path(platformdirs.user_data_dir(APP, appauthor=False)),
-        state_dir=Path(platformdirs.user_state_dir(APP, appauthor=False)),
-        cache_dir=Path(platformdirs.user_cache_dir(APP, appauthor=False)),
-        runtime_dir=_default_runtime_dir(),
-    )
+        dirs = (platformdirs.user_config_dir(APP, appauthor=False), platformdirs.user_data_dir(APP, appauthor=False),
+                platformdirs.user_state_dir(APP, appauthor=False), platformdirs.user_cache_dir(APP, appauthor=False))
+    return Locations(*dirs, _default_runtime_dir())
+
+
+def resolve() -> StatePaths:
+    """All locations as Path objects (creates nothing)."""
+    return locate().paths()
 
 
 def ensure_dir(path: Path, private: bool = False) -> Path:

@@ -23,7 +23,6 @@ import math
 import os
 import re
 from collections import namedtuple
-from pathlib import Path
 
 from .prompt import current_platform
 
@@ -171,14 +170,15 @@ def parse_text(text: str, source: str = "config") -> tuple[dict[str, Any], list[
     return values, warnings
 
 
-def load(path: Path | None = None) -> tuple[Settings, list[str]]:
+def load(path: str | os.PathLike | None = None) -> tuple[Settings, list[str]]:
     """Read the settings file (missing file => defaults) and return ``(settings, warnings)``."""
     if path is None:
-        from .paths import resolve
+        from .paths import locate
 
-        path = resolve().config_file
+        path = locate().config_file
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except FileNotFoundError:
         return Settings(), []
     except OSError as exc:
