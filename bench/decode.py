@@ -10,7 +10,9 @@ variant does the same work). Variants (--variants):
 
   numpy-cache    numpy engine with its static KV cache (the serving path; the baseline)
   numpy-nocache  numpy engine, full forward over the whole sequence for every token
-  c-int8         the int8 C engine (tinyllm/_kernels.c, the default where built), with its KV cache
+  c-int8         the int8 C engine (tinyllm/_kernels.c, the default where built): int8 weights and
+                 int8 matrix inputs (integer dot products), with its KV cache
+  c-int8-a32     the same engine with float32 matrix inputs (int8 weights only)
   torch-cache    torch eager, static KV cache (Transformer.prefill/decode)
   torch-nocache  torch eager, full forward for every token
   torch-compile  torch.compile of the cached step (Transformer._step); compile time reported separately
@@ -68,7 +70,8 @@ from common import (
 VARIANTS: dict[str, tuple[str, str]] = {  # name -> (worker family, kind)
     "numpy-cache": ("numpy", "cache"),
     "numpy-nocache": ("numpy", "nocache"),
-    "c-int8": ("numpy", "cint8"),
+    "c-int8": ("c", "int8"),  # its own worker: an OpenBLAS pool spinning after numpy-cache would take a core
+    "c-int8-a32": ("c", "float32"),
     "torch-cache": ("torch", "cache"),
     "torch-nocache": ("torch", "nocache"),
     "torch-compile": ("torch", "compile"),
@@ -76,7 +79,7 @@ VARIANTS: dict[str, tuple[str, str]] = {  # name -> (worker family, kind)
     "torch-bf16": ("torch", "bf16"),
 }
 BASELINE = "numpy-cache"
-ACCURACY_VARIANTS = ("c-int8", "torch-cache", "torch-int8", "torch-bf16")  # fp32 torch is the sanity check
+ACCURACY_VARIANTS = ("c-int8", "c-int8-a32", "torch-cache", "torch-int8", "torch-bf16")  # fp32 torch is the sanity check
 PROMPT_TEXT = "find all python files modified in the last 7 days and count their lines"
 
 
@@ -99,10 +102,10 @@ class Worker:
         """The model object of a variant kind (built once)."""
         if kind in self.models:
             return self.models[kind]
-        if self.family == "numpy" and kind == "cint8":
+        if self.family == "c":
             from tinyllm.cengine import CTransformer
 
-            model: Any = CTransformer(self.cfg, self.weights)
+            model: Any = CTransformer(self.cfg, self.weights, threads=self.threads, activations=kind)
         elif self.family == "numpy":
             from tinyllm.engine import NumpyTransformer
 
@@ -117,7 +120,7 @@ class Worker:
         t0 = time.perf_counter()
         model = self.build(kind)
         build_s = time.perf_counter() - t0
-        gen = numpy_generate if self.family == "numpy" else torch_generate
+        gen = torch_generate if self.family == "torch" else numpy_generate
         prefill_s, decode_s = gen(model, kind, prompt, n_new)
         return {"build_s": build_s, "prefill_s": prefill_s, "decode_s": decode_s}
 
@@ -517,10 +520,10 @@ def measure_accuracy(args: argparse.Namespace, ckpt: str) -> dict[str, Any]:
         progress(f"accuracy: {v}")
         try:
             variant_rt = copy.copy(rt)
-            if v == "c-int8":
+            if VARIANTS[v][0] == "c":
                 from tinyllm.cengine import CTransformer
 
-                variant_rt.model = CTransformer(rt.ckpt.config, rt.ckpt.weights)
+                variant_rt.model = CTransformer(rt.ckpt.config, rt.ckpt.weights, threads=1, activations=VARIANTS[v][1])
             else:
                 variant_rt.model = TorchStepModel(build_torch(rt.ckpt.config, rt.ckpt.weights, VARIANTS[v][1], "default"))
             preds, secs = run(variant_rt)
@@ -585,7 +588,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=positive_int, default=96, help="generation budget for accuracy")
     p.add_argument("--index", type=Path, default=None, help="BM25 index (.idx) for retrieval in the accuracy run")
     p.add_argument("--k", type=int, default=4, help="retrieved examples with --index if the model does not say")
-    p.add_argument("--worker", choices=("numpy", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("numpy", "c", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--worker-ckpt", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     q = args.quick
@@ -596,7 +599,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.new_tokens < 2:
         p.error("--new-tokens must be at least 2 (one from prefill, at least one decode step)")
     if args.variants is None:
-        args.variants = [v for v in VARIANTS if not (q and v == "torch-compile")]
+        from tinyllm.cengine import unavailable_reason
+
+        no_c = unavailable_reason()  # not built here (no compiler) or no AVX2: leave its variants out
+        args.variants = [v for v in VARIANTS if not (q and v == "torch-compile") and not (no_c and v.startswith("c-"))]
     else:
         args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = [v for v in args.variants if v not in VARIANTS]

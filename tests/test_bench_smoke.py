@@ -50,6 +50,9 @@ def test_decode_quick(tmp_path: Path) -> None:
     payload = check_output(out, "| variant | threads | prefill ms | decode tok/s |", out_json)
     rows = {(r["variant"], r["threads"]): r for r in payload["decode"]}
     assert ("numpy-cache", 1) in rows and ("torch-int8", 1) in rows and ("numpy-nocache", 1) in rows
+    from tinyllm.cengine import unavailable_reason
+
+    assert (("c-int8", 1) in rows and ("c-int8-a32", 1) in rows) == (unavailable_reason() is None)
     for r in rows.values():
         assert r["status"] == "ok", r
         assert r["repeats"] == 2 and len(r["decode_s"]) == 2

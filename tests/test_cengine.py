@@ -30,7 +30,7 @@ def engines():
     if unavailable_reason() is not None:
         pytest.skip(str(unavailable_reason()))
     w = random_weights(CFG)
-    return CTransformer(CFG, w), NumpyTransformer(CFG, dequantized_weights(CFG, w))
+    return CTransformer(CFG, w, activations="float32"), NumpyTransformer(CFG, dequantized_weights(CFG, w))
 
 
 def test_quantize_error_is_at_most_half_a_step_per_group():
@@ -117,3 +117,56 @@ def test_bad_input_is_an_error_not_a_crash(engines):
     c.decode(np.array([1]))
     with pytest.raises(ValueError):
         c.decode(np.array([1]))  # cache full
+
+
+@needs_c
+def test_c_quantize_is_bit_identical_to_numpy():
+    from tinyllm.cengine import _f32p, _i8p, _library
+
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((33, 128)) * rng.uniform(0.01, 3, (33, 1))).astype(np.float32)
+    w[4] = 0.0  # all-zero groups get scale 1
+    w[5, :64] = np.linspace(-1, 1, 64, dtype=np.float32) * 127 / 2  # halves: round half to even
+    q, s = np.empty((33, 128), np.int8), np.empty((33, 2), np.float32)
+    _library().tl_quantize(w.ctypes.data_as(_f32p), 33, 128, 64, q.ctypes.data_as(_i8p), s.ctypes.data_as(_f32p))
+    want_q, want_s = quantize(w, 64)
+    np.testing.assert_array_equal(q, want_q)
+    np.testing.assert_array_equal(s, want_s)
+
+
+@needs_c
+@pytest.mark.parametrize("act_int8", [0, 1])
+def test_matmul_kernels_match_a_numpy_reference(act_int8):
+    from tinyllm.cengine import _f32p, _i8p, _library, _QMat
+
+    rng = np.random.default_rng(3)
+    rows, cols, n = 70, 128, 3  # 70 rows: a partial chunk; n > 1 exercises the prefill path
+    w = rng.standard_normal((rows, cols)).astype(np.float32)
+    x = (rng.standard_normal((n, cols)) * [[1.0], [0.01], [30.0]]).astype(np.float32)
+    q, s = quantize(w, 64)
+    qmat = _QMat(q.ctypes.data_as(_i8p), s.ctypes.data_as(_f32p), rows, cols, 64)
+    out = np.empty((n, rows), np.float32)
+    assert _library().tl_matmul(qmat, x.ctypes.data_as(_f32p), n, out.ctypes.data_as(_f32p), act_int8) == 0
+    wq = (q.reshape(rows, 2, 64).astype(np.float64) * s[..., None]).reshape(rows, cols)
+    if act_int8:  # integer sums per group, scaled by both scales
+        xq, xs = quantize(x, 64)
+        isum = (q.reshape(1, rows, 2, 64).astype(np.int64) * xq.reshape(n, 1, 2, 64)).sum(-1)  # (n, rows, 2)
+        want = (isum * s[None].astype(np.float64) * xs[:, None].astype(np.float64)).sum(-1)
+    else:
+        want = x.astype(np.float64) @ wq.T
+    np.testing.assert_allclose(out, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
+@needs_c
+def test_int8_activations_stay_close_and_consistent():
+    w = random_weights(CFG, seed=5)
+    a8, a32 = CTransformer(CFG, w), CTransformer(CFG, w, activations="float32")
+    assert a8.activations == "int8"
+    seq = np.array([[4, 8, 15, 16, 23, 42, 7, 9]])
+    full8, full32 = a8.forward(seq)[0], a32.forward(seq)[0]
+    assert np.abs(full8 - full32).max() < 0.05 * np.abs(full32).max()
+    a8.setup_cache(1, 16)  # cached decoding computes each token exactly as the full pass does
+    steps = [a8.prefill([seq[0, :3].tolist()])[0]] + [a8.decode(np.array([t]))[0] for t in seq[0, 3:]]
+    np.testing.assert_allclose(np.stack(steps), full8[2:], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        CTransformer(CFG, w, activations="int4")

@@ -51,6 +51,7 @@ typedef struct {
     const float *final_norm; /* (D,) */
     const float *cos, *sin;  /* (max_seq, Dh / 2) */
     const Layer *layers;
+    int32_t act_int8; /* 1: quantise each matrix input to int8 too (groups of gs), integer dot products */
 } Model;
 
 typedef struct {
@@ -196,6 +197,65 @@ static float dot_f32(const float *a, const float *b, int n) {
     return dot_f32_scalar(a, b, n);
 }
 
+/* Symmetric int8 of one vector in groups of gs (the weights' rule, see tl_quantize). */
+static void quantize_vec(const float *x, int cols, int gs, int8_t *q, float *s) {
+    for (int g = 0; g < cols / gs; g++) {
+        const float *src = x + (size_t)g * gs;
+        float mx = 0.f;
+        for (int j = 0; j < gs; j++) mx = fmaxf(mx, fabsf(src[j]));
+        float scale = mx / 127.0f;
+        if (scale == 0.f) scale = 1.f;
+        s[g] = scale;
+        for (int j = 0; j < gs; j++) {
+            float v = (src[j] / scale + 12582912.0f) - 12582912.0f; /* round half to even, |v| <= 127 */
+            q[(size_t)g * gs + j] = (int8_t)(v > 127.f ? 127.f : v < -127.f ? -127.f : v);
+        }
+    }
+}
+
+/* Rows r0 <= r < r1 of W @ x with x in int8 too: exact integer dot products per group, scaled by
+ * (weight scale x activation scale). */
+static void matvec_q8q8_scalar(const QMat *w, const int8_t *xq, const float *xs, float *out, int r0, int r1) {
+    const int ng = w->cols / w->gs;
+    for (int r = r0; r < r1; r++) {
+        const int8_t *q = w->q + (size_t)r * w->cols;
+        const float *s = w->s + (size_t)r * ng;
+        float acc = 0.f;
+        for (int g = 0; g < ng; g++) {
+            int32_t a = 0;
+            for (int j = g * w->gs; j < (g + 1) * w->gs; j++) a += (int32_t)q[j] * xq[j];
+            acc += (float)a * (s[g] * xs[g]);
+        }
+        out[r] = acc;
+    }
+}
+
+#ifdef TL_X86
+/* 32 int8 products per instruction (vpmaddubsw on |w| and x carrying w's sign; |w|, |x| <= 127 so the
+ * int16 pair sums cannot saturate), then vpmaddwd to int32. gs % 32 == 0. */
+__attribute__((target("avx2,fma"))) static void matvec_q8q8_avx2(const QMat *w, const int8_t *xq, const float *xs,
+                                                                 float *out, int r0, int r1) {
+    const int ng = w->cols / w->gs, gs = w->gs, cols = w->cols;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = r0; r < r1; r++) {
+        const int8_t *q = w->q + (size_t)r * cols;
+        const float *s = w->s + (size_t)r * ng;
+        __m256 t = _mm256_setzero_ps();
+        for (int g = 0; g < ng; g++) {
+            __m256i acc = _mm256_setzero_si256();
+            for (int j = g * gs; j < (g + 1) * gs; j += 32) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(q + j));
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + j));
+                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+            }
+            t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(s[g] * xs[g]), t);
+        }
+        out[r] = hsum256(t);
+    }
+}
+#endif
+
 static void dequant_row(const QMat *w, int r, float *dst) {
     const int8_t *q = w->q + (size_t)r * w->cols;
     const float *s = w->s + (size_t)r * (w->cols / w->gs);
@@ -205,7 +265,21 @@ static void dequant_row(const QMat *w, int r, float *dst) {
 
 /* Rows r0 <= r < r1 of out (n, rows) = x (n, cols) @ W^T. One token: the int8 kernel. Several: each
  * row is dequantised once into a buffer that stays in L1 and reused for every token. */
-static void matmul_rows(const QMat *w, const float *x, int n, float *out, int r0, int r1) {
+static void matmul_rows(const QMat *w, const float *x, const int8_t *xq, const float *xs, int n, float *out, int r0,
+                        int r1) {
+    if (xq) { /* int8 activations: row-major so each weight row stays in L1 across the n tokens */
+        const int ng = w->cols / w->gs;
+        for (int t = 0; t < n; t++) {
+#ifdef TL_X86
+            if (use_avx2 && w->gs % 32 == 0) {
+                matvec_q8q8_avx2(w, xq + (size_t)t * w->cols, xs + (size_t)t * ng, out + (size_t)t * w->rows, r0, r1);
+                continue;
+            }
+#endif
+            matvec_q8q8_scalar(w, xq + (size_t)t * w->cols, xs + (size_t)t * ng, out + (size_t)t * w->rows, r0, r1);
+        }
+        return;
+    }
     if (n == 1) {
 #ifdef TL_X86
         if (use_avx2 && w->gs % 16 == 0) {
@@ -240,6 +314,8 @@ static void matmul_rows(const QMat *w, const float *x, int n, float *out, int r0
 #define TL_MAX_THREADS 16
 #define SPIN_NS 2000000L
 #define CHUNK_ROWS 64
+#define STALL_NS 200000L   /* waiting this long for a worker's chunk means it was descheduled */
+#define BACKOFF_JOBS 2500  /* then run this many products (~100 tokens) on the calling thread alone */
 
 static int pool_threads = 1;  /* threads per product, the caller included (tl_set_threads) */
 static int pool_spawned = 0;  /* workers running in this process */
@@ -250,9 +326,12 @@ static _Atomic uint64_t pool_ticket; /* (job id << 32) | next chunk */
 static atomic_int pool_done;         /* chunks finished in the current job */
 static atomic_int pool_sleepers;     /* workers waiting on pool_cv */
 static uint32_t pool_job_id;         /* written by the caller only */
+static int pool_backoff;             /* products left to run single-threaded after a stall */
 static struct {
     const QMat *w;
     const float *x;
+    const int8_t *xq; /* the quantised x, or NULL */
+    const float *xs;
     float *out;
     int n;
     atomic_int chunks; /* read by a worker before it knows the job is still current */
@@ -280,7 +359,7 @@ static void pool_work(uint32_t id) {
                                                    memory_order_acquire))
             continue;
         const int r0 = (int)c * CHUNK_ROWS, r1 = r0 + CHUNK_ROWS < pool_job.w->rows ? r0 + CHUNK_ROWS : pool_job.w->rows;
-        matmul_rows(pool_job.w, pool_job.x, pool_job.n, pool_job.out, r0, r1);
+        matmul_rows(pool_job.w, pool_job.x, pool_job.xq, pool_job.xs, pool_job.n, pool_job.out, r0, r1);
         atomic_fetch_add_explicit(&pool_done, 1, memory_order_release);
     }
 }
@@ -330,15 +409,30 @@ static int pool_ensure(void) {
     return 0;
 }
 
-static void matmul_q8(const QMat *w, const float *x, int n, float *out) {
+typedef struct {
+    int8_t *q; /* room for n x (widest matrix input) int8 */
+    float *s;  /* and their group scales */
+} ActBuf;
+
+/* out (n, rows) = x (n, cols) @ W^T; with `act`, x is first quantised to int8 (the model's act_int8). */
+static void matmul_q8(const QMat *w, const float *x, int n, float *out, const ActBuf *act) {
+    const int8_t *xq = NULL;
+    const float *xs = NULL;
+    if (act) {
+        const int ng = w->cols / w->gs;
+        for (int t = 0; t < n; t++)
+            quantize_vec(x + (size_t)t * w->cols, w->cols, w->gs, act->q + (size_t)t * w->cols, act->s + (size_t)t * ng);
+        xq = act->q, xs = act->s;
+    }
     const int chunks = (w->rows + CHUNK_ROWS - 1) / CHUNK_ROWS;
-    if (pool_threads <= 1 || pool_spawned == 0 || chunks < 2) {
-        matmul_rows(w, x, n, out, 0, w->rows);
+    if (pool_backoff > 0) pool_backoff--;
+    if (pool_threads <= 1 || pool_spawned == 0 || chunks < 2 || pool_backoff > 0) {
+        matmul_rows(w, x, xq, xs, n, out, 0, w->rows);
         return;
     }
     /* Publish the job, then its ticket (release): a worker that takes a chunk sees the fields. The
      * previous job is finished (every chunk counted), so no worker is reading the fields now. */
-    pool_job.w = w, pool_job.x = x, pool_job.out = out, pool_job.n = n;
+    pool_job.w = w, pool_job.x = x, pool_job.xq = xq, pool_job.xs = xs, pool_job.out = out, pool_job.n = n;
     atomic_store_explicit(&pool_job.chunks, chunks, memory_order_relaxed);
     atomic_store_explicit(&pool_done, 0, memory_order_relaxed);
     const uint32_t id = ++pool_job_id;
@@ -347,7 +441,14 @@ static void matmul_q8(const QMat *w, const float *x, int n, float *out) {
     if (atomic_load(&pool_sleepers)) pthread_cond_broadcast(&pool_cv);
     pthread_mutex_unlock(&pool_mu);
     pool_work(id);
-    while (atomic_load_explicit(&pool_done, memory_order_acquire) < chunks) cpu_relax();
+    if (atomic_load_explicit(&pool_done, memory_order_acquire) < chunks) {
+        /* A worker still holds a chunk. If it was preempted (another program wants the core), the
+         * wait lasts a scheduler time slice: then stop handing out chunks for a while, so a busy
+         * machine costs at most the single-thread speed. */
+        const long t0 = now_ns();
+        while (atomic_load_explicit(&pool_done, memory_order_acquire) < chunks) cpu_relax();
+        if (now_ns() - t0 > STALL_NS) pool_backoff = BACKOFF_JOBS;
+    }
 }
 
 /* Threads per matrix product (1..16, the caller included); returns the number now in use. */
@@ -380,6 +481,8 @@ static float *slot(const Model *m, const Cache *c, float *base, int row, int lay
     return base + ((((size_t)row * m->n_layers + layer) * m->kv_heads + g) * c->seq + p) * dh;
 }
 
+static pthread_mutex_t forward_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* Returns 0, or -1 on bad arguments (row or position out of range), -2 when out of memory. */
 TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, const int32_t *row, const int32_t *pos,
                          int n_out, const int32_t *out_idx, float *logits) {
@@ -395,14 +498,22 @@ TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, co
     for (int i = 0; i < n_out; i++)
         if (out_idx[i] < 0 || out_idx[i] >= n) return -1;
     simd_level();
+    pthread_mutex_lock(&forward_mu); /* one forward pass at a time: the pool and its job are shared */
     if (pool_threads > 1) pool_ensure(); /* after a fork: this process has no workers yet */
 
     const int widest = QKV > 2 * F ? (QKV > m->vocab ? QKV : m->vocab) : (2 * F > m->vocab ? 2 * F : m->vocab);
     float *x = malloc(sizeof(float) * (size_t)n * D), *xn = malloc(sizeof(float) * (size_t)n * D);
     float *big = malloc(sizeof(float) * (size_t)n * widest), *mid = malloc(sizeof(float) * (size_t)n * wide_in);
     float *att = malloc(sizeof(float) * (size_t)(max_pos + 1));
-    if (!x || !xn || !big || !mid || !att) {
-        free(x), free(xn), free(big), free(mid), free(att);
+    ActBuf actbuf = {NULL, NULL}, *act = NULL;
+    if (m->act_int8) {
+        actbuf.q = malloc((size_t)n * wide_in);
+        actbuf.s = malloc(sizeof(float) * (size_t)n * (wide_in / 16 + 1));
+        act = &actbuf;
+    }
+    if (!x || !xn || !big || !mid || !att || (act && (!actbuf.q || !actbuf.s))) {
+        free(x), free(xn), free(big), free(mid), free(att), free(actbuf.q), free(actbuf.s);
+        pthread_mutex_unlock(&forward_mu);
         return -2;
     }
     for (int i = 0; i < n; i++) dequant_row(&m->emb, tok[i], x + (size_t)i * D);
@@ -412,7 +523,7 @@ TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, co
         const Layer *L = &m->layers[l];
         /* attention: qkv projection, RoPE, cache write */
         for (int i = 0; i < n; i++) rms_norm(x + (size_t)i * D, L->attn_norm, D, m->eps, xn + (size_t)i * D);
-        matmul_q8(&L->wqkv, xn, n, big); /* big: (n, QKV) */
+        matmul_q8(&L->wqkv, xn, n, big, act); /* big: (n, QKV) */
         for (int i = 0; i < n; i++) {
             float *qkv = big + (size_t)i * QKV;
             const float *cs = m->cos + (size_t)pos[i] * (Dh / 2), *sn = m->sin + (size_t)pos[i] * (Dh / 2);
@@ -444,25 +555,68 @@ TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, co
                 }
             }
         }
-        matmul_q8(&L->wo, mid, n, xn); /* xn reused as (n, D) output */
+        matmul_q8(&L->wo, mid, n, xn, act); /* xn reused as (n, D) output */
         for (size_t j = 0; j < (size_t)n * D; j++) x[j] += xn[j];
         /* SwiGLU feed-forward */
         for (int i = 0; i < n; i++) rms_norm(x + (size_t)i * D, L->ffn_norm, D, m->eps, xn + (size_t)i * D);
-        matmul_q8(&L->w13, xn, n, big); /* big: (n, 2F) */
+        matmul_q8(&L->w13, xn, n, big, act); /* big: (n, 2F) */
         for (int i = 0; i < n; i++) {
             const float *a = big + (size_t)i * 2 * F, *b = a + F;
             float *o = mid + (size_t)i * F;
             for (int j = 0; j < F; j++) o[j] = a[j] / (1.0f + expf(-a[j])) * b[j];
         }
-        matmul_q8(&L->w2, mid, n, xn);
+        matmul_q8(&L->w2, mid, n, xn, act);
         for (size_t j = 0; j < (size_t)n * D; j++) x[j] += xn[j];
     }
     /* tied output head, only for the requested tokens */
     for (int o = 0; o < n_out; o++) {
         rms_norm(x + (size_t)out_idx[o] * D, m->final_norm, D, m->eps, xn);
-        matmul_q8(&m->emb, xn, 1, logits + (size_t)o * m->vocab);
+        matmul_q8(&m->emb, xn, 1, logits + (size_t)o * m->vocab, act);
     }
-    free(x), free(xn), free(big), free(mid), free(att);
+    free(x), free(xn), free(big), free(mid), free(att), free(actbuf.q), free(actbuf.s);
+    pthread_mutex_unlock(&forward_mu);
+    return 0;
+}
+
+/* Symmetric int8 per group of gs inputs, exactly as cengine.quantize does it in numpy (float32 maths,
+ * round half to even): s[r, g] = max |w| / 127 (1 for an all-zero group), q = rint(w / s). */
+TL_EXPORT void tl_quantize(const float *w, int rows, int cols, int gs, int8_t *q, float *s) {
+    const int ng = cols / gs;
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < ng; g++) {
+            const float *src = w + (size_t)r * cols + (size_t)g * gs;
+            int8_t *dst = q + (size_t)r * cols + (size_t)g * gs;
+            float mx = 0.f;
+            for (int j = 0; j < gs; j++) mx = fmaxf(mx, fabsf(src[j]));
+            float scale = mx / 127.0f;
+            if (scale == 0.f) scale = 1.f;
+            s[(size_t)r * ng + g] = scale;
+            for (int j = 0; j < gs; j++) {
+                /* |w / scale| <= 127: adding and removing 1.5 * 2^23 rounds half to even like rint,
+                 * without a libm call per weight */
+                float v = (src[j] / scale + 12582912.0f) - 12582912.0f;
+                dst[j] = (int8_t)(v > 127.f ? 127.f : v < -127.f ? -127.f : v);
+            }
+        }
+}
+
+/* out (n, rows) = x (n, cols) @ W^T through the kernels the forward pass uses (tests, benchmarks). */
+TL_EXPORT int tl_matmul(const QMat *w, const float *x, int n, float *out, int act_int8) {
+    simd_level();
+    ActBuf actbuf = {NULL, NULL};
+    if (act_int8) {
+        actbuf.q = malloc((size_t)n * w->cols);
+        actbuf.s = malloc(sizeof(float) * (size_t)n * (w->cols / w->gs));
+        if (!actbuf.q || !actbuf.s) {
+            free(actbuf.q), free(actbuf.s);
+            return -2;
+        }
+    }
+    pthread_mutex_lock(&forward_mu);
+    if (pool_threads > 1) pool_ensure();
+    matmul_q8(w, x, n, out, act_int8 ? &actbuf : NULL);
+    pthread_mutex_unlock(&forward_mu);
+    free(actbuf.q), free(actbuf.s);
     return 0;
 }
 
