@@ -52,7 +52,7 @@ def test_group_size_follows_the_model_widths():
 
 
 @needs_c
-def test_prefill_and_decode_match_the_numpy_engine(engines):
+def test_prefill_and_decode_match_the_numpy_engine(engines, kernels):
     c, ref = engines
     prompts = [[5, 9, 2, 40, 7], [3, 1, 88], [60, 61, 62, 63, 64, 65, 66]]
     for e in (c, ref):
@@ -134,9 +134,20 @@ def test_c_quantize_is_bit_identical_to_numpy():
     np.testing.assert_array_equal(s, want_s)
 
 
+@pytest.fixture(params=["simd", "portable"])
+def kernels(request):
+    """Each kernel test runs with the AVX2 kernels (where the CPU has them) and with the portable loops."""
+    from tinyllm.cengine import _library
+
+    lib = _library()
+    lib.tl_use_simd(int(request.param == "simd"))
+    yield request.param
+    lib.tl_use_simd(1)
+
+
 @needs_c
 @pytest.mark.parametrize("act_int8", [0, 1])
-def test_matmul_kernels_match_a_numpy_reference(act_int8):
+def test_matmul_kernels_match_a_numpy_reference(act_int8, kernels):
     from tinyllm.cengine import _f32p, _i8p, _library, _QMat
 
     rng = np.random.default_rng(3)

@@ -74,22 +74,6 @@ static float dot_f32_scalar(const float *a, const float *b, int n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-/* out[r] = sum_g s[r, g] * sum_{j in g} q[r, j] x[j], for rows r0 <= r < r1 */
-static void matvec_q8_scalar(const QMat *w, const float *x, float *out, int r0, int r1) {
-    const int ng = w->cols / w->gs;
-    for (int r = r0; r < r1; r++) {
-        const int8_t *q = w->q + (size_t)r * w->cols;
-        const float *s = w->s + (size_t)r * ng;
-        float acc = 0.f;
-        for (int g = 0; g < ng; g++) {
-            float a = 0.f;
-            for (int j = g * w->gs; j < (g + 1) * w->gs; j++) a += (float)q[j] * x[j];
-            acc += a * s[g];
-        }
-        out[r] = acc;
-    }
-}
-
 #ifdef TL_X86
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -197,7 +181,9 @@ static float dot_f32(const float *a, const float *b, int n) {
     return dot_f32_scalar(a, b, n);
 }
 
-/* Symmetric int8 of one vector in groups of gs (the weights' rule, see tl_quantize). */
+/* Symmetric int8 of one vector in groups of gs, the rule for weights (tl_quantize) and matrix inputs
+ * alike: s[g] = max |x| / 127 (1 for an all-zero group), q = rint(x / s) with float32 maths and
+ * round half to even, exactly as cengine.quantize does it in numpy. */
 static void quantize_vec(const float *x, int cols, int gs, int8_t *q, float *s) {
     for (int g = 0; g < cols / gs; g++) {
         const float *src = x + (size_t)g * gs;
@@ -213,18 +199,26 @@ static void quantize_vec(const float *x, int cols, int gs, int8_t *q, float *s) 
     }
 }
 
-/* Rows r0 <= r < r1 of W @ x with x in int8 too: exact integer dot products per group, scaled by
- * (weight scale x activation scale). */
-static void matvec_q8q8_scalar(const QMat *w, const int8_t *xq, const float *xs, float *out, int r0, int r1) {
+/* Portable rows r0 <= r < r1 of W @ x: out[r] = sum_g s[r, g] * sum_{j in g} q[r, j] x[j]. With xq
+ * (x in int8, group scales xs) each group's sum is an exact integer, scaled by s[r, g] * xs[g]. */
+static void matvec_scalar(const QMat *w, const float *x, const int8_t *xq, const float *xs, float *out, int r0,
+                          int r1) {
     const int ng = w->cols / w->gs;
     for (int r = r0; r < r1; r++) {
         const int8_t *q = w->q + (size_t)r * w->cols;
         const float *s = w->s + (size_t)r * ng;
         float acc = 0.f;
         for (int g = 0; g < ng; g++) {
-            int32_t a = 0;
-            for (int j = g * w->gs; j < (g + 1) * w->gs; j++) a += (int32_t)q[j] * xq[j];
-            acc += (float)a * (s[g] * xs[g]);
+            const int j0 = g * w->gs, j1 = j0 + w->gs;
+            if (xq) {
+                int32_t a = 0;
+                for (int j = j0; j < j1; j++) a += (int32_t)q[j] * xq[j];
+                acc += (float)a * (s[g] * xs[g]);
+            } else {
+                float a = 0.f;
+                for (int j = j0; j < j1; j++) a += (float)q[j] * x[j];
+                acc += a * s[g];
+            }
         }
         out[r] = acc;
     }
@@ -276,7 +270,7 @@ static void matmul_rows(const QMat *w, const float *x, const int8_t *xq, const f
                 continue;
             }
 #endif
-            matvec_q8q8_scalar(w, xq + (size_t)t * w->cols, xs + (size_t)t * ng, out + (size_t)t * w->rows, r0, r1);
+            matvec_scalar(w, NULL, xq + (size_t)t * w->cols, xs + (size_t)t * ng, out + (size_t)t * w->rows, r0, r1);
         }
         return;
     }
@@ -287,7 +281,7 @@ static void matmul_rows(const QMat *w, const float *x, const int8_t *xq, const f
             return;
         }
 #endif
-        matvec_q8_scalar(w, x, out, r0, r1);
+        matvec_scalar(w, x, NULL, NULL, out, r0, r1);
         return;
     }
     float buf[w->cols];
@@ -578,26 +572,9 @@ TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, co
     return 0;
 }
 
-/* Symmetric int8 per group of gs inputs, exactly as cengine.quantize does it in numpy (float32 maths,
- * round half to even): s[r, g] = max |w| / 127 (1 for an all-zero group), q = rint(w / s). */
+/* Quantise a (rows, cols) matrix row by row (quantize_vec). */
 TL_EXPORT void tl_quantize(const float *w, int rows, int cols, int gs, int8_t *q, float *s) {
-    const int ng = cols / gs;
-    for (int r = 0; r < rows; r++)
-        for (int g = 0; g < ng; g++) {
-            const float *src = w + (size_t)r * cols + (size_t)g * gs;
-            int8_t *dst = q + (size_t)r * cols + (size_t)g * gs;
-            float mx = 0.f;
-            for (int j = 0; j < gs; j++) mx = fmaxf(mx, fabsf(src[j]));
-            float scale = mx / 127.0f;
-            if (scale == 0.f) scale = 1.f;
-            s[(size_t)r * ng + g] = scale;
-            for (int j = 0; j < gs; j++) {
-                /* |w / scale| <= 127: adding and removing 1.5 * 2^23 rounds half to even like rint,
-                 * without a libm call per weight */
-                float v = (src[j] / scale + 12582912.0f) - 12582912.0f;
-                dst[j] = (int8_t)(v > 127.f ? 127.f : v < -127.f ? -127.f : v);
-            }
-        }
+    for (int r = 0; r < rows; r++) quantize_vec(w + (size_t)r * cols, cols, gs, q + (size_t)r * cols, s + (size_t)r * (cols / gs));
 }
 
 /* out (n, rows) = x (n, cols) @ W^T through the kernels the forward pass uses (tests, benchmarks). */
@@ -622,6 +599,14 @@ TL_EXPORT int tl_matmul(const QMat *w, const float *x, int n, float *out, int ac
 
 /* 1 when the AVX2 + FMA kernels run on this CPU, 0 for the portable C loops. */
 TL_EXPORT int tl_simd(void) { return simd_level(); }
+
+/* Tests: use the portable loops (on = 0) or the SIMD kernels where the CPU has them (on = 1). */
+TL_EXPORT int tl_use_simd(int on) {
+    use_avx2 = -1;
+    simd_level();
+    if (!on) use_avx2 = 0;
+    return use_avx2;
+}
 
 /* Python module stub: the functions above are called through ctypes (tinyllm/cengine.py). */
 static struct PyModuleDef kernels_module = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -71,6 +71,8 @@ def _library() -> ctypes.CDLL | None:
             lib.tl_forward.argtypes = [ctypes.POINTER(_Model), ctypes.POINTER(_Cache), ctypes.c_int, _i32p, _i32p,
                                        _i32p, ctypes.c_int, _i32p, _f32p]
             lib.tl_simd.restype = ctypes.c_int
+            lib.tl_use_simd.restype = ctypes.c_int
+            lib.tl_use_simd.argtypes = [ctypes.c_int]
             lib.tl_matmul.restype = ctypes.c_int
             lib.tl_matmul.argtypes = [ctypes.POINTER(_QMat), _f32p, ctypes.c_int, _f32p, ctypes.c_int]
             lib.tl_quantize.restype = None
