@@ -261,7 +261,8 @@ static void dequant_row(const QMat *w, int r, float *dst) {
  * row is dequantised once into a buffer that stays in L1 and reused for every token. */
 static void matmul_rows(const QMat *w, const float *x, const int8_t *xq, const float *xs, int n, float *out, int r0,
                         int r1) {
-    if (xq) { /* int8 activations: row-major so each weight row stays in L1 across the n tokens */
+    if (xq) { /* int8 activations, token by token (blocking rows to reuse them across tokens measured
+               * 5-15% slower: the weights stream from L3 fast enough) */
         const int ng = w->cols / w->gs;
         for (int t = 0; t < n; t++) {
 #ifdef TL_X86
