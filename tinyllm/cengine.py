@@ -4,7 +4,7 @@ Same step-model API as tinyllm.engine.NumpyTransformer (``setup_cache``, ``prefi
 ``reorder_cache``, ``forward``). Every matrix is quantised at load to int8 in groups of ``GROUP``
 inputs with one float32 scale per group (symmetric, round half to even). By default each matrix
 input is quantised the same way on the fly (``activations="int8"``), so the dot products are exact
-int8 integer sums (AVX2 vpmaddubsw), ~1.5x faster than float32 activations; norms, attention,
+int8 integer sums (AVX2 vpmaddubsw), 1.2-1.5x faster than float32 activations; norms, attention,
 softmax and the KV cache stay float32. With ``activations="float32"`` the engine computes exactly
 what the numpy engine computes on `dequantized_weights` (the tests' reference).
 
@@ -25,12 +25,14 @@ GROUP = 64  # inputs per int8 scale: small enough that one outlier costs little 
 
 
 def group_size(cfg: ModelConfig) -> int:
-    """The largest of 64, 32, 16 inputs per scale that divides every matrix's input width (the SIMD
-    kernels take 16 at a time); ValueError for a model whose widths allow none."""
+    """The largest of 64, 32, 16 inputs per scale that divides every matrix's input width (the AVX2
+    kernels take 16 float32 or 32 int8 inputs at a time, else the portable loops run); ValueError for a
+    model whose widths allow none."""
     for g in (GROUP, 32, 16):
         if cfg.dim % g == 0 and cfg.hidden % g == 0:
             return g
     raise ValueError(f"the C engine needs dim and ffn width divisible by 16 (got {cfg.dim}, {cfg.hidden})")
+
 
 _i8p, _f32p, _i32p = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
 
@@ -109,7 +111,7 @@ def unavailable_reason() -> str | None:
     if lib is None:
         return _load_error
     if not lib.tl_simd():
-        return "C kernels built, but this CPU lacks AVX2/FMA (the portable loops are slower than numpy)"
+        return "C kernels built, but this CPU lacks AVX2/FMA (only the portable C loops would run)"
     return None
 
 
