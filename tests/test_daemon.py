@@ -577,3 +577,19 @@ def test_warm_plain_request_imports_only_light_modules(nl2cmd_home: Path) -> Non
     assert run.stdout.strip()  # the fake backend's answer
     assert json.loads(run.stderr.strip().splitlines()[-1]) == []
     assert client.ping(P())["requests"] >= 2  # the answer came from the daemon
+
+
+@pytest.mark.parametrize("argv, status, out, err", [
+    (["list", "all", "files"], 0, "\n", ""),  # the fake backend's answer: one line
+    (["x" * 600], 1, "", "nl2cmd: error: instruction too long"),
+    (["--version"], 0, "nl2cmd", ""),  # not a plain request: the normal exit
+])
+def test_console_script_exit_status_and_output(nl2cmd_home: Path, argv: list[str], status: int, out: str,
+                                                err: str) -> None:
+    """console_main ends a plain request with os._exit: the status and every line still come out."""
+    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.entry import console_main; console_main()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == status, run.stderr
+    assert out in run.stdout and err in run.stderr
+    if status == 0 and argv[0] != "--version":
+        assert len(run.stdout.splitlines()) == 1 and run.stdout.strip()
