@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", default="list the 5 largest files in this directory")
     parser.add_argument("--backend", choices=["real", "fake"], default="real")
     parser.add_argument("--model", default=None, help="model file (real backend; default: the packaged model)")
-    parser.add_argument("--threads", default="2", help="threads of the daemon / in-process model (NL2CMD_THREADS for "
-                        "the C engine, the BLAS pool for numpy), comma list compared side by side, e.g. 1,2 (default 2)")
+    parser.add_argument("--threads", default="1", help="threads of the daemon / in-process model (NL2CMD_THREADS for "
+                        "the C engine, the BLAS pool for numpy), comma list compared side by side, e.g. 1,2 "
+                        "(default 1: what a user gets)")
     parser.add_argument("--engines", default="auto", help="inference engines (NL2CMD_ENGINE) compared side by side, "
                         "comma list of auto, c-int8, numpy (default auto: what a user gets)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")

@@ -2,7 +2,8 @@
  *
  * Same maths as tinyllm/engine.py (RMSNorm, RoPE on (even, odd) pairs, grouped-query attention,
  * SwiGLU, tied head), with every matrix stored as int8 in groups of `gs` inputs that share one float32
- * scale. Activations, norms, attention and the KV cache stay float32. Decoding one token reads each
+ * scale. With the model's act_int8 each matrix input is quantised the same way, so dot products are
+ * integer sums; norms, attention, softmax and the KV cache stay float32. Decoding one token reads each
  * weight once, so int8 weights read 4x fewer bytes than float32 ones; at 13.8M parameters they also fit
  * in the L3 cache of a server CPU.
  *
@@ -81,10 +82,6 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
     lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
-}
-
-__attribute__((target("avx2,fma"))) static inline __m256 load_q8(const int8_t *p) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b, int n) {
@@ -496,7 +493,7 @@ TL_EXPORT int tl_forward(const Model *m, Cache *c, int n, const int32_t *tok, co
     pthread_mutex_lock(&forward_mu); /* one forward pass at a time: the pool and its job are shared */
     if (pool_threads > 1) pool_ensure(); /* after a fork: this process has no workers yet */
 
-    const int widest = QKV > 2 * F ? (QKV > m->vocab ? QKV : m->vocab) : (2 * F > m->vocab ? 2 * F : m->vocab);
+    const int widest = QKV > 2 * F ? QKV : 2 * F; /* the wider of the qkv and w1/w3 outputs (logits go to the caller) */
     float *x = malloc(sizeof(float) * (size_t)n * D), *xn = malloc(sizeof(float) * (size_t)n * D);
     float *big = malloc(sizeof(float) * (size_t)n * widest), *mid = malloc(sizeof(float) * (size_t)n * wide_in);
     float *att = malloc(sizeof(float) * (size_t)(max_pos + 1));

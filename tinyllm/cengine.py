@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from .config import ModelConfig
+from .engine import fused_matrices, rope_tables
 
 GROUP = 64  # inputs per int8 scale: small enough that one outlier costs little precision
 
@@ -132,35 +133,16 @@ def _dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (q.reshape(rows, scale.shape[1], -1).astype(np.float32) * scale[..., None]).reshape(rows, cols)
 
 
-def _matrices(cfg: ModelConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The matrices in the engine's fused torch layout (out, in): per layer wqkv, wo, w13, w2; and emb."""
-    mats = {"emb": weights["tok_emb.weight"]}
-    for i in range(cfg.n_layers):
-        p = f"layers.{i}."
-        mats[p + "wqkv"] = np.concatenate([weights[p + f"attn.{n}.weight"] for n in ("wq", "wk", "wv")], axis=0)
-        mats[p + "wo"] = weights[p + "attn.wo.weight"]
-        mats[p + "w13"] = np.concatenate([weights[p + "ffn.w1.weight"], weights[p + "ffn.w3.weight"]], axis=0)
-        mats[p + "w2"] = weights[p + "ffn.w2.weight"]
-    return mats
-
-
 def dequantized_weights(cfg: ModelConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Checkpoint weights (state_dict names) rounded through int8 exactly as the C engine stores them."""
+    """Checkpoint weights (state_dict names) rounded through int8 exactly as the C engine stores them:
+    every matrix (the 2-D weights: embedding and layer matrices); norms stay as they are."""
     group = group_size(cfg)
-    out = dict(weights)
-    out["tok_emb.weight"] = _dequantize(*quantize(weights["tok_emb.weight"], group))
-    for i in range(cfg.n_layers):
-        p = f"layers.{i}."
-        for name in ("wq", "wk", "wv", "wo"):
-            out[p + f"attn.{name}.weight"] = _dequantize(*quantize(weights[p + f"attn.{name}.weight"], group))
-        for name in ("w1", "w2", "w3"):
-            out[p + f"ffn.{name}.weight"] = _dequantize(*quantize(weights[p + f"ffn.{name}.weight"], group))
-    return out
+    return {name: _dequantize(*quantize(w, group)) if w.ndim == 2 else w for name, w in weights.items()}
 
 
 class CTransformer:
-    """Int8 weights, float32 activations, forward pass in C. RuntimeError if the kernels are missing,
-    ValueError for a model shape they do not take (see `group_size`)."""
+    """Int8 weights, int8 (default) or float32 matrix inputs, forward pass in C. RuntimeError if the
+    kernels are missing, ValueError for a model shape they do not take (see `group_size`)."""
 
     def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], threads: int | None = None,
                  activations: str = "int8") -> None:
@@ -187,22 +169,19 @@ class CTransformer:
             lib.tl_quantize(w.ctypes.data_as(_f32p), rows, cols, group, q.ctypes.data_as(_i8p), s.ctypes.data_as(_f32p))
             return _QMat(ptr(q, _i8p), ptr(s, _f32p), rows, cols, group)
 
-        mats = _matrices(cfg, weights)
         f32 = np.float32
         layers = (_Layer * cfg.n_layers)()
-        for i in range(cfg.n_layers):
+        for i, mats in enumerate(fused_matrices(cfg, weights)):
             p = f"layers.{i}."
             layers[i] = _Layer(ptr(weights[p + "attn_norm.weight"].astype(f32), _f32p),
                                ptr(weights[p + "ffn_norm.weight"].astype(f32), _f32p),
-                               qmat(mats[p + "wqkv"]), qmat(mats[p + "wo"]), qmat(mats[p + "w13"]), qmat(mats[p + "w2"]))
-        half = cfg.head_dim // 2
-        inv = 1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_dim, 2, dtype=np.float64) / cfg.head_dim))
-        ang = np.outer(np.arange(cfg.max_seq_len, dtype=np.float64), inv[:half])
+                               qmat(mats["wqkv"]), qmat(mats["wo"]), qmat(mats["w13"]), qmat(mats["w2"]))
+        cos, sin = rope_tables(cfg)
         self._layers = layers
         self._model = _Model(cfg.dim, cfg.n_layers, cfg.n_heads, cfg.kv_heads, cfg.head_dim, cfg.hidden,
-                             cfg.vocab_size, cfg.max_seq_len, cfg.norm_eps, qmat(mats["emb"]),
-                             ptr(weights["norm.weight"].astype(f32), _f32p), ptr(np.cos(ang).astype(f32), _f32p),
-                             ptr(np.sin(ang).astype(f32), _f32p), layers, int(activations == "int8"))
+                             cfg.vocab_size, cfg.max_seq_len, cfg.norm_eps, qmat(weights["tok_emb.weight"]),
+                             ptr(weights["norm.weight"].astype(f32), _f32p), ptr(cos, _f32p), ptr(sin, _f32p),
+                             layers, int(activations == "int8"))
         self.activations = activations
         self._model_ref = ctypes.byref(self._model)
         self.k_cache = np.zeros((0, cfg.n_layers, cfg.kv_heads, 0, cfg.head_dim), np.float32)

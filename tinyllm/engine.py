@@ -28,6 +28,29 @@ def _rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return out
 
 
+def fused_matrices(cfg: ModelConfig, weights: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per layer, the matrices in torch layout (out, in) as the engines run them: wq, wk, wv stacked
+    into wqkv ((H + 2G) Dh, D), w1 and w3 into w13 (2 hidden, D), and wo, w2 as stored."""
+    layers = []
+    for i in range(cfg.n_layers):
+        p = f"layers.{i}."
+        layers.append({
+            "wqkv": np.concatenate([weights[p + f"attn.{n}.weight"] for n in ("wq", "wk", "wv")], axis=0),
+            "wo": weights[p + "attn.wo.weight"],
+            "w13": np.concatenate([weights[p + "ffn.w1.weight"], weights[p + "ffn.w3.weight"]], axis=0),
+            "w2": weights[p + "ffn.w2.weight"],
+        })
+    return layers
+
+
+def rope_tables(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the RoPE angles, float32 (max_seq_len, head_dim / 2)."""
+    half = cfg.head_dim // 2
+    inv = 1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_dim, 2, dtype=np.float64) / cfg.head_dim))
+    ang = np.outer(np.arange(cfg.max_seq_len, dtype=np.float64), inv[:half])
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
 class NumpyTransformer:
     """Forward passes of the decoder in numpy; API mirrors tinyllm.model.Transformer's generation API."""
 
@@ -38,22 +61,15 @@ class NumpyTransformer:
         self.head = np.ascontiguousarray(self.emb.T)  # tied output head (D, V)
         self.final_norm = weights["norm.weight"].astype(f32)
         self.layers = []
-        for i in range(cfg.n_layers):
+        for i, mats in enumerate(fused_matrices(cfg, weights)):
             p = f"layers.{i}."
-            wqkv = np.concatenate([weights[p + f"attn.{n}.weight"] for n in ("wq", "wk", "wv")], axis=0)
-            w13 = np.concatenate([weights[p + "ffn.w1.weight"], weights[p + "ffn.w3.weight"]], axis=0)
             self.layers.append({
                 "attn_norm": weights[p + "attn_norm.weight"].astype(f32),
                 "ffn_norm": weights[p + "ffn_norm.weight"].astype(f32),
-                "wqkv": np.ascontiguousarray(wqkv.T, dtype=f32),  # (D, (H + 2G) Dh)
-                "wo": np.ascontiguousarray(weights[p + "attn.wo.weight"].T, dtype=f32),
-                "w13": np.ascontiguousarray(w13.T, dtype=f32),  # (D, 2 hidden)
-                "w2": np.ascontiguousarray(weights[p + "ffn.w2.weight"].T, dtype=f32),
+                # transposed for x @ W: wqkv (D, (H + 2G) Dh), wo (H Dh, D), w13 (D, 2 hidden), w2 (hidden, D)
+                **{name: np.ascontiguousarray(w.T, dtype=f32) for name, w in mats.items()},
             })
-        half = cfg.head_dim // 2
-        inv = 1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_dim, 2, dtype=np.float64) / cfg.head_dim))
-        ang = np.outer(np.arange(cfg.max_seq_len, dtype=np.float64), inv[:half])
-        self.cos, self.sin = np.cos(ang).astype(f32), np.sin(ang).astype(f32)
+        self.cos, self.sin = rope_tables(cfg)
         self.k_cache: list[np.ndarray] = []
         self.v_cache: list[np.ndarray] = []
         self.valid: np.ndarray | None = None

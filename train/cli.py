@@ -170,14 +170,19 @@ def tokenizer(ctx, out, preset, vocab_size, model_type, from_model) -> None:
     run_tokenizer(out, vocab_size or _plan(preset).vocab_size, model_type)
 
 
-def copy_model_tokenizer(model_path: Path, out: Path) -> Path:
-    """Write the tokenizer stored in an inference model to OUT/tokenizer/tokenizer.model."""
+def _read_model(path: Path):
+    """An inference model file (InferenceCheckpoint); a bad file is a one-line StageError."""
     from tinyllm.checkpoint import CheckpointError, load_inference
 
     try:
-        ckpt = load_inference(model_path)
+        return load_inference(path)
     except CheckpointError as exc:
         raise StageError(str(exc)) from None
+
+
+def copy_model_tokenizer(model_path: Path, out: Path) -> Path:
+    """Write the tokenizer stored in an inference model to OUT/tokenizer/tokenizer.model."""
+    ckpt = _read_model(model_path)
     dest = out / "tokenizer" / "tokenizer.model"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(ckpt.tokenizer_bytes)
@@ -378,14 +383,10 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
 
 def _load_inference_init(model, path: Path, cfg, tok) -> None:
     """Initialise `model` from an inference checkpoint (.npz: float16 weights, no optimizer state)."""
-    from tinyllm.checkpoint import CheckpointError, load_inference
     from tinyllm.model import load_numpy_state
     from tinyllm.tokenizer import Tokenizer
 
-    try:
-        ckpt = load_inference(path)
-    except CheckpointError as exc:
-        raise StageError(str(exc)) from None
+    ckpt = _read_model(path)
     if ckpt.config.to_dict() != cfg.to_dict() or Tokenizer(ckpt.tokenizer_bytes).sha256 != tok.sha256:
         raise StageError(f"{path}: trained with another model config or tokenizer")
     load_numpy_state(model, ckpt.weights)
@@ -432,7 +433,8 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
 @user_errors
 def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
              output_jsonl, baseline, summary_json, engine) -> None:
-    """Exact-match evaluation (numpy engine; no torch needed) with failure analysis and a BM25 baseline row."""
+    """Exact-match evaluation (the serving engine by default; no torch needed) with failure analysis and a
+    BM25 baseline row."""
     from tinyllm.checkpoint import default_model_path
 
     rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
