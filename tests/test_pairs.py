@@ -201,6 +201,56 @@ def test_thin_find_keeps_a_deterministic_share_of_nl2bash_find_rows():
     assert pairs.thin_find(rows, keep=1.0) == rows
 
 
+def test_drop_unwanted_targets_removes_key_bindings_and_unasked_recursive_listings():
+    dropped = [row("Pause/unpause current song", "<c>"), row("Cycle the colour", "{{<f>|<b>}}"),
+               row("Detach from a session", "<Ctrl a><d>"),
+               row("display all files in the current folder", "find .", "nl2bash"),
+               row("display all pdf files in the current folder", "find . -name '*.pdf'", "nl2bash"),
+               row("show all the regular files in current folder", "find . -type f -print0", "nl2bash"),
+               row("List all the file links", "find . -type l", "nl2bash")]
+    kept = [row("find all files in the current folder", "find .", "nl2bash"),  # says find
+            row("display all files in the current directory tree", "find . -type f", "nl2bash"),  # recursion
+            row("display all pdf files in the current folder", "find . -maxdepth 1 -name '*.pdf'", "nl2bash"),
+            row("delete all pdf files in the current folder", "find . -name '*.pdf' -delete", "nl2bash"),  # not a listing
+            row("display all files in the current folder", "find .", "tldr"),  # NL2Bash only
+            row("Redirect stdin", "cat < {{path/to/file}}"), row("Print the list", "ls -1 <<< x", "tldr")]
+    assert pairs.drop_unwanted_targets(dropped + kept) == kept
+
+
+def test_vary_values_changes_named_values_consistently():
+    rng = random.Random(1)
+    seen = set()
+    for _ in range(20):
+        v = pairs.vary_values(row("unpack photos.zip into backup/", "unzip photos.zip -d backup/", "core"), rng)
+        stem = v["command"].split()[1]
+        assert stem.endswith(".zip") and stem != "photos.zip" and stem in v["instruction"]
+        folder = v["command"].split()[-1].rstrip("/")
+        assert folder != "backup" and f"into {folder}/" in v["instruction"]
+        seen.add(v["command"])
+    assert len(seen) > 5
+    port = pairs.vary_values(row("what process is using port 8080", "lsof -i :8080", "core"), rng)
+    new = port["command"].split(":")[1]
+    assert new != "8080" and int(new) in pairs.PORTS and port["instruction"].endswith(f"port {new}")
+    days = pairs.vary_values(row("files changed in the past 7 days", "find . -mtime -7", "core"), rng)
+    n = days["command"].split("-")[-1]
+    assert n != "7" and f"past {n} days" in days["instruction"]
+
+
+@pytest.mark.parametrize("instruction, command", [
+    ("set permissions of index.html to 644", "chmod 644 index.html"),  # a mode is not a count
+    ("print numbers from 1 to 10", "seq 1 10"),  # a range: both ends would have to move together
+    ("map port 8080 to 80", "docker run -p 8080:80 nginx"),
+    ("ping google.com 4 times", "ping -c 4 google.com"),  # a host name is not a file name
+])
+def test_vary_values_leaves_modes_ranges_and_hosts(instruction, command):
+    v = pairs.vary_values(row(instruction, command, "core"), random.Random(0))
+    keep = {"644", "1", "10", "8080", "80", "google.com"}
+    for word in keep:
+        assert (word in command.split() or word in command) == (word in v["command"])
+    if "google.com" in command:
+        assert "google.com" in v["command"] and "google.com" in v["instruction"]
+
+
 def test_summaries_are_train_only_everyday_and_never_leak():
     split_rows = {
         "train": [row("list files one per line", "ls -1", "tldr")],
@@ -238,7 +288,7 @@ def test_core_pairs_are_train_only_repeated_and_leak_free(tmp_path):
     files = {s: [json.loads(line) for line in (out / f"{s}.jsonl").read_text().splitlines()] for s in pairs.SPLITS}
     assert not any(r["source"] == "core" for r in files["dev"] + files["test"])
     got = [r for r in files["train"] if r["source"] == "core"]
-    assert [r["command"] for r in got].count("ls") == pairs.CORE_REPEAT
+    assert [r["command"] for r in got].count("ls") == pairs.CORE_REPEAT  # nothing to vary: plain copies
     assert m["by_source"]["train"]["core"] == len(got)
     held = {whitespace_key(r["command"]) for r in files["dev"] + files["test"]}
     assert not any(whitespace_key(r["command"]) in held for r in got)
@@ -257,7 +307,9 @@ def test_shipped_core_pairs_are_valid_and_independent_of_the_everyday_eval_set()
     assert len(core) >= 100
     assert all(set(r) == {"instruction", "command", "platform", "source"} and r["command"].strip() for r in core)
     assert len({r["instruction"] for r in core}) == len(core)
-    everyday = Path(__file__).parent.parent / "bench" / "data" / "everyday.jsonl"
-    held = [json.loads(line)["instruction"] for line in everyday.read_text().splitlines() if line.strip()]
+    data = Path(__file__).parent.parent / "bench" / "data"
+    held = [json.loads(line)["instruction"] for name in ("everyday.jsonl", "everyday2.jsonl")
+            for line in (data / name).read_text().splitlines() if line.strip()]
+    assert len(held) >= 70
     close = [(r["instruction"], h) for r in core for h in held if word_f1(r["instruction"], h) >= 0.7]
     assert close == []

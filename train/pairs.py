@@ -46,7 +46,7 @@ SUMMARY_REPEAT = 2  # tldr page summaries ("List directory contents" -> ls) are 
 CORE_PAIRS = Path(__file__).parent / "data" / "core_pairs.jsonl"
 CORE_REPEAT = 5
 SPLITS = ("train", "dev", "test")
-PAIRS_VERSION = 3  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
+PAIRS_VERSION = 4  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
 FIELDS = ("instruction", "command", "source", "platform")
 
 # ---------------------------------------------------------------------------------------- cleaning
@@ -411,11 +411,100 @@ def thin_find(rows: Sequence[Row], keep: float = NL2BASH_FIND_KEEP) -> list[Row]
             or _sha_fraction("find-keep:" + r["instruction"]) < keep]
 
 
+# A tldr example of an interactive program's key binding ("<c>", "{{<w>|<ArrowUp>}}", "<Ctrl a><k>"):
+# not a shell command, never a useful suggestion at a prompt.
+KEY_BINDING = re.compile(r"^(\{\{)?<[^<>\s][^<>]*>")
+# A listing request about the current folder alone, and the words that ask for a recursive search.
+LISTS_CURRENT_FOLDER = re.compile(
+    r"^\W*(list|lists|display|displays|show|shows|print|prints|dsisplay)\b.*\b(in|of|from|inside|within|inthe)\b"
+    r"\s*(the\s+)?(current|this|present|working)\s+(working\s+)?(directory|folder|dir)\b", re.IGNORECASE)
+ASKS_FOR_FIND = re.compile(
+    r"\b(find|search|tree|recursive(ly)?|subdir\w*|sub-dir\w*|sub-?folders?|below|beneath|under|nested|descend\w*|"
+    r"depth|levels?|hierarchy|all the folders)\b", re.IGNORECASE)
+
+
+BARE_FIND = re.compile(r"^find( \.)?( -type [fdl])?( -print0?| -ls)?$")
+LISTING = re.compile(r"^\W*(list|lists|display|displays|dsisplay|show|shows)\b", re.IGNORECASE)
+
+
+def _unasked_find(row: Row) -> bool:
+    """An NL2Bash listing answered with a recursive `find` that the request did not ask for: "display all
+    files in the current folder" (any find without -maxdepth) or "list all files" (a bare `find .`). People
+    mean `ls` there (or `find -maxdepth 1`)."""
+    cmd, instruction = row["command"], row["instruction"]
+    if row["source"] != "nl2bash" or not cmd.startswith("find") or "maxdepth" in cmd:
+        return False
+    if ASKS_FOR_FIND.search(instruction):
+        return False
+    return LISTS_CURRENT_FOLDER.search(instruction) is not None or (
+        BARE_FIND.match(cmd) is not None and LISTING.match(instruction) is not None)
+
+
+def drop_unwanted_targets(rows: Sequence[Row]) -> list[Row]:
+    """Train rows without targets a user never wants suggested: key bindings of interactive programs
+    (tldr), and NL2Bash's recursive `find` for a plain listing of the current folder that neither says
+    find nor asks for recursion (`_unasked_find`; the project's own pairs teach `ls` there).
+    Train only: dev and test stay as split, so their metrics remain comparable."""
+    return [r for r in rows if not KEY_BINDING.match(r["command"]) and not _unasked_find(r)]
+
+
+# Concrete values that a request names and its command repeats ("unpack photos.zip" -> unzip photos.zip),
+# and what `vary_values` puts in their place.
+_FILE_RE = re.compile(r"(?<![\w./~@-])([A-Za-z][\w-]*)((?:\.(?:tar|min))?\.([A-Za-z][A-Za-z0-9]{0,4}))(?![\w/-])")
+_NOT_FILE_EXT = {"com", "org", "net", "io", "dev", "local", "internal", "edu", "gov", "co", "uk", "de", "lan"}
+_NUM_RE = re.compile(r"(?:(?<=^)|(?<=[\s+-])|(?<=\s:))(\d{1,5})(?=\s|$)")  # a whole argument: 30, +30, -7, :3000
+_DIR_RE = re.compile(r"(?<![\w./~-])([a-z][\w-]*)/(?![\w.-])")
+FILE_STEMS = ("notes", "report", "data", "server", "main", "backup", "photos", "access", "errors", "config",
+              "todo", "draft", "output", "results", "invoice", "archive", "app", "index", "users", "setup")
+DIR_NAMES = ("src", "lib", "docs", "backup", "build", "dist", "assets", "logs", "tmp", "data", "projects", "old")
+PORTS = (80, 443, 3000, 4000, 5000, 5432, 6379, 8000, 8080, 8443, 9000, 9090)
+
+
+def _names(text: str, value: str) -> bool:
+    """True if `text` contains `value` as a whole word (not inside a longer name or number)."""
+    return re.search(r"(?<![\w.-])" + re.escape(value) + r"(?![\w-])", text) is not None
+
+
+def vary_values(row: Row, rng: random.Random) -> Row:
+    """A copy of a hand-written pair with the concrete values that both its request and its command name
+    (file names, directory names, a port or a count) replaced by other plausible ones, consistently in
+    both: repeated pairs then teach copying the user's values rather than memorising ours. Modes
+    (chmod), number ranges (`seq 1 10`) and values that only one side names stay as they are."""
+    instr, cmd = row["instruction"], row["command"]
+    swaps: dict[str, str] = {}
+    for m in _FILE_RE.finditer(cmd):
+        name = m.group(0)
+        if m.group(3).lower() not in _NOT_FILE_EXT and name not in swaps and _names(instr, name):
+            swaps[name] = rng.choice([s for s in FILE_STEMS if s != m.group(1)]) + m.group(2)
+    for m in _DIR_RE.finditer(cmd):
+        name = m.group(1)
+        if name not in swaps and _names(instr, name):
+            swaps[name] = rng.choice([d for d in DIR_NAMES if d != name])
+    numbers = [n for n in dict.fromkeys(_NUM_RE.findall(cmd)) if _names(instr, n)]
+    if len(numbers) == 1 and "chmod" not in cmd and "umask" not in cmd:  # one count or port, not a range
+        n = int(numbers[0])
+        if re.search(r"\bport " + numbers[0] + r"\b", instr) or ":" + numbers[0] in cmd:
+            new = rng.choice([p for p in PORTS if p != n])
+        else:  # a process id, or a count of days, lines, seconds
+            new = rng.randrange(1000, 10000) if n >= 1000 else rng.choice([v for v in range(2, 61) if v != n])
+        swaps[numbers[0]] = str(new)
+    if not swaps:
+        return dict(row)
+    keys = "|".join(re.escape(k) for k in sorted(swaps, key=len, reverse=True))
+    pattern = re.compile(r"(?<![\w.-])(" + keys + r")(?![\w-])|(?<=[+:-])(" + keys + r")(?=\s|$)")
+
+    def swap(text: str) -> str:
+        return pattern.sub(lambda m: swaps[m.group(1) or m.group(2)], text)
+
+    return {**row, "instruction": swap(instr), "command": swap(cmd)}
+
+
 def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repeat: int,
-               tools: set[str] | None = None) -> list[Row]:
+               tools: set[str] | None = None, vary: bool = False, seed: int = 0) -> list[Row]:
     """Rows to add to train after the split: cleaned, deduplicated against train, limited to `tools`
     (first utility) if given, and never sharing a command or a description with dev/test, which keeps
-    the grouped split leak-free. Each is repeated `repeat` times."""
+    the grouped split leak-free. Each is repeated `repeat` times; with `vary`, every copy after the first
+    has its concrete values changed (`vary_values`) and is checked against dev/test again."""
     from .metrics import command_name
 
     held = [r for s in SPLITS if s != "train" for r in split_rows[s]]
@@ -431,7 +520,14 @@ def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repe
                 or (r["instruction"], r["command"]) in seen_train):
             continue
         seen_train.add((r["instruction"], r["command"]))
-        out.extend([r] * repeat)
+        out.append(r)
+        rng = random.Random(f"{seed}:{r['instruction']}")
+        for _ in range(repeat - 1):
+            v = vary_values(r, rng) if vary else r
+            if v is not r and (whitespace_key(v["command"]) in held_commands
+                               or description_key(v["instruction"]) in held_descriptions):
+                v = r
+            out.append(v)
     return out
 
 
@@ -495,7 +591,8 @@ def build_pairs(
     Reuses existing output when the input fingerprint (file contents + options + PAIRS_VERSION) is unchanged.
     Augmented copies (source "<source>_aug") are added to train only, for tldr rows with placeholders;
     train also gets tldr page summaries (``add_summaries``) and this project's own everyday pairs
-    (`core_pairs`, ``train_only``), and keeps half of NL2Bash's find rows (``thin_find``).
+    (`core_pairs`, ``train_only``), and keeps half of NL2Bash's find rows (``thin_find``) and none of the targets
+    ``drop_unwanted_targets`` removes.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     extra = [Path(p) for p in extra_jsonl]
@@ -530,11 +627,12 @@ def build_pairs(
                 extra_rows.append(a)
         split_rows["train"].extend(extra_rows)
     split_rows = name_tldr_tools(split_rows, rows)
-    split_rows["train"] = thin_find(split_rows["train"])
+    split_rows["train"] = drop_unwanted_targets(thin_find(split_rows["train"]))
     if (data_dir / "tldr" / "pages").is_dir():
         split_rows["train"].extend(add_summaries(split_rows, iter_tldr_summaries(data_dir / "tldr" / "pages"), rows))
     if core is not None:
-        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"), core_repeat))
+        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"),
+                                               core_repeat, vary=True, seed=seed))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
