@@ -87,3 +87,34 @@ def test_eval_and_ship_find_the_same_index(tmp_path):
     assert default_index_path(model) == run / "retrieval.idx"  # a run folder
     (run / "best.idx").write_bytes(b"")
     assert default_index_path(model) == run / "best.idx"  # a shipped model's own index wins
+
+
+def test_ship_installs_only_a_model_that_beats_the_shipped_one(tmp_path):
+    """ship() copies model + index with the dev summary; it refuses a candidate that does not beat the
+    shipped model, judged by the shipped model's fresh score on the same rows when one is given."""
+    import numpy as np
+
+    from tinyllm.checkpoint import expected_weight_shapes, read_meta, save_inference
+    from tinyllm.config import ModelConfig
+    from tinyllm.train.ship import ship
+
+    cfg = ModelConfig(dim=16, n_layers=1, n_heads=2, ffn_hidden=32, vocab_size=16, max_seq_len=8)
+    weights = {k: np.zeros(s, np.float32) for k, s in expected_weight_shapes(cfg).items()}
+    model, index, dest = tmp_path / "cand.npz", tmp_path / "cand.idx", tmp_path / "pkg" / "default.npz"
+    dest.parent.mkdir()
+    save_inference(model, weights, cfg, b"tok", {})
+    index.write_bytes(b"index")
+
+    def summary(exact: float) -> dict:
+        return {"model": {"exact_match": exact}}
+
+    assert "shipped" in ship(model, index, summary(0.10), dest)  # nothing shipped yet
+    assert dest.with_suffix(".idx").read_bytes() == b"index"
+    assert read_meta(dest)["meta"]["dev_full"]["model"]["exact_match"] == 0.10
+    with pytest.raises(ValueError, match="does not beat"):
+        ship(model, index, summary(0.10), dest)  # a tie is not better than the stored 0.10
+    with pytest.raises(ValueError, match="does not beat"):
+        ship(model, index, summary(0.09), dest, current_summary=summary(0.095))
+    ship(model, index, summary(0.09), dest, current_summary=summary(0.08))  # the fresh score decides
+    assert read_meta(dest)["meta"]["dev_full"]["model"]["exact_match"] == 0.09
+    ship(model, index, summary(0.01), dest, force=True)

@@ -47,6 +47,25 @@ def test_sft_labels_mask_the_prompt_and_keep_command_and_eos(tok):
             assert label == x[i + 1]
 
 
+def test_sft_shows_every_pair_with_a_platform_serving_sends(tok):
+    """A "common" command is trained as a linux or a macos answer, never under the <common> tag that
+    serving (the user's own system) never sends; linux and macos rows keep their tags."""
+    from tinyllm.prompt import PLATFORM_TOKENS, USER_PLATFORMS, serving_platform, training_platform
+
+    tags = {p: SPECIAL_IDS[PLATFORM_TOKENS[p]] for p in PLATFORM_TOKENS}
+    seen = set()
+    for i in range(40):
+        x, _ = build_example(tok, {"instruction": f"list the files number {i}", "command": "ls", "platform": "common"})
+        (tag,) = [p for p, t in tags.items() if t in x]
+        assert tag == training_platform("common", f"list the files number {i}") and tag in USER_PLATFORMS
+        seen.add(tag)
+    assert seen == set(USER_PLATFORMS)  # both systems get common rows
+    for p in USER_PLATFORMS:
+        x, _ = build_example(tok, {"instruction": "list files", "command": "ls", "platform": p})
+        assert tags[p] in x and tags["common"] not in x
+    assert [serving_platform(p) for p in ("linux", "macos", "common")] == ["linux", "macos", "linux"]
+
+
 def test_sft_examples_dropped_to_fit_and_overlong_rows_skipped(tok):
     from tinyllm.prompt import Example
 
@@ -201,3 +220,25 @@ def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path):
     assert leftovers, "the killed write should have left only its temp file behind"
     save_train_state(path, {"step": 2, "run": {}})  # and the next save still works
     assert load_train_state(path)["step"] == 2
+
+
+def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
+    """Evaluation builds prompts with the tag serving sends: a platform-neutral row as a Linux user."""
+    from tinyllm.runtime import Generated
+    from tinyllm.train.evaluate import model_predictor
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.platforms: list[str] = []
+
+        def prompt_ids(self, instruction: str, platform: str, examples=()) -> list[int]:
+            self.platforms.append(platform)
+            return [len(self.platforms)]
+
+        def generate(self, prompts, max_new_tokens):
+            return [Generated(f"cmd{p[0]}", 0.0, True) for p in prompts]
+
+    rt = Recorder()
+    rows = [{"instruction": "a", "command": "x", "platform": p} for p in ("common", "macos", "linux")]
+    assert model_predictor(rt)(rows) == ["cmd1", "cmd2", "cmd3"]
+    assert rt.platforms == ["linux", "macos", "linux"]

@@ -11,6 +11,7 @@ request with a platform tag. Only ``CMD <eos>`` carries loss in SFT. Pure standa
 from __future__ import annotations
 
 import sys
+import zlib
 from collections import namedtuple
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -23,6 +24,9 @@ EXAMPLE_COMMAND = "<excommand>"
 
 PLATFORMS = ("linux", "macos", "common")
 PLATFORM_TOKENS = {p: f"<{p}>" for p in PLATFORMS}
+# What serving sends: the user's own system. "common" describes a *command* (it runs on both), never a
+# user, so prompts are built with one of these two (training_platform, serving_platform).
+USER_PLATFORMS = ("linux", "macos")
 
 # Fixed order => fixed ids 4.. after the four SentencePiece control ids.
 USER_SYMBOLS: tuple[str, ...] = (INSTRUCTION, COMMAND, EXAMPLE, EXAMPLE_COMMAND, *PLATFORM_TOKENS.values())
@@ -43,6 +47,22 @@ def platform_of(source_platform: str) -> str:
     if source_platform in TLDR_PLATFORM:
         return TLDR_PLATFORM[source_platform]
     return source_platform if source_platform in PLATFORM_TOKENS else "common"
+
+
+def training_platform(platform: str, key: str) -> str:
+    """The tag a training pair is shown with: its own for a linux or macos command; a command for both
+    ("common") is a right answer for a user on either, so it gets linux or macos, half each, by a hash
+    of `key` (its request: the same tag in every run). Training on the "common" tag, which serving never
+    sends, taught Linux prompts mostly from NL2Bash (session 5: `find .` for "list files")."""
+    if platform in USER_PLATFORMS:
+        return platform
+    return USER_PLATFORMS[zlib.crc32(key.encode("utf-8")) & 1]
+
+
+def serving_platform(platform: str) -> str:
+    """The tag a request from a user on `platform` gets; a platform-neutral evaluation row ("common") is
+    asked as a Linux user would ask it."""
+    return platform if platform in USER_PLATFORMS else "linux"
 
 
 class Example(namedtuple("Example", "instruction command")):

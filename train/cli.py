@@ -611,12 +611,17 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
     from .ship import ship
 
     index_path = index_path or default_index_path(model_path)
-    result, _, table = run_eval(model_path, load_jsonl(dev_jsonl), index_path, retrieval_k, beam, rerank=rerank)
+    rows = load_jsonl(dev_jsonl)
+    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank)
     click.echo(table)
+    current = None
+    if default_model_path().is_file() and not force:  # score the shipped model now, on the same rows and protocol
+        current, _, current_table = run_eval(default_model_path(), rows, index_path, None, 1, baseline=False)
+        click.echo("shipped now:\n" + current_table)
     settings = {"run_note": run_note, "beam": beam, "rerank": rerank}
     if retrieval_k is not None:
         settings["retrieval_k"] = retrieval_k
-    click.echo(ship(model_path, index_path, result, default_model_path(), force, settings))
+    click.echo(ship(model_path, index_path, result, default_model_path(), force, settings, current))
 
 
 def main() -> None:

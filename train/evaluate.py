@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinyllm.prompt import Example
+from tinyllm.prompt import Example, serving_platform
 from tinyllm.retrieval import nearest_command
 from tinyllm.text import normalize_instruction
 
@@ -46,7 +46,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
             examples = neighbours(index, row, k) if (index is not None and k) else []
             try:
                 prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]),
-                                                row.get("platform", "linux"), examples)
+                                                serving_platform(row.get("platform", "linux")), examples)
             except ValueError:
                 pass
         preds = [""] * len(rows)

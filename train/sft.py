@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from tinyllm.model import Transformer
-from tinyllm.prompt import PAD_ID, Example
+from tinyllm.prompt import PAD_ID, Example, training_platform
 from tinyllm.tokenizer import Tokenizer
 
 from .loop import TrainConfig, Trainer
@@ -20,11 +20,13 @@ IGNORE = -100
 
 def build_example(tok: Tokenizer, row: dict, examples: Sequence[Example] = (), max_len: int = 256) -> tuple[list[int], list[int]] | None:
     """(x, y) for one pair: x = prompt + target[:-1]; y masks the prompt. Drops examples to fit; None if
-    even the bare request does not fit in max_len tokens."""
+    even the bare request does not fit in max_len tokens. The platform tag is the user's system
+    (`training_platform`: a "common" command is shown as a linux or a macos answer)."""
     target = tok.encode_target(row["command"])
     examples = list(examples)
     while True:
-        prompt = tok.encode_prompt(row["instruction"], row.get("platform", "linux"), examples)
+        platform = training_platform(row.get("platform", "linux"), row["instruction"])
+        prompt = tok.encode_prompt(row["instruction"], platform, examples)
         if len(prompt) + len(target) <= max_len + 1:
             break
         if not examples:

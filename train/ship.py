@@ -10,14 +10,17 @@ from tinyllm.checkpoint import load_inference, read_meta, save_inference
 
 
 def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, force: bool = False,
-         extra_meta: dict[str, Any] | None = None) -> str:
+         extra_meta: dict[str, Any] | None = None, current_summary: dict[str, Any] | None = None) -> str:
     """Copy `model` (+ its retrieval index) to `dest` (.npz/.idx) with the full dev summary in its metadata.
 
     Refuses (ValueError) unless the candidate's dev exact match beats the shipped model's, or `force`.
+    The shipped model's score is `current_summary` (it scored on the same rows with the same settings
+    just now) when given, else the summary stored in its metadata when it was shipped.
     """
     candidate = dev_summary["model"]["exact_match"]
     if dest.is_file() and not force:
-        current = read_meta(dest)["meta"].get("dev_full", {}).get("model", {}).get("exact_match")
+        stored = current_summary or read_meta(dest)["meta"].get("dev_full", {})
+        current = stored.get("model", {}).get("exact_match")
         if current is not None and candidate <= current:
             raise ValueError(f"candidate dev exact match {candidate:.4f} does not beat the shipped {current:.4f} "
                              "(use --force to ship anyway)")
