@@ -25,9 +25,14 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     res = _train(*args)
     assert res.returncode == 0, res.stderr[-3000:]
     for path in ("pairs/train.jsonl", "corpus/corpus.txt", "tokenizer/tokenizer.model", "shards/manifest.json",
-                 "pretrain/last.pt", "sft/best.npz", "sft/retrieval.idx", "eval/dev_summary.json", "report.md",
-                 "pretrain_loss.png", "sft_loss.png"):
+                 "pretrain/last.pt", "sft/best.npz", "sft/last.npz", "sft/retrieval.idx", "eval/dev_summary.json",
+                 "report.md", "pretrain_loss.png", "sft_loss.png"):
         assert (out / path).is_file(), path
+    from tinyllm.checkpoint import read_meta
+    from tinyllm.train.state import load_train_state
+
+    # last.npz holds the final weights of the run, whichever step the dev pick preferred
+    assert read_meta(out / "sft" / "last.npz")["meta"]["step"] == load_train_state(out / "sft" / "last.pt")["step"]
     summary = json.loads((out / "eval" / "dev_summary.json").read_text())
     assert summary["model"]["n"] > 1000 and "nearest_neighbour" in summary
     report = (out / "report.md").read_text()

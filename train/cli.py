@@ -376,7 +376,9 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
                                                         "preset": plan.model})
 
     t0 = time.time()
-    do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
+    trainer = do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
+    if trainer.rank == 0:  # the final weights as an inference file too: the 300-row dev pick is noisy
+        export_inference(trainer.model, tok, run_dir / "last.npz", {**meta, "step": trainer.step, "preset": plan.model})
     _record_time(out, sft_dir, time.time() - t0)
     return run_dir / "best.npz"
 
