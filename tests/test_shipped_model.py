@@ -31,6 +31,7 @@ def test_shipped_model_is_small_and_self_describing():
     ("make a directory called build", "mkdir"),
     ("find files modified in the last 24 hours", "find"),
     ("list all docker containers including stopped ones", "docker"),
+    ("list all files in current directory", "ls"),  # issue 7's acceptance request (not in training: F1 test)
 ])
 def test_everyday_requests_get_the_right_utility(suggester, request_text, utility):
     s = suggester.suggest(request_text, "linux")
