@@ -24,8 +24,8 @@ def build_example(tok: Tokenizer, row: dict, examples: Sequence[Example] = (), m
     (`training_platform`: a "common" command is shown as a linux or a macos answer)."""
     target = tok.encode_target(row["command"])
     examples = list(examples)
+    platform = training_platform(row.get("platform", "linux"), row["instruction"])
     while True:
-        platform = training_platform(row.get("platform", "linux"), row["instruction"])
         prompt = tok.encode_prompt(row["instruction"], platform, examples)
         if len(prompt) + len(target) <= max_len + 1:
             break
