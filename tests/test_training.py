@@ -225,7 +225,7 @@ def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path):
 def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
     """Evaluation builds prompts with the tag serving sends: a platform-neutral row as a Linux user."""
     from tinyllm.runtime import Generated
-    from tinyllm.train.evaluate import model_predictor
+    from tinyllm.train.evaluate import model_predictor, nearest_neighbour_predictor
 
     class Recorder:
         def __init__(self) -> None:
@@ -242,3 +242,16 @@ def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
     rows = [{"instruction": "a", "command": "x", "platform": p} for p in ("common", "macos", "linux")]
     assert model_predictor(rt)(rows) == ["cmd1", "cmd2", "cmd3"]
     assert rt.platforms == ["linux", "macos", "linux"]
+
+    class Index:  # retrieval (examples and the nearest-neighbour baseline) is asked the same way
+        def __init__(self) -> None:
+            self.platforms: list[str] = []
+
+        def search(self, query, k=1, platform=None, exclude_command=None):
+            self.platforms.append(platform)
+            return []
+
+    index, rt = Index(), Recorder()
+    model_predictor(rt, index, k=2)(rows)
+    nearest_neighbour_predictor(index)(rows)
+    assert index.platforms == ["linux", "macos", "linux"] * 2 and rt.platforms == ["linux", "macos", "linux"]

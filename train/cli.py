@@ -314,6 +314,7 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
 
     from tinyllm.config import ModelConfig
     from tinyllm.model import Transformer
+    from tinyllm.prompt import training_platform
     from tinyllm.retrieval import BM25Index
     from tinyllm.tokenizer import Tokenizer
 
@@ -340,7 +341,8 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
     examples = []
     for row in rows:
         k = int(rng.choice(ks))
-        ex = build_example(tok, row, neighbours(index, row, k) if k else (), plan.sft_max_len)
+        shown = training_platform(row.get("platform", "linux"), row["instruction"])  # the tag build_example uses
+        ex = build_example(tok, row, neighbours(index, row, k, shown) if k else (), plan.sft_max_len)
         if ex is not None:
             examples.append(ex)
     click.echo(f"sft: {len(examples)} examples, retrieval k in {ks}", err=True)
@@ -608,7 +610,7 @@ def report(ctx, out) -> None:
 @user_errors
 def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, force) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
-    from tinyllm.checkpoint import default_model_path
+    from tinyllm.checkpoint import default_model_path, read_meta
 
     from .ship import ship
 
@@ -618,7 +620,8 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
     click.echo(table)
     current = None
     if default_model_path().is_file() and not force:  # score the shipped model now, on the same rows and protocol
-        current, _, current_table = run_eval(default_model_path(), rows, index_path, None, 1, baseline=False)
+        served_beam = int(read_meta(default_model_path())["meta"].get("beam", 1))  # as it serves: own beam, own index
+        current, _, current_table = run_eval(default_model_path(), rows, None, None, served_beam, baseline=False)
         click.echo("shipped now:\n" + current_table)
     settings = {"run_note": run_note, "beam": beam, "rerank": rerank}
     if retrieval_k is not None:

@@ -42,19 +42,18 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
 
     def predict(rows: list[dict]) -> list[str]:
         prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
+        asked = [serving_platform(row.get("platform", "linux")) for row in rows]  # as a user on it asks
         for i, row in enumerate(rows):
-            examples = neighbours(index, row, k) if (index is not None and k) else []
+            examples = neighbours(index, row, k, asked[i]) if (index is not None and k) else []
             try:
-                prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]),
-                                                serving_platform(row.get("platform", "linux")), examples)
+                prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]), asked[i], examples)
             except ValueError:
                 pass
         preds = [""] * len(rows)
         if rerank:
             for i, p in prompts.items():
                 row = rows[i]
-                hits = index.search(normalize_instruction(row["instruction"]), k=rerank,
-                                    platform=row.get("platform", "linux"))
+                hits = index.search(normalize_instruction(row["instruction"]), k=rerank, platform=asked[i])
                 outs = runtime.rerank(p, [h.command for h in hits], beam=max(beam, 2), max_new_tokens=max_new_tokens)
                 preds[i] = outs[0].command if outs else ""
         elif beam > 1:
@@ -72,9 +71,10 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
     return predict
 
 
-def neighbours(index, row: dict, k: int) -> list[Example]:
-    """k retrieved examples for a row, never its own command (the shared retrieval rule of SFT/eval/serving)."""
-    hits = index.search(normalize_instruction(row["instruction"]), k=k, platform=row.get("platform", "linux"),
+def neighbours(index, row: dict, k: int, platform: str) -> list[Example]:
+    """k retrieved examples for a row asked with `platform` (the tag its prompt carries), never its own
+    command (the shared retrieval rule of SFT/eval/serving)."""
+    hits = index.search(normalize_instruction(row["instruction"]), k=k, platform=platform,
                         exclude_command=row.get("command"))
     return [Example(h.instruction, h.command) for h in hits]
 
@@ -83,8 +83,8 @@ def nearest_neighbour_predictor(index) -> Predictor:
     """The baseline: the command of the most similar training description."""
 
     def predict(rows: list[dict]) -> list[str]:
-        return [nearest_command(index, normalize_instruction(r["instruction"]), r.get("platform", "linux")) or ""
-                for r in rows]
+        return [nearest_command(index, normalize_instruction(r["instruction"]),
+                                serving_platform(r.get("platform", "linux"))) or "" for r in rows]
 
     return predict
 
