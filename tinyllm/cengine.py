@@ -189,6 +189,7 @@ class CTransformer:
         self._cache = self._cache_struct(self.k_cache, self.v_cache)
         self.lengths: np.ndarray | None = None
         self.max_seq = 0
+        self._arange = np.arange(8, dtype=np.int32)  # row indices for decode (_rows), grown on demand
 
     # --- one C call -----------------------------------------------------------------------------
     def _forward(self, cache: _Cache, tokens, rows, pos, out_idx) -> np.ndarray:
@@ -256,8 +257,8 @@ class CTransformer:
 
     def _rows(self, n: int) -> np.ndarray:
         """0..n-1 as int32 (kept: decode asks for it twice per token)."""
-        if getattr(self, "_arange", None) is None or len(self._arange) < n:
-            self._arange = np.arange(max(n, 8), dtype=np.int32)
+        if len(self._arange) < n:
+            self._arange = np.arange(n, dtype=np.int32)
         return self._arange[:n]
 
     def reorder_cache(self, rows: np.ndarray) -> None:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .paths import locate
+from .paths import locate, resolve
 from .protocol import ProtocolError, clean_text, validate_instruction
 from .settings import Settings
 from .text import safe_line, strip_control
@@ -75,7 +75,7 @@ def clean_arg(arg: str) -> str:
 
 def state_paths() -> StatePaths:
     """Every location, as Path objects."""
-    return locate().paths()
+    return resolve()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -421,8 +421,6 @@ LISTS_CURRENT_FOLDER = re.compile(
 ASKS_FOR_FIND = re.compile(
     r"\b(find|search|tree|recursive(ly)?|subdir\w*|sub-dir\w*|sub-?folders?|below|beneath|under|nested|descend\w*|"
     r"depth|levels?|hierarchy|all the folders)\b", re.IGNORECASE)
-
-
 BARE_FIND = re.compile(r"^find( \.)?( -type [fdl])?( -print0?| -ls)?$")
 LISTING = re.compile(r"^\W*(list|lists|display|displays|dsisplay|show|shows)\b", re.IGNORECASE)
 
