@@ -101,6 +101,7 @@ def test_ship_installs_only_a_model_that_beats_the_shipped_one(tmp_path):
 
     from tinyllm.checkpoint import expected_weight_shapes, read_meta, save_inference
     from tinyllm.config import ModelConfig
+    from tinyllm.retrieval import BM25Index
     from tinyllm.train.ship import ship
 
     cfg = ModelConfig(dim=16, n_layers=1, n_heads=2, ffn_hidden=32, vocab_size=16, max_seq_len=8)
@@ -108,13 +109,15 @@ def test_ship_installs_only_a_model_that_beats_the_shipped_one(tmp_path):
     model, index, dest = tmp_path / "cand.npz", tmp_path / "cand.idx", tmp_path / "pkg" / "default.npz"
     dest.parent.mkdir()
     save_inference(model, weights, cfg, b"tok", {})
-    index.write_bytes(b"index")
+    BM25Index.build([{"instruction": "list files with ls", "command": "ls -l", "platform": "linux"},
+                     {"instruction": "long listing with ls", "command": "ls -la", "platform": "linux"}]).save(index)
 
     def summary(exact: float) -> dict:
         return {"model": {"exact_match": exact}}
 
     assert "shipped" in ship(model, index, summary(0.10), dest)  # nothing shipped yet
-    assert dest.with_suffix(".idx").read_bytes() == b"index"
+    served = BM25Index.load(dest.with_suffix(".idx"))  # the run's index, now with its tool lexicon
+    assert served.commands == ["ls -l", "ls -la"] and served.tools is not None and "ls" in served.tools.named
     assert read_meta(dest)["meta"]["dev_full"]["model"]["exact_match"] == 0.10
     with pytest.raises(ValueError, match="does not beat"):
         ship(model, index, summary(0.10), dest)  # a tie is not better than the stored 0.10

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tinyllm.checkpoint import default_model_path, read_meta
+from tinyllm.retrieval import BM25Index
 from tinyllm.runtime import Runtime
 from tinyllm.suggest import Suggester
 
@@ -25,6 +26,9 @@ def test_shipped_model_is_small_and_self_describing():
     header = read_meta(path)
     assert header["dtype"] == "float16" and header["meta"].get("dev_full")
     assert header["meta"]["retrieval_k"] == 0 and int(header["meta"]["beam"]) >= 1  # serving decode chosen at ship time
+    assert header["meta"]["named_tools"] is True
+    index = BM25Index.load(path.with_suffix(".idx"))  # the named-program step needs the lexicon beside the model
+    assert index.tools is not None and {"ls", "find", "bandwhich"} <= index.tools.known
 
 
 @pytest.mark.parametrize("request_text, utility", [
@@ -32,6 +36,9 @@ def test_shipped_model_is_small_and_self_describing():
     ("find files modified in the last 24 hours", "find"),
     ("list all docker containers including stopped ones", "docker"),
     ("list all files in current directory", "ls"),  # issue 7's acceptance request (not in training: F1 test)
+    # greedy alone spells these "invowhich" and "zmerij": the named-program step (tinyllm.tools) fixes them
+    ("show bandwidth usage per process with bandwhich", "bandwhich"),
+    ("open a new session with zellij", "zellij"),
 ])
 def test_everyday_requests_get_the_right_utility(suggester, request_text, utility):
     s = suggester.suggest(request_text, "linux")

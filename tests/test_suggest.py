@@ -74,8 +74,7 @@ def test_repeated_request_is_answered_from_the_cache(suggester, monkeypatch):
     again = s.suggest("  show the   calendar. ", "linux")  # same request once normalised
     assert (again.command, again.alternatives) == (first.command, first.alternatives)
     assert calls == []
-    with pytest.raises(Exception):  # noqa: B017 - a new request reaches the (broken) model
-        s.suggest("show the calendar for march", "linux")
+    s.suggest("show the calendar for march", "linux")  # a new request reaches the (broken) model
     assert calls
 
 

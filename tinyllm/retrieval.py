@@ -3,7 +3,8 @@
 The index stores, per term, the documents containing it and a precomputed BM25 weight (CSR
 arrays), so a query is a handful of numpy slice-adds. Saved as a single ``.npz`` (no pickle):
 the pairs and vocabulary as UTF-8 JSON bytes plus the CSR term-frequency arrays; weights are
-recomputed at load (vectorised, milliseconds).
+recomputed at load (vectorised, milliseconds). An index of the training pairs also carries their
+`tinyllm.tools.ToolLexicon` (optional: older files and user-pair indexes have none).
 
 numpy only (no torch): the daemon imports this, the thin client never does.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .text import description_key, whitespace_key
+from .tools import ToolLexicon
 
 __all__ = ["BM25Index", "Hit", "nearest_command", "tokenize_for_search"]
 
@@ -95,6 +97,8 @@ class BM25Index:
         self._platform_codes = np.zeros(0, dtype=np.int16)
         self._platform_names: list[str] = []
         self._masks: dict[str | None, np.ndarray] = {}
+        self.tools: ToolLexicon | None = None
+        """The programs of the indexed pairs, when the index was saved with them (see `with_tools`)."""
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -224,6 +228,13 @@ class BM25Index:
                 return hits
             want *= 4
 
+    def with_tools(self) -> ToolLexicon:
+        """The tool lexicon of the indexed pairs, counted now if the index has none yet (seconds for 50k rows)."""
+        if self.tools is None:
+            rows = ({"instruction": i, "command": c} for i, c in zip(self.instructions, self.commands))
+            self.tools = ToolLexicon.build(rows)
+        return self.tools
+
     # -- persistence ------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
@@ -232,9 +243,11 @@ class BM25Index:
         rows = {"instruction": self.instructions, "command": self.commands, "platform": self.platforms,
                 "source": self.sources}
         vocab = sorted(self._vocab, key=self._vocab.__getitem__)
+        extra = {"tools": _encode(self.tools.to_json())} if self.tools is not None else {}
         with open(path, "wb") as fh:  # a file handle: np.savez would append ".npz" to a bare name
             np.savez_compressed(
                 fh,
+                **extra,
                 meta=_encode(meta),
                 rows=_encode(rows),
                 vocab=_encode(vocab),
@@ -251,6 +264,7 @@ class BM25Index:
             with np.load(path, allow_pickle=False) as data:
                 meta, rows, vocab = _decode(data["meta"]), _decode(data["rows"]), _decode(data["vocab"])
                 arrays = {name: data[name] for name in ("indptr", "docs", "tfs", "doclen")}
+                tools = ToolLexicon.from_json(_decode(data["tools"])) if "tools" in data.files else None
         except FileNotFoundError:
             raise
         except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as exc:
@@ -272,6 +286,7 @@ class BM25Index:
                 and len(index._indptr) == len(vocab) + 1 and index._indptr[-1] == len(index._docs) == len(index._tfs)
                 and (not len(index._docs) or int(index._docs.max()) < n)):
             raise ValueError(f"{path}: retrieval index is inconsistent (truncated or corrupted)")
+        index.tools = tools
         index._finish()
         return index
 

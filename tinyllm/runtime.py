@@ -11,8 +11,10 @@ from . import generate
 from .checkpoint import InferenceCheckpoint, load_inference
 from .engine import NumpyTransformer
 from .prompt import Example
+from .shellparse import command_name
 from .text import normalize_command
 from .tokenizer import Tokenizer, TokenizerError
+from .tools import ToolLexicon, request_words
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Generated:
     command: str
     score: float
     finished: bool
+    mean_logprob: float | None = None
+    """Mean log-prob per decoded token (<eos> included), where the decoder knows it."""
 
 
 ENGINES = ("auto", "numpy", "c-int8")
@@ -68,6 +72,8 @@ class Runtime:
         # serving decode settings chosen on the dev set at ship time (tinyllm.train.ship)
         self.rerank_n = int(ckpt.meta.get("rerank", 0))
         self.beam_width = int(ckpt.meta.get("beam", 1))
+        self.named_tools = bool(ckpt.meta.get("named_tools", True))
+        self._word_starts: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: str | Path, engine: str | None = None) -> Runtime:
@@ -94,7 +100,8 @@ class Runtime:
     def generate(self, prompts: list[list[int]], max_new_tokens: int = 96) -> list[Generated]:
         """Greedy decoding of a batch of encoded prompts."""
         outs = generate.greedy(self.model, prompts, max_new_tokens)
-        return [Generated(self._clean(c.ids), c.score, c.finished) for c in outs]
+        return [Generated(self._clean(c.ids), c.score, c.finished, c.logprob / max(1, len(c.ids) + c.finished))
+                for c in outs]
 
     def beam(self, prompt: list[int], beam: int = 4, n_best: int = 4, max_new_tokens: int = 96) -> list[Generated]:
         """n-best commands for one prompt, best first, duplicates (after cleaning) removed."""
@@ -105,7 +112,7 @@ class Runtime:
             cmd = self._clean(c.ids)
             if cmd and cmd not in seen:
                 seen.add(cmd)
-                result.append(Generated(cmd, c.score, c.finished))
+                result.append(Generated(cmd, c.score, c.finished, c.score))  # length penalty 1: the mean
         return result
 
     def score(self, prompt: list[int], commands: list[str]) -> list[float]:
@@ -147,4 +154,38 @@ class Runtime:
             if c and c not in cands:
                 cands.append(c)
         scored = sorted(zip(self.score(prompt, cands), cands), key=lambda sc: -sc[0])
-        return [Generated(c, s, True) for s, c in scored]
+        return [Generated(c, s, True, s) for s, c in scored]
+
+    def prefer_named_tool(self, prompt: list[int], request: str, answer: Generated, lexicon: ToolLexicon,
+                          max_new_tokens: int = 96) -> Generated:
+        """`answer`, or a command that starts with a program the request names (or with the known program a
+        misspelt first word begins with) when the model scores that one higher per token, or when the
+        answer's first word is no program the training set knows. See tinyllm.tools.
+
+        One batched decode: each row forces a program name, then a token that begins a new word (so
+        "hcitool" cannot run on into "hcitoolauth"), then continues greedily; the answer is compared by
+        its own mean log-prob, re-scored in the same batch (teacher-forced) only if its decoder did not
+        keep one."""
+        first = command_name(answer.command)
+        tools = [w for w in lexicon.named_in(request) if w != first]
+        repaired = lexicon.repair(first, request)
+        if repaired and repaired not in tools:
+            tools.append(repaired)
+        if not tools:
+            return answer
+        if self._word_starts is None:
+            self._word_starts = np.array(self.tokenizer.word_starts())
+        heads = [self.tokenizer.encode(w) for w in tools]
+        rescore = answer.mean_logprob is None
+        if rescore:
+            heads.insert(0, self.tokenizer.encode_target(answer.command))
+        try:
+            outs = generate.greedy_from(self.model, [prompt] * len(heads), heads, self._word_starts, max_new_tokens)
+        except ValueError:  # the prompt fills the context: nothing to decode
+            return answer
+        own = outs.pop(0).score if rescore else answer.mean_logprob
+        best = max(outs, key=lambda c: c.score)
+        trusted = not first or first in lexicon.known or first.lower() in request_words(request)
+        if trusted and best.score <= own:
+            return answer
+        return Generated(self._clean(best.ids), best.score, best.finished, best.score)

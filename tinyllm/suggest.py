@@ -132,13 +132,17 @@ class Suggester:
         rt = self.runtime
         if rt.rerank_n and self.index is not None:
             extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]
-            alts = [(g.command, g.score) for g in rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))]
+            outs = rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))
         elif n > 1 or rt.beam_width > 1:
             width = max(n, rt.beam_width, 4 if n > 1 else 1)
-            alts = [(g.command, g.score) for g in rt.beam(prompt, beam=width, n_best=max(n, 1))]
+            outs = rt.beam(prompt, beam=width, n_best=max(n, 1))
         else:
-            g = rt.generate([prompt])[0]
-            alts = [(g.command, g.score)]
+            outs = rt.generate([prompt])
+        if outs and rt.named_tools and self.index is not None and self.index.tools is not None:
+            best = rt.prefer_named_tool(prompt, text, outs[0], self.index.tools)
+            if best is not outs[0]:  # the named program first, the model's own answer as the alternative
+                outs = [best] + [g for g in outs if g.command != best.command]
+        alts = [(g.command, g.score) for g in outs]
         self._cache[key] = list(alts)
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)

@@ -78,3 +78,9 @@ class Tokenizer:
     def encode_target(self, command: str) -> list[int]:
         """The SFT target: command ids followed by ``<eos>``."""
         return self.encode(command) + [EOS_ID]
+
+    def word_starts(self) -> list[bool]:
+        """Per id: does the piece begin a new word (SentencePiece's leading U+2581)? ``<eos>`` counts as one."""
+        starts = [self.sp.id_to_piece(i).startswith("\u2581") for i in range(self.vocab_size)]
+        starts[EOS_ID] = True
+        return starts

@@ -334,6 +334,7 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         rows = [rows[i] for i in sorted(keep)]
     dev = load_jsonl(out / "pairs" / "dev.jsonl")
     index = BM25Index.build(rows)
+    index.with_tools()  # saved with it: serving's named-program step reads it
     run_dir = out / sft_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     index.save(run_dir / "retrieval.idx")
@@ -434,16 +435,18 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None)
 @click.option("--engine", type=click.Choice(["auto", "numpy", "c-int8"]), default=None,
               help="Inference engine (default: NL2CMD_ENGINE, else auto: int8 C where built, as served).")
+@click.option("--named-tools/--no-named-tools", default=None,
+              help="Try a command that starts with the program the request names (default: the model's setting).")
 @user_errors
 def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
-             output_jsonl, baseline, summary_json, engine) -> None:
+             output_jsonl, baseline, summary_json, engine, named_tools) -> None:
     """Exact-match evaluation (the serving engine by default; no torch needed) with failure analysis and a
     BM25 baseline row."""
     from tinyllm.checkpoint import default_model_path
 
     rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
     result, scored, table = run_eval(ckpt or default_model_path(), rows, index_path, retrieval_k, beam,
-                                     max_new_tokens, baseline, rerank, engine)
+                                     max_new_tokens, baseline, rerank, engine, named_tools)
     click.echo(f"engine: {result['model']['engine']}")
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
@@ -464,8 +467,10 @@ def default_index_path(ckpt: Path) -> Path:
 
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
-             rerank: int | None = None, engine: str | None = None) -> tuple[dict, list[dict], str]:
-    """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table)."""
+             rerank: int | None = None, engine: str | None = None,
+             named_tools: bool | None = None) -> tuple[dict, list[dict], str]:
+    """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table).
+    Decoding settings left None are the model's own (as it serves)."""
     from tinyllm.retrieval import BM25Index
     from tinyllm.runtime import EngineError, Runtime
 
@@ -483,9 +488,12 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     rerank = runtime.rerank_n if rerank is None else rerank
     if rerank and index is None:
         raise StageError(f"--rerank needs a retrieval index; {index_path} not found")
+    named_tools = runtime.named_tools if named_tools is None else named_tools
+    tools = index.with_tools() if (named_tools and index is not None) else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
-                                                     rerank=rerank))
+                                                     rerank=rerank, tools=tools))
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
+    mode += ", named tools" if tools is not None else ""
     lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
     summary["engine"] = runtime.engine
     result = {"model": summary}
@@ -606,9 +614,11 @@ def report(ctx, out) -> None:
 @click.option("--rerank", type=int, default=0, show_default=True,
               help="Serving rerank setting stored with the model (see eval --rerank).")
 @click.option("--retrieval-k", type=int, default=None, help="Serving prompt examples (default: the model's).")
+@click.option("--named-tools/--no-named-tools", default=True, show_default=True,
+              help="Serving setting stored with the model (see eval --named-tools).")
 @click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
 @user_errors
-def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, force) -> None:
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, force) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
     from tinyllm.checkpoint import default_model_path, read_meta
 
@@ -616,14 +626,14 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
 
     index_path = index_path or default_index_path(model_path)
     rows = load_jsonl(dev_jsonl)
-    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank)
+    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools)
     click.echo(table)
     current = None
     if default_model_path().is_file() and not force:  # score the shipped model now, on the same rows and protocol
         served_beam = int(read_meta(default_model_path())["meta"].get("beam", 1))  # as it serves: own beam, own index
         current, _, current_table = run_eval(default_model_path(), rows, None, None, served_beam, baseline=False)
         click.echo("shipped now:\n" + current_table)
-    settings = {"run_note": run_note, "beam": beam, "rerank": rerank}
+    settings = {"run_note": run_note, "beam": beam, "rerank": rerank, "named_tools": named_tools}
     if retrieval_k is not None:
         settings["retrieval_k"] = retrieval_k
     click.echo(ship(model_path, index_path, result, default_model_path(), force, settings, current))

@@ -36,9 +36,11 @@ def score_rows(rows: Sequence[dict], predictions: Sequence[str]) -> list[dict]:
 
 
 def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,
-                    max_new_tokens: int = 96, rerank: int = 0) -> Predictor:
+                    max_new_tokens: int = 96, rerank: int = 0, tools=None) -> Predictor:
     """Predictions of a tinyllm.runtime.Runtime: greedy (batched), beam search, or `rerank` > 0: the
-    beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model."""
+    beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model.
+    With a `tools` lexicon (tinyllm.tools.ToolLexicon) each answer then gets the serving named-program
+    step (`Runtime.prefer_named_tool`)."""
 
     def predict(rows: list[dict]) -> list[str]:
         prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
@@ -49,24 +51,29 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                 prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]), asked[i], examples)
             except ValueError:
                 pass
-        preds = [""] * len(rows)
+        answers = {}
         if rerank:
             for i, p in prompts.items():
                 row = rows[i]
                 hits = index.search(normalize_instruction(row["instruction"]), k=rerank, platform=asked[i])
                 outs = runtime.rerank(p, [h.command for h in hits], beam=max(beam, 2), max_new_tokens=max_new_tokens)
-                preds[i] = outs[0].command if outs else ""
+                if outs:
+                    answers[i] = outs[0]
         elif beam > 1:
             for i, p in prompts.items():
                 outs = runtime.beam(p, beam=beam, n_best=1, max_new_tokens=max_new_tokens)
-                preds[i] = outs[0].command if outs else ""
+                if outs:
+                    answers[i] = outs[0]
         else:
             order = sorted(prompts, key=lambda i: len(prompts[i]))  # similar lengths => less padding
             for s in range(0, len(order), batch_size):
                 chunk = order[s : s + batch_size]
-                for i, g in zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)):
-                    preds[i] = g.command
-        return preds
+                answers.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
+        if tools is not None:
+            for i, g in answers.items():
+                text = normalize_instruction(rows[i]["instruction"])
+                answers[i] = runtime.prefer_named_tool(prompts[i], text, g, tools, max_new_tokens)
+        return [answers[i].command if i in answers else "" for i in range(len(rows))]
 
     return predict
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tinyllm.checkpoint import load_inference, read_meta, save_inference
+from tinyllm.retrieval import BM25Index
 
 
 def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, force: bool = False,
@@ -27,5 +27,7 @@ def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, forc
     ckpt = load_inference(model)
     meta = {**ckpt.meta, **(extra_meta or {}), "dev_full": dev_summary, "shipped_from": str(model)}
     save_inference(dest, ckpt.weights, ckpt.config, ckpt.tokenizer_bytes, meta, dtype="float16")
-    shutil.copyfile(index, dest.with_suffix(".idx"))
+    served = BM25Index.load(index)
+    served.with_tools()  # serving reads the tool lexicon from the index; an older run's index gets it now
+    served.save(dest.with_suffix(".idx"))
     return f"shipped {model} -> {dest} (dev exact match {candidate:.4f})"
