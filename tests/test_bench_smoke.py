@@ -99,3 +99,15 @@ def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip() == f"decode.py: error: {tmp_path / 'missing.npz'}: model file not found"
     assert not (tmp_path / "x.json").exists()
+
+
+def test_named_tools_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "named.json"
+    out = run_bench("named_tools.py", "--quick", "--out", str(out_json))
+    payload = check_output(out, "| requests | n | naming a program |", out_json)
+    sets = payload["sets"]
+    assert set(sets) == {"everyday", "naming a program"}
+    assert sets["naming a program"]["naming"] == sets["naming a program"]["n"] == 2
+    assert sets["naming a program"]["changed"] == 2  # both are fixed by the step (see test_shipped_model)
+    for row in sets.values():
+        assert row["p50_off_ms"] > 0 and row["p50_on_ms"] > 0 and row["ratio_p50"] > 0
