@@ -61,11 +61,17 @@ def sample(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
+    heads: list[list[int]] | None = None,
+    after_head: np.ndarray | None = None,
 ) -> list[Candidate]:
-    """Batched sampling (temperature 0 = greedy) with optional top-k / nucleus filtering."""
+    """Batched sampling (temperature 0 = greedy) with optional top-k / nucleus filtering.
+
+    Each row first emits its `heads[i]` tokens, if given (teacher-forced, their log-probs counted);
+    `after_head`, a boolean mask over the vocabulary, restricts the token right after a head."""
     steps = _budget(model, prompts, max_new_tokens)
     rng = np.random.default_rng(seed)
     B = len(prompts)
+    heads = heads or [[] for _ in range(B)]
     model.setup_cache(B, max(len(p) for p in prompts) + steps)
     logits = model.prefill(prompts)
     out: list[list[int]] = [[] for _ in range(B)]
@@ -73,6 +79,10 @@ def sample(
     done = np.zeros(B, dtype=bool)
     for step in range(steps):
         lp = _log_softmax(logits.astype(np.float64))
+        if after_head is not None:  # rows whose head ends here choose among the allowed tokens only
+            for i in range(B):
+                if step == len(heads[i]):
+                    lp[i] = np.where(after_head, lp[i], -np.inf)
         if temperature <= 0:
             tok = lp.argmax(axis=-1)
         else:
@@ -80,6 +90,8 @@ def sample(
         for i in range(B):
             if done[i]:
                 continue
+            if step < len(heads[i]):
+                tok[i] = heads[i][step]
             logp[i] += lp[i, tok[i]]
             if tok[i] == EOS_ID:
                 done[i] = True
@@ -93,39 +105,13 @@ def sample(
 
 def greedy_from(model: StepModel, prompts: list[list[int]], heads: list[list[int]],
                 after_head: np.ndarray | None = None, max_new_tokens: int = 64) -> list[Candidate]:
-    """Batched greedy decoding that first emits each row's `heads[i]` (teacher-forced, its log-probs counted),
-    then, if `after_head` (a boolean mask over the vocabulary) is given, the best allowed token, then
-    free greedy. A head that ends with <eos> is a whole command: its row just gets scored.
-    `Candidate.score` is the mean log-prob per token (the <eos> included), `logprob` the total."""
-    steps = _budget(model, prompts, max_new_tokens)
-    B = len(prompts)
-    model.setup_cache(B, max(len(p) for p in prompts) + steps)
-    logits = model.prefill(prompts)
-    out: list[list[int]] = [[] for _ in range(B)]
-    logp = np.zeros(B)
-    done = np.zeros(B, dtype=bool)
-    tok = np.full(B, EOS_ID)
-    for step in range(steps):
-        lp = _log_softmax(logits.astype(np.float64))
-        for i in range(B):
-            if done[i]:
-                continue
-            if step < len(heads[i]):
-                tok[i] = heads[i][step]
-            elif step == len(heads[i]) and after_head is not None:
-                tok[i] = int(np.where(after_head, lp[i], -np.inf).argmax())
-            else:
-                tok[i] = int(lp[i].argmax())
-            logp[i] += lp[i, tok[i]]
-            if tok[i] == EOS_ID:
-                done[i] = True
-            else:
-                out[i].append(int(tok[i]))
-        if done.all() or step == steps - 1:
-            break
-        logits = model.decode(np.where(done, EOS_ID, tok))
-    return [Candidate(out[i], float(logp[i]), float(logp[i]) / max(1, len(out[i]) + int(done[i])), bool(done[i]))
-            for i in range(B)]
+    """Greedy decoding after forced `heads` (see `sample`); `Candidate.score` is the mean log-prob per
+    token, the <eos> included (`logprob` the total). A head that ends with <eos> is a whole command:
+    its row just gets scored."""
+    outs = sample(model, prompts, max_new_tokens, temperature=0.0, heads=heads, after_head=after_head)
+    for c in outs:
+        c.score = c.logprob / max(1, len(c.ids) + int(c.finished))
+    return outs
 
 
 def _sample_row(scaled: np.ndarray, top_k: int | None, top_p: float | None, rng: np.random.Generator) -> int:
