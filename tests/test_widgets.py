@@ -249,8 +249,9 @@ def test_error_keeps_text_and_shows_message(tmux: Tmux, shell: str, tmp_path: Pa
     pane = start_shell(tmux, shell, tmp_path)
     pane.type("please fail now")
     pane.key("C-g")
-    screen = pane.wait_text("nl2cmd: error:")
-    assert pane.prompt_line(screen) == "please fail now"
+    # wait for both: the shell prints the message, then redraws the prompt with the text kept
+    pane.wait(lambda s: pane.prompt_line(s) == "please fail now" and any("nl2cmd: error:" in line for line in s),
+              "the error message and the kept text")
     pane.type("X")  # still editing the same line, cursor where it was
     pane.wait_line("please fail nowX")
 
