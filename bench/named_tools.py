@@ -61,7 +61,7 @@ def measure(sugg: Suggester, requests: list[str], runs: int) -> dict:
             changed += a_off != a_on
     sugg.runtime.named_tools = True
     p_off, p_on = statistics.median(off), statistics.median(on)
-    return {"n": len(requests), "naming": sum(bool(sugg.index.tools.named_in(r)) for r in requests),
+    return {"n": len(requests), "naming": sum(bool(sugg.tools.named_in(r)) for r in requests),
             "p50_off_ms": round(p_off, 2), "p50_on_ms": round(p_on, 2), "mean_off_ms": round(statistics.fmean(off), 2),
             "mean_on_ms": round(statistics.fmean(on), 2), "ratio_p50": round(p_on / p_off, 3),
             "ratio_mean": round(statistics.fmean(on) / statistics.fmean(off), 3), "changed": changed // runs}
@@ -82,7 +82,7 @@ def main() -> int:
     ap.add_argument("--runs", type=positive_int, default=5, help="passes over the requests")
     args = ap.parse_args()
     sugg = Suggester.load()
-    if sugg.index is None or sugg.index.tools is None:
+    if sugg.tools is None:
         die("the shipped index has no tool lexicon (re-ship the model with nl2cmd-train ship)")
     runs, sets = (1, {"everyday": everyday()[:4], "naming a program": NAMING[:2]}) if args.quick else \
         (args.runs, {"everyday": everyday(), "naming a program": NAMING})

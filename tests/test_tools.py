@@ -214,3 +214,37 @@ def test_word_starts_marks_eos_and_word_initial_pieces(runtime):
     assert starts[EOS_ID] and starts.any() and not starts.all()
     ids = runtime.tokenizer.encode("ls -la")
     assert starts[ids[0]]
+
+
+def test_load_tool_lexicon_reads_only_the_lexicon(tmp_path):
+    from tinyllm.retrieval import load_tool_lexicon
+
+    rows = [{**r, "platform": "linux", "source": "t"} for r in ROWS]
+    index = BM25Index.build(rows)
+    index.save(tmp_path / "plain.idx")
+    assert load_tool_lexicon(tmp_path / "plain.idx") is None
+    index.with_tools()
+    index.save(tmp_path / "tools.idx")
+    assert load_tool_lexicon(tmp_path / "tools.idx") == ToolLexicon.build(ROWS)
+    (tmp_path / "junk.idx").write_bytes(b"not an index")
+    with pytest.raises(ValueError, match="not a retrieval index"):
+        load_tool_lexicon(tmp_path / "junk.idx")
+
+
+def test_suggester_load_takes_the_lexicon_without_the_bm25_index_when_the_prompt_needs_none(runtime, tmp_path):
+    from tinyllm.checkpoint import CheckpointError, save_inference
+    from tinyllm.suggest import Suggester
+
+    model = tmp_path / "m.npz"
+    save_inference(model, runtime.ckpt.weights, runtime.ckpt.config, runtime.ckpt.tokenizer_bytes, {})  # k = 0
+    index = BM25Index.build([{**r, "platform": "linux", "source": "t"} for r in ROWS])
+    index.with_tools()
+    index.save(tmp_path / "m.idx")
+    sugg = Suggester.load(str(model))
+    assert sugg.index is None and sugg.tools == index.tools  # the ~150 ms BM25 load is skipped
+    save_inference(model, runtime.ckpt.weights, runtime.ckpt.config, runtime.ckpt.tokenizer_bytes, {"rerank": 2})
+    sugg = Suggester.load(str(model))
+    assert sugg.index is not None and sugg.tools == index.tools  # the reranker searches it
+    (tmp_path / "m.idx").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="unreadable retrieval index"):
+        Suggester.load(str(model))

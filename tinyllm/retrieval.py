@@ -24,7 +24,7 @@ import numpy as np
 from .text import description_key, whitespace_key
 from .tools import ToolLexicon
 
-__all__ = ["BM25Index", "Hit", "nearest_command", "tokenize_for_search"]
+__all__ = ["BM25Index", "Hit", "load_tool_lexicon", "nearest_command", "tokenize_for_search"]
 
 FORMAT_VERSION = 1
 
@@ -289,6 +289,18 @@ class BM25Index:
         index.tools = tools
         index._finish()
         return index
+
+
+def load_tool_lexicon(path: str | Path) -> ToolLexicon | None:
+    """Only the tool lexicon of an index file (a few ms: the BM25 arrays and rows are not read);
+    None if the file has none. ValueError if the file is not a readable index."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return ToolLexicon.from_json(_decode(data["tools"])) if "tools" in data.files else None
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a retrieval index ({exc})") from None
 
 
 def _encode(obj: object) -> np.ndarray:

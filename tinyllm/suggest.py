@@ -12,10 +12,11 @@ from pathlib import Path
 from . import safety, userpairs
 from .checkpoint import CheckpointError, default_model_path
 from .prompt import PLATFORMS, Example
-from .retrieval import BM25Index, tokenize_for_search
+from .retrieval import BM25Index, load_tool_lexicon, tokenize_for_search
 from .runtime import EngineError, Runtime
 from .suggestion import Suggestion
 from .text import MAX_INSTRUCTION_CHARS, normalize_instruction
+from .tools import ToolLexicon
 
 CACHE_SIZE = 256
 """Model answers remembered per (request, platform, n): decoding is deterministic, so a repeat (the
@@ -39,10 +40,12 @@ def word_f1(a: str, b: str) -> float:
 
 
 class Suggester:
-    """Loads a model file (and the retrieval index beside it) once; answers requests."""
+    """Loads a model file (and what it needs of the retrieval index beside it) once; answers requests."""
 
-    def __init__(self, runtime: Runtime, index: BM25Index | None, user_pairs_path: str | None) -> None:
+    def __init__(self, runtime: Runtime, index: BM25Index | None, user_pairs_path: str | None,
+                 tools: ToolLexicon | None = None) -> None:
         self.runtime, self.index = runtime, index
+        self.tools = tools if tools is not None else (index.tools if index is not None else None)
         self.model_path = runtime.path
         self.user_pairs_path = user_pairs_path
         self.user_pairs: list[userpairs.UserPair] = []
@@ -59,15 +62,20 @@ class Suggester:
         except EngineError as exc:  # NL2CMD_ENGINE names an engine that cannot run: report it like a bad model
             raise CheckpointError(str(exc)) from None
         index_path = path.with_suffix(".idx")
-        index = None
+        index, tools = None, None
         if index_path.is_file():
             try:
-                index = BM25Index.load(index_path)
-            except Exception as exc:  # a damaged index must not stop serving: the model works without it
+                # the BM25 search (~150 ms to load) only when the prompt or the reranker uses it;
+                # the named-program step needs only the lexicon (a few ms)
+                if runtime.retrieval_k or runtime.rerank_n:
+                    index = BM25Index.load(index_path)
+                elif runtime.named_tools:
+                    tools = load_tool_lexicon(index_path)
+            except Exception as exc:
                 raise CheckpointError(f"{index_path}: unreadable retrieval index ({exc})") from None
         if runtime.retrieval_k and index is None:
             raise CheckpointError(f"{index_path}: retrieval index missing (the model expects {runtime.retrieval_k} examples)")
-        return cls(runtime, index, user_pairs_path)
+        return cls(runtime, index, user_pairs_path, tools)
 
     def reload_user_pairs(self) -> None:
         """Re-read the user's learnt pairs (malformed lines are skipped)."""
@@ -138,8 +146,8 @@ class Suggester:
             outs = rt.beam(prompt, beam=width, n_best=max(n, 1))
         else:
             outs = rt.generate([prompt])
-        if outs and rt.named_tools and self.index is not None and self.index.tools is not None:
-            best = rt.prefer_named_tool(prompt, text, outs[0], self.index.tools)
+        if outs and rt.named_tools and self.tools is not None:
+            best = rt.prefer_named_tool(prompt, text, outs[0], self.tools)
             if best is not outs[0]:  # the named program first, the model's own answer as the alternative
                 outs = [best] + [g for g in outs if g.command != best.command]
         alts = [(g.command, g.score) for g in outs]
