@@ -11,13 +11,15 @@ numpy only (no torch): the daemon imports this, the thin client never does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -260,15 +262,10 @@ class BM25Index:
     @classmethod
     def load(cls, path: str | Path) -> BM25Index:
         """Read an index written by `save`; raises ValueError if the file is not one."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta, rows, vocab = _decode(data["meta"]), _decode(data["rows"]), _decode(data["vocab"])
-                arrays = {name: data[name] for name in ("indptr", "docs", "tfs", "doclen")}
-                tools = ToolLexicon.from_json(_decode(data["tools"])) if "tools" in data.files else None
-        except FileNotFoundError:
-            raise
-        except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a retrieval index ({exc})") from None
+        with _index_file(path) as data:
+            meta, rows, vocab = _decode(data["meta"]), _decode(data["rows"]), _decode(data["vocab"])
+            arrays = {name: data[name] for name in ("indptr", "docs", "tfs", "doclen")}
+            tools = _tool_lexicon(data)
         if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
             version = meta.get("version") if isinstance(meta, dict) else None
             raise ValueError(f"{path}: unsupported retrieval index version {version!r}")
@@ -294,13 +291,25 @@ class BM25Index:
 def load_tool_lexicon(path: str | Path) -> ToolLexicon | None:
     """Only the tool lexicon of an index file (a few ms: the BM25 arrays and rows are not read);
     None if the file has none. ValueError if the file is not a readable index."""
+    with _index_file(path) as data:
+        return _tool_lexicon(data)
+
+
+@contextlib.contextmanager
+def _index_file(path: str | Path) -> Iterator[Any]:
+    """The open ``.npz`` of an index; reading it raises ValueError on anything that is not an index
+    (FileNotFoundError passes through)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return ToolLexicon.from_json(_decode(data["tools"])) if "tools" in data.files else None
+            yield data
     except FileNotFoundError:
         raise
     except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a retrieval index ({exc})") from None
+
+
+def _tool_lexicon(data: Any) -> ToolLexicon | None:
+    return ToolLexicon.from_json(_decode(data["tools"])) if "tools" in data.files else None
 
 
 def _encode(obj: object) -> np.ndarray:
