@@ -34,6 +34,11 @@ class Candidate:
     score: float
     finished: bool
 
+    @property
+    def mean_logprob(self) -> float:
+        """Log-probability per token, the <eos> included when the candidate finished."""
+        return self.logprob / max(1, len(self.ids) + int(self.finished))
+
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
@@ -110,7 +115,7 @@ def greedy_from(model: StepModel, prompts: list[list[int]], heads: list[list[int
     its row just gets scored."""
     outs = sample(model, prompts, max_new_tokens, temperature=0.0, heads=heads, after_head=after_head)
     for c in outs:
-        c.score = c.logprob / max(1, len(c.ids) + int(c.finished))
+        c.score = c.mean_logprob
     return outs
 
 

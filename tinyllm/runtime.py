@@ -100,8 +100,7 @@ class Runtime:
     def generate(self, prompts: list[list[int]], max_new_tokens: int = 96) -> list[Generated]:
         """Greedy decoding of a batch of encoded prompts."""
         outs = generate.greedy(self.model, prompts, max_new_tokens)
-        return [Generated(self._clean(c.ids), c.score, c.finished, c.logprob / max(1, len(c.ids) + c.finished))
-                for c in outs]
+        return [Generated(self._clean(c.ids), c.score, c.finished, c.mean_logprob) for c in outs]
 
     def beam(self, prompt: list[int], beam: int = 4, n_best: int = 4, max_new_tokens: int = 96) -> list[Generated]:
         """n-best commands for one prompt, best first, duplicates (after cleaning) removed."""
@@ -112,7 +111,7 @@ class Runtime:
             cmd = self._clean(c.ids)
             if cmd and cmd not in seen:
                 seen.add(cmd)
-                result.append(Generated(cmd, c.score, c.finished, c.score))  # length penalty 1: the mean
+                result.append(Generated(cmd, c.score, c.finished, c.mean_logprob))
         return result
 
     def score(self, prompt: list[int], commands: list[str]) -> list[float]:
