@@ -14,7 +14,7 @@ from .prompt import Example
 from .shellparse import command_name
 from .text import normalize_command
 from .tokenizer import Tokenizer, TokenizerError
-from .tools import ToolLexicon, request_words
+from .tools import ToolLexicon
 
 
 @dataclass
@@ -184,7 +184,6 @@ class Runtime:
             return answer
         own = outs.pop(0).score if rescore else answer.mean_logprob
         best = max(outs, key=lambda c: c.score)
-        trusted = not first or first in lexicon.known or first.lower() in request_words(request)
-        if trusted and best.score <= own:
+        if lexicon.trusts(first, request) and best.score <= own:
             return answer
         return Generated(self._clean(best.ids), best.score, best.finished, best.score)

@@ -75,11 +75,16 @@ class ToolLexicon:
         """Words of the request that name a program, in order."""
         return [w for w in request_words(request) if w in self.named]
 
+    def trusts(self, name: str, request: str) -> bool:
+        """Is a command's first word beyond suspicion: empty (no program to judge), a known program, or
+        written in the request (a program the user named is kept even if training never saw it)?"""
+        return not name or name in self.known or name.lower() in request_words(request)
+
     def repair(self, name: str, request: str) -> str | None:
-        """For a first word no training command starts with, the longest known program it begins with
-        ("findwork" -> "find"); None when the word is known, empty, too short or written in the request
-        (a program the user named is kept even if training never saw it)."""
-        if not name or name in self.known or name.lower() in request_words(request):
+        """For a first word this lexicon does not trust, the longest known program it begins with
+        ("findwork" -> "find"); None when it is trusted or no known program of `MIN_PREFIX` letters
+        or more begins it."""
+        if self.trusts(name, request):
             return None
         for end in range(len(name) - 1, MIN_PREFIX - 1, -1):
             if name[:end] in self.known:
