@@ -45,17 +45,17 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
     def predict(rows: list[dict]) -> list[str]:
         prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
         asked = [serving_platform(row.get("platform", "linux")) for row in rows]  # as a user on it asks
+        texts = [normalize_instruction(row["instruction"]) for row in rows]
         for i, row in enumerate(rows):
             examples = neighbours(index, row, k, asked[i]) if (index is not None and k) else []
             try:
-                prompts[i] = runtime.prompt_ids(normalize_instruction(row["instruction"]), asked[i], examples)
+                prompts[i] = runtime.prompt_ids(texts[i], asked[i], examples)
             except ValueError:
                 pass
         answers = {}
         if rerank:
             for i, p in prompts.items():
-                row = rows[i]
-                hits = index.search(normalize_instruction(row["instruction"]), k=rerank, platform=asked[i])
+                hits = index.search(texts[i], k=rerank, platform=asked[i])
                 outs = runtime.rerank(p, [h.command for h in hits], beam=max(beam, 2), max_new_tokens=max_new_tokens)
                 if outs:
                     answers[i] = outs[0]
@@ -71,8 +71,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                 answers.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
         if tools is not None:
             for i, g in answers.items():
-                text = normalize_instruction(rows[i]["instruction"])
-                answers[i] = runtime.prefer_named_tool(prompts[i], text, g, tools, max_new_tokens)
+                answers[i] = runtime.prefer_named_tool(prompts[i], texts[i], g, tools, max_new_tokens)
         return [answers[i].command if i in answers else "" for i in range(len(rows))]
 
     return predict
