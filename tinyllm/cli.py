@@ -221,14 +221,18 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
     from . import client
 
     paths = state_paths()
-    info = client.ping(paths)
+    try:
+        info = client.probe(paths)
+    except client.UnsafeSocket as exc:
+        raise CliError(str(exc)) from None
     if as_json:
         payload = {"running": info is not None, **(info or {})}
         payload.pop("ok", None)
+        payload.pop("peer_pid", None)
         write_line(sys.stdout, json.dumps(payload))
     elif info is None:
         pid = client.read_pid(paths.pid)
-        if pid and client.pid_alive(pid) and client.is_daemon_process(pid):
+        if pid and client.pid_alive(pid) and client.is_daemon_process(pid, paths.socket):
             out(f"nl2cmd daemon not answering (pid {pid}; log {paths.log})")
         else:
             out("nl2cmd daemon not running")

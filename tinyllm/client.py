@@ -9,8 +9,14 @@ Start-up protocol (exactly one daemon, whatever the races):
 2. otherwise take an flock on ``nl2cmd.lock`` and ping again (another client may have won);
 3. the pid file is the authority: a live daemon pid => wait for it (it is loading the model or
    re-creating a deleted socket); a dead one => remove the stale pid file and socket;
-4. spawn ``python -m tinyllm.daemon --no-lock`` detached, poll ping until ready, child exit, or timeout;
+4. spawn ``python -m tinyllm.daemon --no-lock --socket PATH`` detached, poll ping until ready, child
+   exit, or timeout;
 5. release the lock.
+
+Trust: before connecting, the socket's directory must be a real directory of this user with mode
+0700 (`paths.check_private_dir`); after connecting, the process listening must run as this user
+(SO_PEERCRED, LOCAL_PEERCRED on macOS). Otherwise nothing is sent (UnsafeSocket). A pid is only
+signalled when the daemon answered on this socket or its command line names this socket.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import sys
 import time
 
 from . import __version__
-from .paths import HOME_ENV, StateDirError, StatePaths, ensure_dir
+from .paths import HOME_ENV, StateDirError, StatePaths, check_private_dir, ensure_dir
 from .protocol import (
     MAX_REPLY_BYTES,
     PROTOCOL_VERSION,
@@ -85,6 +91,11 @@ class ConnectionLost(ClientError):
     """The connection dropped or the reply was garbage (daemon killed mid-request)."""
 
 
+class UnsafeSocket(ClientError):
+    """The socket's directory, or the process listening on the socket, is not this user's own:
+    nothing was sent to it."""
+
+
 def backend_name() -> str:
     """The generation backend this environment asks for: "fake" (NL2CMD_BACKEND=fake) or "real"."""
     return "fake" if os.environ.get(BACKEND_ENV, "").strip().lower() == "fake" else "real"
@@ -125,23 +136,41 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def is_daemon_process(pid: int) -> bool:
-    """Best-effort check that `pid` is an nl2cmd daemon (guards against a recycled pid in a stale pid file)."""
+def is_daemon_process(pid: int, socket_path: str | Path | None = None) -> bool:
+    """True if `pid` is an nl2cmd daemon run by this user and, given `socket_path`, one started for
+    that socket (``--socket PATH`` on its command line, as `spawn` passes it).
+
+    Guards against a recycled pid in a stale pid file, and against a pid file that names the
+    daemon of another NL2CMD_HOME: only the daemon serving this socket may be signalled.
+    """
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"tinyllm.daemon" in fh.read()
+            args = fh.read().split(b"\0")
+        owner = os.stat(f"/proc/{pid}").st_uid
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return False  # Linux and the process is gone
+        args, owner = None, None
     except OSError:
-        return True
-    try:  # no /proc (macOS): ask ps
+        return socket_path is None  # cannot tell: never signal on a guess
+    if args is None:  # no /proc (macOS): ask ps
         import subprocess
 
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, timeout=2).stdout
-        return b"tinyllm.daemon" in out
-    except (OSError, subprocess.SubprocessError):
+        try:
+            out = subprocess.run(["ps", "-o", "uid=,command=", "-p", str(pid)], capture_output=True, timeout=2).stdout
+        except (OSError, subprocess.SubprocessError):
+            return socket_path is None
+        uid, _, command = out.strip().partition(b" ")
+        if not uid.isdigit():
+            return False
+        owner = int(uid)
+        args = command.split()
+    if owner != os.getuid() or not any(b"tinyllm.daemon" in a for a in args):
+        return False
+    if socket_path is None:
         return True
+    wanted = os.fsencode(str(socket_path))
+    return any(a == b"--socket" and b == wanted for a, b in zip(args, args[1:]))
 
 
 def wait_exit(pid: int, timeout: float) -> bool:
@@ -187,6 +216,67 @@ class file_lock:  # noqa: N801 (a context manager used like a function)
 # ---------------------------------------------------------------------------------------------- requests
 
 
+def peer_credentials(sock: Any) -> tuple[int | None, int | None]:
+    """(uid, pid) of the process at the other end of a Unix socket; None for what the OS can't tell.
+
+    For a connected client this is the process that called listen() on the socket.
+    """
+    if hasattr(_socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+        creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        return int.from_bytes(creds[4:8], sys.byteorder), int.from_bytes(creds[0:4], sys.byteorder, signed=True)
+    if sys.platform == "darwin":  # getpeereid(): struct xucred {u_int cr_version; uid_t cr_uid; ...}
+        sol_local, local_peercred, local_peerpid = 0, 0x001, 0x002
+        try:
+            uid = int.from_bytes(sock.getsockopt(sol_local, local_peercred, 76)[4:8], sys.byteorder)
+        except OSError:
+            return None, None
+        try:
+            pid: int | None = int.from_bytes(sock.getsockopt(sol_local, local_peerpid, 4)[:4], sys.byteorder)
+        except OSError:
+            pid = None
+        return uid, pid
+    return None, None  # elsewhere the 0700 socket directory is the only guard
+
+
+def peer_uid(sock: Any) -> int | None:
+    """The uid of the process at the other end of a Unix socket, or None if the OS can't tell us."""
+    return peer_credentials(sock)[0]
+
+
+def _connect(sock_path: str | Path, connect_timeout: float) -> tuple[Any, int | None]:
+    """A socket connected to `sock_path` and the listening process's pid (None if unknown).
+
+    Before connecting: the directory must be this user's private one (UnsafeSocket otherwise, and
+    nothing is attempted). After: the listener must run as this user, else the connection is
+    closed before a byte is sent.
+    """
+    directory = os.path.dirname(str(sock_path)) or "."
+    try:
+        check_private_dir(directory)
+    except StateDirError as exc:
+        raise UnsafeSocket(f"not using {sock_path}: {exc}") from None
+    except OSError as exc:  # missing directory: no daemon yet
+        raise ConnectFailed(f"cannot connect to {sock_path}: {exc.strerror or exc}") from None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(connect_timeout)
+        try:
+            sock.connect(str(sock_path))
+        except (OSError, TimeoutError) as exc:
+            raise ConnectFailed(f"cannot connect to {sock_path}: {exc.strerror or exc}") from None
+        try:
+            uid, pid = peer_credentials(sock)
+        except OSError:
+            uid, pid = None, None
+        if uid is not None and uid != os.getuid():
+            raise UnsafeSocket(f"not using {sock_path}: the process listening on it runs as uid {uid}, "
+                               f"not as you (uid {os.getuid()})")
+        return sock, pid
+    except BaseException:
+        sock.close()
+        raise
+
+
 def _read_line(sock: Any, limit: int) -> bytes:
     """One newline-terminated reply of at most `limit` bytes (what was read, at EOF); ProtocolError
     (code too_large) beyond the limit. The same contract as protocol.read_message, on a raw socket."""
@@ -205,16 +295,11 @@ def _read_line(sock: Any, limit: int) -> bytes:
             return buf
 
 
-def request(sock_path: str | Path, payload: bytes, read_timeout: float,
-            connect_timeout: float = CONNECT_TIMEOUT) -> dict:
-    """Send one request line and return the parsed reply (ok or not)."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+def _exchange(sock_path: str | Path, payload: bytes, read_timeout: float,
+              connect_timeout: float = CONNECT_TIMEOUT) -> tuple[dict, int | None]:
+    """Send one request line; return the parsed reply (ok or not) and the listener's pid (or None)."""
+    sock, pid = _connect(sock_path, connect_timeout)
     try:
-        sock.settimeout(connect_timeout)
-        try:
-            sock.connect(str(sock_path))
-        except (OSError, TimeoutError) as exc:
-            raise ConnectFailed(f"cannot connect to {sock_path}: {exc.strerror or exc}") from None
         sock.settimeout(read_timeout)
         try:
             sock.sendall(payload)
@@ -228,20 +313,41 @@ def request(sock_path: str | Path, payload: bytes, read_timeout: float,
         if not line:
             raise ConnectionLost("daemon closed the connection without answering")
         try:
-            return parse_reply(line)
+            return parse_reply(line), pid
         except ProtocolError as exc:
             raise ConnectionLost(f"bad reply from daemon: {exc}") from None
     finally:
         sock.close()
 
 
-def ping(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
-    """The daemon's ping reply (version, protocol, pid, model, stats), or None if none answers."""
+def request(sock_path: str | Path, payload: bytes, read_timeout: float,
+            connect_timeout: float = CONNECT_TIMEOUT) -> dict:
+    """Send one request line and return the parsed reply (ok or not); see _connect for the checks."""
+    return _exchange(sock_path, payload, read_timeout, connect_timeout)[0]
+
+
+def probe(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
+    """The daemon's ping reply (version, protocol, pid, model, stats, and ``peer_pid``: the pid the
+    kernel names as the socket's listener, None if unknown), or None if none answers. Raises
+    UnsafeSocket when the socket's directory or its listener is not this user's own."""
     try:
-        reply = request(paths.socket, encode_request("ping"), timeout, min(timeout, CONNECT_TIMEOUT))
+        reply, pid = _exchange(paths.socket, encode_request("ping"), timeout, min(timeout, CONNECT_TIMEOUT))
+    except UnsafeSocket:
+        raise
     except ClientError:
         return None
-    return reply if reply.get("ok") else None
+    if not reply.get("ok"):
+        return None
+    reply["peer_pid"] = pid
+    return reply
+
+
+def ping(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
+    """The daemon's ping reply (see probe), or None if none answers or it is not to be trusted."""
+    try:
+        return probe(paths, timeout)
+    except UnsafeSocket:
+        return None
 
 
 def incompatibility(info: dict[str, Any], model: str | None) -> str | None:
@@ -290,7 +396,8 @@ def spawn(paths: StatePaths, model: str | None, idle_timeout: float) -> Any:
 
     ensure_dir(paths.state_dir)
     _rotate_log(paths.log)
-    cmd = [sys.executable, "-m", "tinyllm.daemon", "--no-lock", "--idle-timeout", repr(float(idle_timeout))]
+    cmd = [sys.executable, "-m", "tinyllm.daemon", "--no-lock", "--idle-timeout", repr(float(idle_timeout)),
+           "--socket", str(paths.socket)]
     if model:
         cmd += ["--model", os.path.abspath(model)]
     env = os.environ.copy()
@@ -337,9 +444,19 @@ def _wait_ready(paths: StatePaths, deadline: float, proc: Any = None, pid: int |
 def _remove_stale(paths: StatePaths) -> None:
     """Remove the pid file and socket of a daemon that is gone (caller holds the start-up lock)."""
     pid = read_pid(paths.pid)
-    if pid is None or not pid_alive(pid) or not is_daemon_process(pid):
+    if pid is None or not pid_alive(pid) or not is_daemon_process(pid, paths.socket):
         paths.pid.unlink(missing_ok=True)
         paths.socket.unlink(missing_ok=True)
+
+
+def _private_runtime_dir(paths: StatePaths) -> None:
+    """Create the socket directory (0700) or say, as DaemonUnavailable, why it cannot be used."""
+    try:
+        ensure_dir(paths.runtime_dir, private=True)
+    except StateDirError as exc:
+        raise DaemonUnavailable(f"unsafe socket directory: {exc}") from None
+    except OSError as exc:  # permission denied, read-only file system, ...
+        raise DaemonUnavailable(f"cannot create {paths.runtime_dir}: {exc.strerror or exc}") from None
 
 
 def ensure_daemon(
@@ -354,12 +471,7 @@ def ensure_daemon(
         if incompatibility(info, model) is None:
             return info
         _stop_for_restart(paths, info)
-    try:
-        ensure_dir(paths.runtime_dir, private=True)
-    except StateDirError as exc:
-        raise DaemonUnavailable(str(exc)) from None
-    except OSError as exc:  # permission denied, read-only file system, ...
-        raise DaemonUnavailable(f"cannot create {paths.runtime_dir}: {exc.strerror or exc}") from None
+    _private_runtime_dir(paths)
     deadline = time.monotonic() + start_timeout
     try:
         with file_lock(paths.lock, start_timeout):
@@ -377,7 +489,7 @@ def _start_locked(paths: StatePaths, model: str | None, idle_timeout: float, dea
     if info is not None:
         return info
     pid = read_pid(paths.pid)
-    if pid is not None and pid != os.getpid() and pid_alive(pid) and is_daemon_process(pid):
+    if pid is not None and pid != os.getpid() and pid_alive(pid) and is_daemon_process(pid, paths.socket):
         # Alive but not answering: still loading its model, or re-creating a deleted socket.
         info = _wait_ready(paths, deadline, pid=pid)
         if incompatibility(info, model) is None:
@@ -408,14 +520,27 @@ def _signal(pid: int, sig: int) -> None:
 def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | None = None) -> int | None:
     """Stop the running daemon (shutdown request, then SIGTERM, then SIGKILL). Returns its pid, or None.
 
-    `timeout` (default STOP_TIMEOUT) is how long each step waits for the process to exit.
+    `timeout` (default STOP_TIMEOUT) is how long each step waits for the process to exit. Only the
+    daemon of this socket is signalled: the one that answered on it (the kernel names the
+    listener's pid), or the pid file's when its command line names this socket. UnsafeSocket when
+    the socket's directory or listener is not this user's own.
     """
     timeout = STOP_TIMEOUT if timeout is None else timeout
-    info = info if info is not None else ping(paths)
+    try:
+        check_private_dir(paths.runtime_dir)
+    except FileNotFoundError:
+        return None  # never created: nothing runs
+    except StateDirError as exc:
+        raise UnsafeSocket(f"not using {paths.socket}: {exc}") from None
+    except OSError as exc:
+        raise ClientError(f"cannot inspect {paths.runtime_dir}: {exc.strerror or exc}") from None
+    info = info if info is not None else probe(paths)
     file_pid = read_pid(paths.pid)
     pid: int | None = None
     if info is not None and isinstance(info.get("pid"), int) and not isinstance(info.get("pid"), bool):
-        pid = info["pid"]
+        peer = info.get("peer_pid")
+        listener = peer if isinstance(peer, int) and not isinstance(peer, bool) and peer > 0 else None
+        pid = listener or info["pid"]
         try:
             request(paths.socket, encode_request("shutdown"), PING_TIMEOUT)
         except ClientError:
@@ -423,10 +548,11 @@ def stop_daemon(paths: StatePaths, timeout: float | None = None, info: dict | No
         if wait_exit(pid, timeout):
             _cleanup_after(paths, pid)
             return pid
-        # Only signal a pid two sources agree on (or that looks like our daemon).
-        if pid != file_pid and not is_daemon_process(pid):
+        # Only signal the socket's listener, or a pid two sources agree on, or one started for this socket.
+        if listener is None and pid != file_pid and not is_daemon_process(pid, paths.socket):
             raise ClientError(f"daemon (pid {pid}) did not shut down")
-    elif file_pid is not None and file_pid != os.getpid() and pid_alive(file_pid) and is_daemon_process(file_pid):
+    elif (file_pid is not None and file_pid != os.getpid() and pid_alive(file_pid)
+          and is_daemon_process(file_pid, paths.socket)):
         pid = file_pid
     if pid is None:
         return None
@@ -474,8 +600,8 @@ def suggest(
             ensure_daemon(paths.paths(), model, idle_timeout, start_timeout)
         try:
             reply = request(paths.socket, payload, timeout)
-        except (ConnectFailed, ConnectionLost) as exc:
-            last = exc  # no daemon yet, or it died or vanished mid-request
+        except (ConnectFailed, ConnectionLost, UnsafeSocket) as exc:
+            last = exc  # no daemon yet, it died or vanished mid-request, or it is not ours to use
             continue
         if not reply["ok"]:
             if reply.get("code") == "version" or not attempt:

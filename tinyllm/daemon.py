@@ -24,7 +24,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -38,11 +37,12 @@ from .client import (
     backend_name,
     file_lock,
     is_daemon_process,
+    peer_uid,
     pid_alive,
     ping,
     read_pid,
 )
-from .paths import StateDirError, StatePaths, ensure_dir, resolve
+from .paths import APP, StateDirError, StatePaths, ensure_dir, resolve
 from .protocol import (
     MAX_REQUEST_BYTES,
     PROTOCOL_VERSION,
@@ -130,19 +130,6 @@ def suggestion_fields(s: Any) -> dict[str, Any]:
     }
 
 
-def peer_uid(conn: socket.socket) -> int | None:
-    """The uid of the process at the other end of a Unix socket, or None if the OS can't tell us."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", creds)[1]
-    if sys.platform == "darwin":  # struct xucred {u_int cr_version; uid_t cr_uid; ...} via LOCAL_PEERCRED
-        sol_local, local_peercred = 0, 0x001
-        with contextlib.suppress(OSError):
-            creds = conn.getsockopt(sol_local, local_peercred, 76)
-            return struct.unpack_from("=2I", creds)[1]
-    return None  # elsewhere the 0700 runtime directory is the only guard
-
-
 def _file_signature(path: str | None) -> tuple[int, int, int] | None:
     """(mtime_ns, size, inode) of a file, None if missing: a change means reload."""
     if not path:
@@ -211,7 +198,8 @@ class Daemon:
                 if info is not None:
                     raise AlreadyRunning(f"a daemon is already running (pid {info.get('pid')})")
             other = read_pid(self.paths.pid)
-            if other is not None and other != self.pid and pid_alive(other) and is_daemon_process(other):
+            if (other is not None and other != self.pid and pid_alive(other)
+                    and is_daemon_process(other, self.paths.socket)):
                 raise AlreadyRunning(f"a daemon is already running (pid {other})")
             self._write_pid()
             try:
@@ -515,12 +503,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model file (default: the packaged model)")
     parser.add_argument("--idle-timeout", type=float, default=900.0, help="exit after this many idle seconds (0: never)")
     parser.add_argument("--no-lock", action="store_true", help="the spawning client already holds the start-up lock")
+    parser.add_argument("--socket", default=None,
+                        help="the socket to serve (default: from NL2CMD_HOME / the platform); the client passes "
+                             "it, so the command line says which socket a daemon serves")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO,
         format="%(asctime)s nl2cmd-daemon[%(process)d] %(levelname)s %(message)s",
     )
-    daemon = Daemon(resolve(), model_path=args.model, idle_timeout=max(0.0, args.idle_timeout))
+    paths = resolve()
+    if args.socket is not None:
+        from pathlib import Path
+
+        sock = Path(os.path.abspath(args.socket))
+        if sock.name != f"{APP}.sock":
+            print(f"nl2cmd-daemon: error: --socket must name a file called {APP}.sock", file=sys.stderr, flush=True)
+            return EXIT_ERROR
+        paths = paths._replace(runtime_dir=sock.parent)
+    daemon = Daemon(paths, model_path=args.model, idle_timeout=max(0.0, args.idle_timeout))
     try:
         daemon.run(take_lock=not args.no_lock)
     except AlreadyRunning as exc:

@@ -8,7 +8,9 @@
     $NL2CMD_HOME/cache/
     $NL2CMD_HOME/run/                    nl2cmd.sock, nl2cmd.pid, nl2cmd.lock (0700)
 
-Otherwise the platformdirs locations are used. Standard library + platformdirs only (thin client path).
+Otherwise the platformdirs locations are used; the socket directory is $XDG_RUNTIME_DIR/nl2cmd,
+/run/user/UID/nl2cmd, or $TMPDIR/nl2cmd-UID unless someone else holds that name, in which case it
+is <cache dir>/run. Standard library + platformdirs only (thin client path).
 """
 
 from __future__ import annotations
@@ -118,8 +120,31 @@ def _xdg(var: str, fallback: str) -> str:
     return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), fallback)
 
 
-def _default_runtime_dir() -> str:
-    """A per-user runtime directory short enough for an AF_UNIX socket path."""
+RUN_USER_DIR = "/run/user/{uid}"
+"""The per-user runtime directory systemd-logind creates (used when XDG_RUNTIME_DIR is unset)."""
+
+
+def _claimable(path: str) -> bool:
+    """True if `path` is missing (we may create it) or is a real directory of ours that nobody else
+    can write to (ensure_dir may then make it 0700). A squatter's directory, a symlink or a
+    group/world-writable directory is not: someone else may own or have planted what is inside."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _default_runtime_dir(cache_dir: str) -> str:
+    """A per-user runtime directory short enough for an AF_UNIX socket path.
+
+    The shared temporary directory is the last resort (no XDG_RUNTIME_DIR, no /run/user/UID:
+    containers, ssh sessions without logind, CI). Anyone can create ``$TMPDIR/nl2cmd-UID`` first,
+    so when that name is taken by someone else (or is a symlink, or writable by others) the
+    socket goes under the user's own cache directory instead: a squatter cannot block the daemon.
+    """
     uid = os.getuid()
     if sys.platform == "darwin":
         import platformdirs
@@ -128,7 +153,7 @@ def _default_runtime_dir() -> str:
     else:
         # Not platformdirs here: it warns on stderr when XDG_RUNTIME_DIR is unset.
         xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-        run_user = f"/run/user/{uid}"
+        run_user = RUN_USER_DIR.format(uid=uid)
         if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
             candidate = os.path.join(xdg, APP)
         elif os.path.isdir(run_user) and os.access(run_user, os.W_OK):
@@ -139,6 +164,10 @@ def _default_runtime_dir() -> str:
             candidate = os.path.join(tempfile.gettempdir(), f"{APP}-{uid}")
     if len(os.path.join(candidate, f"{APP}.sock")) > MAX_SOCKET_PATH:
         candidate = f"/tmp/{APP}-{uid}"
+    if not _claimable(candidate):
+        own = os.path.join(cache_dir, "run")
+        if len(os.path.join(own, f"{APP}.sock")) <= MAX_SOCKET_PATH:
+            candidate = own
     return candidate
 
 
@@ -156,7 +185,7 @@ def locate() -> Locations:
 
         dirs = (platformdirs.user_config_dir(APP, appauthor=False), platformdirs.user_data_dir(APP, appauthor=False),
                 platformdirs.user_state_dir(APP, appauthor=False), platformdirs.user_cache_dir(APP, appauthor=False))
-    return Locations(*dirs, _default_runtime_dir())
+    return Locations(*dirs, _default_runtime_dir(dirs[3]))
 
 
 def resolve() -> StatePaths:
@@ -164,19 +193,41 @@ def resolve() -> StatePaths:
     return locate().paths()
 
 
+def check_private_dir(path: str | os.PathLike) -> None:
+    """Raise StateDirError unless `path` is a real directory (not a symlink) owned by this user
+    with mode 0700: the test the client makes before it connects to the socket inside (as
+    ssh-agent and tmux do). Only lstat: it changes nothing. FileNotFoundError if it is missing."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise StateDirError(f"{os.fspath(path)} is a symbolic link, not a private directory")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirError(f"{os.fspath(path)} is not a directory")
+    if st.st_uid != os.getuid():
+        raise StateDirError(f"{os.fspath(path)} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        raise StateDirError(f"{os.fspath(path)} has mode {stat.S_IMODE(st.st_mode):04o}, not 0700")
+
+
 def ensure_dir(path: Path, private: bool = False) -> Path:
     """Create `path` (and parents) if needed; with `private`, insist on an owned 0700 directory.
 
-    The runtime dir holds the socket: a directory owned by another user (e.g. a pre-created
-    /tmp/nl2cmd-UID) or a symlink there would let someone else intercept requests.
+    The runtime dir holds the socket, the pid file and the start-up lock: a directory owned by
+    another user (e.g. a pre-created /tmp/nl2cmd-UID), a symlink there, or a directory others
+    can write to (they may have planted a socket or a symlink in it) is refused, never chmod-ed.
+    A directory of ours that others can only read is made 0700.
     """
     path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
     if private:
         st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
+            raise StateDirError(f"{path} is a symbolic link, not a private directory")
+        if not stat.S_ISDIR(st.st_mode):
             raise StateDirError(f"{path} is not a directory")
         if st.st_uid != os.getuid():
-            raise StateDirError(f"{path} is owned by uid {st.st_uid}, not by you")
-        if stat.S_IMODE(st.st_mode) != 0o700:
+            raise StateDirError(f"{path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o022:
+            raise StateDirError(f"{path} has mode {mode:04o}: others can write to it (expected 0700)")
+        if mode != 0o700:
             os.chmod(path, 0o700)
     return path
