@@ -1,5 +1,5 @@
 """A hostile local user: squatted or symlinked socket directories, a listener of another uid, a pid
-file that names another home's daemon.
+file that names another home's daemon, a daemon that leaves out its warnings.
 
 The tests run as root in CI; "another user" is uid 65534 (nobody): directories are chown-ed to it,
 and fake servers are forked children that switch to it (SO_PEERCRED reports the uid of the process
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm import __version__, client
+from tinyllm import __version__, client, frontend
 from tinyllm import paths as state_paths
 from tinyllm.protocol import PROTOCOL_VERSION, encode_request
 
@@ -330,3 +330,32 @@ def test_stop_never_signals_the_daemon_of_another_home(nl2cmd_home: Path, monkey
     finally:
         kill_home_processes(home_a)
         shutil.rmtree(home_a, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- warnings
+
+
+def test_warnings_never_depend_on_the_daemon(nl2cmd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon that leaves out the warnings (another version, a bug, an impostor): the client adds them."""
+    reply = {"command": "rm -rf ~", "alternatives": [["rm -rf ~", 0.0], ["ls", -1.0], ["shred /dev/sda", -2.0]],
+             "warnings": [], "source": "model", "timing_ms": 1.0}
+    monkeypatch.setattr(client, "suggest", lambda *a, **kw: dict(reply))
+    result = run("clean up")
+    assert result.exit_code == 0 and result.stdout == "rm -rf ~\n"
+    assert result.stderr == "nl2cmd: warning: recursively deletes your home directory\n"
+    data = json.loads(run("--json", "clean up").stdout)
+    assert data["warnings"] == ["recursively deletes your home directory"] and data["via_daemon"] is True
+    listed = run("-n", "3", "clean up")
+    assert listed.stdout.splitlines() == ["rm -rf ~", "ls", "shred /dev/sda"]
+    assert listed.stderr.splitlines() == ["nl2cmd: warning: recursively deletes your home directory",
+                                          "nl2cmd: warning: irrecoverably overwrites the disk /dev/sda (alternative 3)"]
+    # What the daemon says is kept too (said once).
+    reply["warnings"] = ["recursively deletes your home directory", "a newer daemon's own rule"]
+    assert run("clean up").stderr.splitlines() == ["nl2cmd: warning: recursively deletes your home directory",
+                                                  "nl2cmd: warning: a newer daemon's own rule"]
+
+
+def test_emit_checks_the_command_it_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    frontend.emit({"command": "dd if=x.iso of=/dev/sdb", "warnings": []}, 1, as_json=False)
+    captured = capsys.readouterr()
+    assert captured.out == "dd if=x.iso of=/dev/sdb\n" and "/dev/sdb" in captured.err

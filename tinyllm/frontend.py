@@ -102,6 +102,17 @@ def instruction_from(words: tuple[str, ...] | list[str] | str) -> str:
         raise FrontendError(str(exc)) from None
 
 
+def danger(command: str) -> list[str]:
+    """This client's own safety check of a command it prints (tinyllm.safety): warnings never
+    depend on what the daemon says, or whether it checked at all."""
+    from .safety import classify
+
+    try:
+        return [w.message for w in classify(command)]
+    except Exception as exc:  # a bug in the classifier must not hide the command, nor the fact
+        return [f"could not check this command for danger ({type(exc).__name__})"]
+
+
 class Engine:
     """Gets suggestions from the daemon (started on demand) or, failing that, in-process."""
 
@@ -144,13 +155,22 @@ class Engine:
             raise FrontendError(safe_line(str(exc)) or type(exc).__name__) from None
 
 
+def _merge(*lists: list[str]) -> list[str]:
+    """The lines of all lists, each once, in order."""
+    seen: dict[str, None] = {}
+    for lines in lists:
+        seen.update((line, None) for line in lines if line)
+    return list(seen)
+
+
 def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
-    """Print a suggestion: the command (or n alternatives) on stdout, warnings on stderr."""
+    """Print a suggestion: the command (or n alternatives) on stdout, warnings on stderr. Every
+    printed command is checked here too (`danger`)."""
     command = one_line(result.get("command", ""))
     alternatives = [(one_line(c), float(s)) for c, s in result.get("alternatives", []) if one_line(c)]
     if not command:
         raise FrontendError("the model produced no command")
-    warnings = [safe_line(w) for w in result.get("warnings", [])]
+    warnings = _merge(danger(command), [safe_line(w) for w in result.get("warnings", [])])
     if as_json:
         payload = {
             "command": command,
@@ -165,6 +185,9 @@ def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
     lines = [c for c, _ in alternatives[:n]] if n > 1 and alternatives else [command]
     for line in lines:
         out(line)
+    for i, line in enumerate(lines[1:], 2):
+        if line != command:
+            warnings = _merge(warnings, [f"{w} (alternative {i})" for w in danger(line)])
     for w in warnings:
         warn(w)
 

@@ -20,27 +20,30 @@ Policy decisions (so that everyday commands stay quiet):
 * Writing to a block device (``dd of=/dev/sda``, ``> /dev/nvme0n1``, ``cp x /dev/sdb``) is
   always flagged, even when it is the intent (flashing a USB stick): the warning is the point.
 
-Pure standard library, regexes compiled once at import: the daemon imports this.
+Pure standard library, regexes compiled once at import: the daemon imports this, and so does the
+thin client (its own check of every printed suggestion), so no `dataclasses` or `typing` here.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .text import safe_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 __all__ = ["DangerWarning", "classify", "is_dangerous", "shell_words", "simple_commands", "strip_wrappers"]
 
 
-@dataclass(frozen=True)
-class DangerWarning:
-    """One reason a command is dangerous: a stable machine-readable `code` and a short human `message`."""
+class DangerWarning(namedtuple("DangerWarning", "code message")):
+    """One reason a command is dangerous: a stable machine-readable `code` and a short human `message`
+    (immutable; a named tuple, not a dataclass: importing dataclasses costs the client ~6 ms)."""
 
-    code: str
-    message: str
+    __slots__ = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,12 +92,14 @@ def shell_words(line: str) -> list[str]:
     return tokens
 
 
-@dataclass
 class _Simple:
     """A simple command: its words (wrappers not yet stripped) and redirections (operator, target)."""
 
-    words: list[str]
-    redirects: list[tuple[str, str]]
+    __slots__ = ("words", "redirects")
+
+    def __init__(self, words: list[str], redirects: list[tuple[str, str]]) -> None:
+        self.words = words
+        self.redirects = redirects
 
 
 def _parse(line: str) -> list[list[_Simple]]:
