@@ -593,3 +593,117 @@ def test_console_script_exit_status_and_output(nl2cmd_home: Path, argv: list[str
     assert out in run.stdout and err in run.stderr
     if status == 0 and argv[0] != "--version":
         assert len(run.stdout.splitlines()) == 1 and run.stdout.strip()
+
+
+# ---------------------------------------------------------------------------------------------- a daemon that does not answer
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    code = f"import sys; sys.argv = ['nl2cmd', *{list(args)!r}]; from tinyllm.entry import console_main; console_main()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+@linux_only
+def test_stopped_daemon_costs_at_most_a_few_seconds(nl2cmd_home: Path) -> None:
+    pid = start()["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        result = _cli("list", "files")
+        elapsed = time.monotonic() - t0
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "printf '%s\\n' 'list files'\n"  # generated in-process
+        assert result.stderr == ("nl2cmd: daemon unavailable (the daemon accepted the request but did not answer "
+                                 "within 3 s); generating in-process\n")
+        assert elapsed < client.NO_ANSWER_TIMEOUT + 3
+        # The library call gives up as quickly.
+        t0 = time.monotonic()
+        with pytest.raises(client.DaemonUnavailable, match="did not answer within 3 s"):
+            client.suggest(P(), "still stopped", timeout=30.0)
+        assert time.monotonic() - t0 < client.NO_ANSWER_TIMEOUT + 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert ask("continued")["command"] == expected("continued")
+    assert client.ping(P())["pid"] == pid
+
+
+def test_slow_answer_is_not_mistaken_for_no_answer(nl2cmd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon acknowledges at once: an answer slower than the no-answer limit still comes through."""
+    start()
+    monkeypatch.setattr(client, "NO_ANSWER_TIMEOUT", 0.5)
+    assert ask("a slow one")["command"] == expected("a slow one")  # the fake backend sleeps 1.5 s
+
+
+def test_swamped_daemon_falls_back_within_a_few_seconds(nl2cmd_home: Path) -> None:
+    daemon, thread = _serve_in_thread(max_connections=2, read_timeout=60)
+    idle = [connect(), connect()]  # hold every slot, say nothing
+    try:
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        with pytest.raises(client.DaemonUnavailable, match="daemon busy"):
+            client.suggest(P(), "anyone there", timeout=30.0)
+        assert time.monotonic() - t0 < client.NO_ANSWER_TIMEOUT + 1
+        from .test_cli import run
+
+        result = run("anyone there")
+        assert result.exit_code == 0 and result.stdout == expected("anyone there") + "\n"
+        assert result.stderr.startswith("nl2cmd: daemon unavailable (daemon busy for 3 s")
+        assert result.stderr.rstrip().endswith("generating in-process") and result.stderr.count("\n") == 1
+    finally:
+        for conn in idle:
+            conn.close()
+        daemon.request_stop()
+        thread.join(5)
+
+
+def test_idle_and_dripping_connections_are_closed(nl2cmd_home: Path) -> None:
+    daemon, thread = _serve_in_thread(read_timeout=0.5, max_connections=4)
+    try:
+        with connect() as silent, connect() as drip:
+            t0 = time.monotonic()
+            closed_at = None
+            for _ in range(40):  # a byte every 0.1 s, never a whole line: the deadline is per line, not per byte
+                try:
+                    drip.sendall(b" ")
+                except OSError:
+                    closed_at = time.monotonic()
+                    break
+                time.sleep(0.1)
+            assert closed_at is not None and closed_at - t0 < 2.5
+            assert silent.recv(10) == b""  # the silent one was closed too
+        assert ask("still serving")["command"] == expected("still serving")
+    finally:
+        daemon.request_stop()
+        thread.join(5)
+
+
+# ---------------------------------------------------------------------------------------------- a model that fails
+
+
+@pytest.mark.parametrize("how", ["suggest", "start", "restart"])
+def test_failing_model_never_stops_the_working_daemon(nl2cmd_home: Path, how: str) -> None:
+    from .test_cli import run
+
+    pid = start()["pid"]
+    bad = str(nl2cmd_home / "BAD.npz")
+    argv = {"suggest": ["--model", bad, "list files"], "start": ["daemon", "start", "--model", bad],
+            "restart": ["daemon", "restart", "--model", bad]}[how]
+    result = run(*argv)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("nl2cmd: error: cannot load the model: ") and "BAD.npz" in result.stderr
+    info = client.ping(P())
+    assert info is not None and info["pid"] == pid and pid_alive(pid) and info["model_arg"] is None
+    assert ask("still the old one")["command"] == expected("still the old one")
+    assert "replace" not in P().pid.read_text()
+
+
+def test_restart_replaces_the_daemon_once_the_new_one_is_up(nl2cmd_home: Path) -> None:
+    from .test_cli import run
+
+    old = start()["pid"]
+    result = run("daemon", "restart")
+    assert result.exit_code == 0, result.stderr
+    new = client.ping(P())["pid"]
+    assert new != old and result.stdout == f"nl2cmd daemon replaced (pid {old})\nnl2cmd daemon running (pid {new})\n"
+    assert wait_gone(old, 5)  # it saw the pid file name its successor and left
+    assert client.ping(P())["pid"] == new and P().socket.exists()

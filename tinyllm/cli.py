@@ -206,11 +206,20 @@ def daemon_stop() -> None:
 @daemon_group.command("restart")
 @click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0), default=None, help="Exit after this many idle seconds (0: never).")
-@click.pass_context
-def daemon_restart(ctx: click.Context, model: str | None, idle_timeout: float | None) -> None:
-    """Stop the daemon if it runs, then start it."""
-    ctx.invoke(daemon_stop)
-    ctx.invoke(daemon_start, model=model, idle_timeout=idle_timeout)
+def daemon_restart(model: str | None, idle_timeout: float | None) -> None:
+    """Start a fresh daemon; a running one serves until the new one has loaded its model."""
+    from . import client
+
+    s = load_settings(model=model, idle_timeout=idle_timeout)
+    try:
+        old, info = client.restart_daemon(state_paths(), s.model, s.idle_timeout, s.start_timeout)
+    except client.DaemonStartFatal as exc:
+        raise CliError(f"cannot load the model: {exc} (the running daemon, if any, is left as it was)") from None
+    except client.ClientError as exc:
+        raise _daemon_error(exc) from None
+    if old:
+        out(f"nl2cmd daemon replaced (pid {old})")
+    out(f"nl2cmd daemon running (pid {info.get('pid')})")
 
 
 @daemon_group.command("status")

@@ -51,6 +51,10 @@ BACKEND_ENV = "NL2CMD_BACKEND"
 CONNECT_TIMEOUT = 1.0
 PING_TIMEOUT = 2.0
 STOP_TIMEOUT = 5.0
+NO_ANSWER_TIMEOUT = 3.0
+"""Longest wait on a daemon that accepted a request but shows no sign of working on it (stopped with
+SIGSTOP, wedged, or swamped with connections); the client then generates in-process."""
+BUSY_RETRY = 0.05
 MAX_LOG_BYTES = 1024 * 1024
 
 # Exit statuses of `python -m tinyllm.daemon` that the spawner understands.
@@ -94,6 +98,10 @@ class ConnectionLost(ClientError):
 class UnsafeSocket(ClientError):
     """The socket's directory, or the process listening on the socket, is not this user's own:
     nothing was sent to it."""
+
+
+class NoAnswer(ClientError):
+    """The daemon accepted the connection but did not acknowledge the request in time."""
 
 
 def backend_name() -> str:
@@ -171,6 +179,15 @@ def is_daemon_process(pid: int, socket_path: str | Path | None = None) -> bool:
         return True
     wanted = os.fsencode(str(socket_path))
     return any(a == b"--socket" and b == wanted for a, b in zip(args, args[1:]))
+
+
+def process_stopped(pid: int) -> bool:
+    """True if `pid` is stopped (SIGSTOP, a debugger): it will not answer until continued (Linux only)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):
+        return False
 
 
 def wait_exit(pid: int, timeout: float) -> bool:
@@ -277,14 +294,37 @@ def _connect(sock_path: str | Path, connect_timeout: float) -> tuple[Any, int | 
         raise
 
 
-def _read_line(sock: Any, limit: int) -> bytes:
+def _read_reply(sock: Any, limit: int, timeout: float, ack_timeout: float | None) -> bytes:
     """One newline-terminated reply of at most `limit` bytes (what was read, at EOF); ProtocolError
-    (code too_large) beyond the limit. The same contract as protocol.read_message, on a raw socket."""
+    (code too_large) beyond the limit. The same contract as protocol.read_message, on a raw socket.
+
+    With `ack_timeout`, the daemon must show within that many seconds that it read the request
+    (the empty line it sends first, or the reply itself), else NoAnswer; the whole reply must come
+    within `timeout` seconds, else RequestTimeout.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    ack_by = None if ack_timeout is None else start + min(ack_timeout, timeout)
     buf = b""
     while True:
-        chunk = sock.recv(65536)
+        remaining = (deadline if ack_by is None else ack_by) - time.monotonic()
+        if remaining <= 0:
+            if ack_by is not None:
+                raise NoAnswer(f"the daemon accepted the request but did not answer within "
+                               f"{min(ack_timeout or 0.0, timeout):g} s")
+            raise RequestTimeout(f"daemon did not answer within {timeout:g} s")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue  # the check above says which deadline passed
         if not chunk:
             return buf
+        ack_by = None  # the daemon is working on it
+        if not buf:
+            chunk = chunk.lstrip(b"\n")  # the acknowledgement: an empty line before the reply
+            if not chunk:
+                continue
         buf += chunk
         end = buf.find(b"\n")
         if end >= 0:
@@ -296,14 +336,19 @@ def _read_line(sock: Any, limit: int) -> bytes:
 
 
 def _exchange(sock_path: str | Path, payload: bytes, read_timeout: float,
-              connect_timeout: float = CONNECT_TIMEOUT) -> tuple[dict, int | None]:
+              connect_timeout: float = CONNECT_TIMEOUT, ack_timeout: float | None = None) -> tuple[dict, int | None]:
     """Send one request line; return the parsed reply (ok or not) and the listener's pid (or None)."""
     sock, pid = _connect(sock_path, connect_timeout)
     try:
         sock.settimeout(read_timeout)
         try:
-            sock.sendall(payload)
-            line = _read_line(sock, MAX_REPLY_BYTES)
+            try:
+                sock.sendall(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                # Closed on us before we spoke: a daemon with no free connection slot does that
+                # after saying "busy", and that reply may still be waiting to be read.
+                ack_timeout = None
+            line = _read_reply(sock, MAX_REPLY_BYTES, read_timeout, ack_timeout)
         except TimeoutError:
             raise RequestTimeout(f"daemon did not answer within {read_timeout:g} s") from None
         except OSError as exc:
@@ -321,9 +366,9 @@ def _exchange(sock_path: str | Path, payload: bytes, read_timeout: float,
 
 
 def request(sock_path: str | Path, payload: bytes, read_timeout: float,
-            connect_timeout: float = CONNECT_TIMEOUT) -> dict:
+            connect_timeout: float = CONNECT_TIMEOUT, ack_timeout: float | None = None) -> dict:
     """Send one request line and return the parsed reply (ok or not); see _connect for the checks."""
-    return _exchange(sock_path, payload, read_timeout, connect_timeout)[0]
+    return _exchange(sock_path, payload, read_timeout, connect_timeout, ack_timeout)[0]
 
 
 def probe(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
@@ -340,6 +385,17 @@ def probe(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
         return None
     reply["peer_pid"] = pid
     return reply
+
+
+def listener(paths: StatePaths) -> tuple[bool, int | None]:
+    """(True, its pid or None) if a process of this user listens on the socket, whether or not it
+    answers (busy, stopped, wedged); (False, None) if nothing of ours does. Sends nothing."""
+    try:
+        sock, pid = _connect(paths.socket, CONNECT_TIMEOUT)
+    except ClientError:
+        return False, None
+    sock.close()
+    return True, pid
 
 
 def ping(paths: StatePaths, timeout: float = PING_TIMEOUT) -> dict | None:
@@ -389,8 +445,12 @@ def _rotate_log(path: Path) -> None:
         pass
 
 
-def spawn(paths: StatePaths, model: str | None, idle_timeout: float) -> Any:
-    """Start ``python -m tinyllm.daemon`` detached (new session, output to the log). Returns the Popen."""
+def spawn(paths: StatePaths, model: str | None, idle_timeout: float, replace: bool = False) -> Any:
+    """Start ``python -m tinyllm.daemon`` detached (new session, output to the log). Returns the Popen.
+
+    `replace`: the new daemon loads its model first and only then takes the socket over from the
+    running one, which then exits by itself; a model that fails to load leaves it serving.
+    """
     import subprocess
     from pathlib import Path
 
@@ -400,6 +460,8 @@ def spawn(paths: StatePaths, model: str | None, idle_timeout: float) -> Any:
            "--socket", str(paths.socket)]
     if model:
         cmd += ["--model", os.path.abspath(model)]
+    if replace:
+        cmd.append("--replace")
     env = os.environ.copy()
     # The daemon runs in / (so it pins no directory): make a relative NL2CMD_HOME mean the same there.
     if env.get(HOME_ENV, "").strip():
@@ -416,12 +478,14 @@ def spawn(paths: StatePaths, model: str | None, idle_timeout: float) -> Any:
         )
 
 
-def _wait_ready(paths: StatePaths, deadline: float, proc: Any = None, pid: int | None = None) -> dict:
-    """Poll ping until the daemon answers; fail early if the spawned process exits."""
+def _wait_ready(paths: StatePaths, deadline: float, proc: Any = None, pid: int | None = None,
+                existing: bool = False) -> dict:
+    """Poll ping until the daemon answers (the spawned `proc` itself, when given); fail early if the
+    spawned process exits, or if the `existing` daemon (`pid`, when known) exits or stops."""
     delay = 0.01
     while True:
         info = ping(paths, timeout=1.0)
-        if info is not None:
+        if info is not None and (proc is None or info.get("pid") == proc.pid):
             return info
         if proc is not None and proc.poll() is not None:
             rc = proc.returncode
@@ -433,9 +497,14 @@ def _wait_ready(paths: StatePaths, deadline: float, proc: Any = None, pid: int |
                 proc, pid = None, read_pid(paths.pid)  # lost a race after all: wait for the winner
                 continue
             raise DaemonUnavailable(f"daemon exited during start-up ({why})")
-        if proc is None and pid is not None and not pid_alive(pid):
-            raise DaemonUnavailable(f"daemon (pid {pid}) exited during start-up ({_log_tail(paths.log)})")
+        if proc is None and pid is not None:
+            if not pid_alive(pid):
+                raise DaemonUnavailable(f"daemon (pid {pid}) exited during start-up ({_log_tail(paths.log)})")
+            if process_stopped(pid):
+                raise DaemonUnavailable(f"daemon (pid {pid}) is stopped")
         if time.monotonic() >= deadline:
+            if existing:
+                raise DaemonUnavailable(f"daemon (pid {pid or '?'}) is busy or not answering (log: {paths.log})")
             raise DaemonUnavailable(f"daemon did not answer within the start timeout (log: {paths.log})")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
@@ -447,6 +516,12 @@ def _remove_stale(paths: StatePaths) -> None:
     if pid is None or not pid_alive(pid) or not is_daemon_process(pid, paths.socket):
         paths.pid.unlink(missing_ok=True)
         paths.socket.unlink(missing_ok=True)
+
+
+def _same_build(info: dict[str, Any]) -> bool:
+    """True if a daemon runs this very version, protocol and backend (it may serve another model)."""
+    return (info.get("protocol", info.get("v")) == PROTOCOL_VERSION and info.get("version") == __version__
+            and info.get("backend") == backend_name())
 
 
 def _private_runtime_dir(paths: StatePaths) -> None:
@@ -464,13 +539,13 @@ def ensure_daemon(
 ) -> dict:
     """Return the ping info of a compatible running daemon, starting one if needed.
 
-    Raises DaemonUnavailable (fall back in-process) or DaemonStartFatal (model cannot load).
+    A running daemon of this version that serves another model is replaced only once the new one
+    has loaded its model. Raises DaemonUnavailable (fall back in-process) or DaemonStartFatal
+    (model cannot load).
     """
     info = ping(paths)
-    if info is not None:
-        if incompatibility(info, model) is None:
-            return info
-        _stop_for_restart(paths, info)
+    if info is not None and incompatibility(info, model) is None:
+        return info
     _private_runtime_dir(paths)
     deadline = time.monotonic() + start_timeout
     try:
@@ -480,24 +555,46 @@ def ensure_daemon(
         raise DaemonUnavailable(f"cannot start the daemon: {exc.strerror or exc}") from None
 
 
-def _start_locked(paths: StatePaths, model: str | None, idle_timeout: float, deadline: float) -> dict:
-    """ensure_daemon's part under the start-up lock."""
+def _start_locked(paths: StatePaths, model: str | None, idle_timeout: float, deadline: float,
+                  restart: bool = False) -> dict:
+    """ensure_daemon's part under the start-up lock (`restart`: a fresh daemon even if one is compatible)."""
     info = ping(paths)
-    if info is not None and incompatibility(info, model) is not None:
-        _stop_for_restart(paths, info)  # an incompatible one started between our two pings
-        info = None
+    if info is None:
+        # Alive but not answering: busy, stopped, still loading its model, or re-creating a deleted
+        # socket. Never replaced while it lives, and not waited on for the whole start timeout
+        # either: a daemon that does not answer within seconds is wedged.
+        listening, pid = listener(paths)
+        if not listening:
+            pid = read_pid(paths.pid)
+            if pid is None or pid == os.getpid() or not pid_alive(pid) or not is_daemon_process(pid, paths.socket):
+                pid = None
+        if listening or pid is not None:
+            info = _wait_ready(paths, min(deadline, time.monotonic() + NO_ANSWER_TIMEOUT), pid=pid, existing=True)
     if info is not None:
-        return info
-    pid = read_pid(paths.pid)
-    if pid is not None and pid != os.getpid() and pid_alive(pid) and is_daemon_process(pid, paths.socket):
-        # Alive but not answering: still loading its model, or re-creating a deleted socket.
-        info = _wait_ready(paths, deadline, pid=pid)
-        if incompatibility(info, model) is None:
+        if incompatibility(info, model) is None and not restart:
             return info
+        if _same_build(info):
+            proc = spawn(paths, model, idle_timeout, replace=True)
+            return _wait_ready(paths, deadline, proc=proc)
         _stop_for_restart(paths, info)
     _remove_stale(paths)
     proc = spawn(paths, model, idle_timeout)
     return _wait_ready(paths, deadline, proc=proc)
+
+
+def restart_daemon(
+    paths: StatePaths, model: str | None = None, idle_timeout: float = 900.0, start_timeout: float = 15.0
+) -> tuple[int | None, dict]:
+    """Start a fresh daemon: (pid of the one it replaces or None, ping info of the new one). The old
+    one keeps serving until the new one has loaded its model, and exits by itself then."""
+    old = ping(paths)
+    _private_runtime_dir(paths)
+    deadline = time.monotonic() + start_timeout
+    try:
+        with file_lock(paths.lock, start_timeout):
+            return (old or {}).get("pid"), _start_locked(paths, model, idle_timeout, deadline, restart=True)
+    except OSError as exc:
+        raise DaemonUnavailable(f"cannot start the daemon: {exc.strerror or exc}") from None
 
 
 def _stop_for_restart(paths: StatePaths, info: dict) -> None:
@@ -590,32 +687,50 @@ def suggest(
     The request goes straight to the socket, and the reply names the daemon that answered it, so
     the usual case is one round trip. When nothing answers, or an incompatible daemon did (another
     version, backend or model), a compatible daemon is made ready (ensure_daemon) and the request
-    sent again; a connection that drops mid-request gets one more such retry.
+    sent again; a connection that drops mid-request gets one more such retry. A daemon that takes
+    the request but does not acknowledge it within NO_ANSWER_TIMEOUT seconds (stopped, wedged), or
+    stays busy that long, is given up on: DaemonUnavailable, and the caller generates in-process.
     Returns the checked reply dict (command, alternatives, warnings, source, timing_ms).
     """
-    payload = encode_request("suggest", instruction=instruction, platform=platform, n=n)
+    payload = encode_request("suggest", instruction=instruction, platform=platform, n=n, ack=True)
+    patience = min(NO_ANSWER_TIMEOUT, timeout)
     last: ClientError | None = None
-    for attempt in range(3):
-        if attempt:
-            ensure_daemon(paths.paths(), model, idle_timeout, start_timeout)
+    starts = 0
+    busy_since: float | None = None
+    while True:
         try:
-            reply = request(paths.socket, payload, timeout)
+            reply = request(paths.socket, payload, timeout, ack_timeout=patience)
+        except NoAnswer as exc:
+            raise DaemonUnavailable(str(exc)) from None
         except (ConnectFailed, ConnectionLost, UnsafeSocket) as exc:
             last = exc  # no daemon yet, it died or vanished mid-request, or it is not ours to use
-            continue
-        if not reply["ok"]:
-            if reply.get("code") == "version" or not attempt:
+            if busy_since is not None and isinstance(exc, ConnectionLost):  # a busy daemon hung up on us
+                if time.monotonic() - busy_since >= patience:
+                    raise DaemonUnavailable(f"daemon busy for {patience:g} s") from None
+                time.sleep(BUSY_RETRY)
+                continue
+        else:
+            if reply["ok"]:
+                daemon = reply.get("daemon")
+                why = incompatibility(daemon if isinstance(daemon, dict) else {}, model)
+                if why is None:
+                    try:
+                        return check_suggest_reply(reply)
+                    except ProtocolError as exc:
+                        raise DaemonUnavailable(f"bad reply from daemon: {exc}") from None
+                last = ConnectionLost(f"incompatible daemon ({why})")  # ensure_daemon replaces it
+            elif reply.get("code") == "busy":  # every connection slot taken: wait a little, not for ever
+                busy_since = busy_since if busy_since is not None else time.monotonic()
+                if time.monotonic() - busy_since >= patience:
+                    raise DaemonUnavailable(f"daemon busy for {patience:g} s ({reply['error']})")
+                time.sleep(BUSY_RETRY)
+                continue
+            elif reply.get("code") == "version" or not starts:
                 # from a daemon not vetted yet, an error may only mean that it is another version
                 last = ConnectionLost(reply["error"])
-                continue
-            raise RemoteError(reply["error"], str(reply.get("code", "error")))
-        daemon = reply.get("daemon")
-        why = incompatibility(daemon if isinstance(daemon, dict) else {}, model)
-        if why is not None:
-            last = ConnectionLost(f"incompatible daemon ({why})")  # ensure_daemon replaces it
-            continue
-        try:
-            return check_suggest_reply(reply)
-        except ProtocolError as exc:
-            raise DaemonUnavailable(f"bad reply from daemon: {exc}") from None
-    raise DaemonUnavailable(str(last))
+            else:
+                raise RemoteError(reply["error"], str(reply.get("code", "error")))
+        if starts == 2:
+            raise DaemonUnavailable(str(last))
+        starts += 1
+        ensure_daemon(paths.paths(), model, idle_timeout, start_timeout)

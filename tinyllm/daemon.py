@@ -4,13 +4,18 @@ Run as ``python -m tinyllm.daemon`` (spawned by tinyllm.client, or ``nl2cmd daem
 
 * Socket in the private runtime dir (0700), socket file 0600, peer uid checked (SO_PEERCRED /
   LOCAL_PEERCRED) against our own uid.
-* Line-delimited JSON (tinyllm.protocol); a thread per connection, a per-connection read timeout,
-  a cap on concurrent connections; generation is serialised by a lock (the model isn't thread-safe).
+* Line-delimited JSON (tinyllm.protocol); a thread per connection, a cap on concurrent connections
+  (beyond it: a "busy" reply), and a deadline for each request line (a connection that sends
+  nothing, or drips bytes, is closed after `read_timeout` seconds); a suggest request asking for it
+  is acknowledged with an empty line at once; generation is serialised by a lock (the model isn't
+  thread-safe).
 * The pid file is the authority on which daemon owns the socket. The main loop periodically checks
   that our socket file still exists (re-creating it if someone deleted it) and that the pid file
   still names us (exiting if another daemon took over); it exits after `idle_timeout` idle seconds.
 * Before each suggestion it reloads the model if the model file changed and the user pairs if
   their file changed. SIGTERM/SIGINT/a shutdown request => clean exit, socket and pid file removed.
+* ``--replace``: load the model first, then take the pid file and socket over from a running daemon
+  (which notices and exits): a model that fails to load never takes the working daemon down.
 
 Top-level imports are standard library only; the backend (numpy) is imported when loading.
 """
@@ -51,13 +56,14 @@ from .protocol import (
     error_reply,
     ok_reply,
     parse_request,
-    read_message,
 )
 from .text import safe_line
 
 log = logging.getLogger("nl2cmd.daemon")
 
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
+"""Seconds a connection may take to deliver each request line (counted from when the daemon starts
+waiting for it, so a client dripping a byte at a time is closed too)."""
 MAX_CONNECTIONS = 64
 CHECK_INTERVAL = 1.0
 
@@ -183,27 +189,32 @@ class Daemon:
 
     # ------------------------------------------------------------------------------------- start-up
 
-    def start(self, take_lock: bool = True, lock_timeout: float = 30.0) -> None:
+    def start(self, take_lock: bool = True, lock_timeout: float = 30.0, replace: bool = False) -> None:
         """Claim the pid file, load the model and bind the socket.
 
         `take_lock=False` when spawned by a client that already holds the start-up lock.
+        `replace`: take over from a running daemon, but only once the model has loaded (the running
+        one sees the pid file name us and exits, leaving our socket alone).
         Raises AlreadyRunning, ModelLoadError, StateDirError/OSError.
         """
         ensure_dir(self.paths.runtime_dir, private=True)
         ensure_dir(self.paths.state_dir)
         lock = file_lock(self.paths.lock, lock_timeout) if take_lock else contextlib.nullcontext()
         with lock:
-            if take_lock:
+            if take_lock and not replace:
                 info = ping(self.paths, timeout=1.0)
                 if info is not None:
                     raise AlreadyRunning(f"a daemon is already running (pid {info.get('pid')})")
             other = read_pid(self.paths.pid)
-            if (other is not None and other != self.pid and pid_alive(other)
+            if (not replace and other is not None and other != self.pid and pid_alive(other)
                     and is_daemon_process(other, self.paths.socket)):
                 raise AlreadyRunning(f"a daemon is already running (pid {other})")
+            if replace:
+                self._load()  # before touching anything of the running daemon's
             self._write_pid()
             try:
-                self._load()
+                if not replace:
+                    self._load()
                 self._bind()
             except BaseException:
                 self._remove_pid()
@@ -293,11 +304,11 @@ class Daemon:
         finally:
             self._cleanup()
 
-    def run(self, take_lock: bool = True, install_signals: bool = True) -> None:
+    def run(self, take_lock: bool = True, install_signals: bool = True, replace: bool = False) -> None:
         """start() then serve(); signal handlers only when called from the main thread."""
         if install_signals and threading.current_thread() is threading.main_thread():
             self._install_signals()
-        self.start(take_lock=take_lock)
+        self.start(take_lock=take_lock, replace=replace)
         self.serve()
 
     def _accept(self) -> None:
@@ -311,6 +322,9 @@ class Daemon:
             time.sleep(0.05)
             return
         if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # read what the client sent, so it gets the answer, not a reset
+                conn.setblocking(False)
+                conn.recv(MAX_REQUEST_BYTES)
             self._send_quietly(conn, error_reply("daemon busy: too many connections", "busy"))
             conn.close()
             return
@@ -325,9 +339,8 @@ class Daemon:
             conn.sendall(encode(reply))
 
     def _serve_conn(self, conn: socket.socket) -> None:
-        """Serve request lines on one connection until EOF, an error, or the read timeout."""
+        """Serve request lines on one connection until EOF, an error, or a line's read deadline."""
         try:
-            conn.settimeout(self.read_timeout)
             try:
                 uid = peer_uid(conn)
             except OSError:
@@ -335,26 +348,26 @@ class Daemon:
             if uid is not None and uid != self.expected_uid:
                 log.warning("rejected connection from uid %d", uid)
                 return
-            with conn.makefile("rb") as rfile:
-                while not self._stop.is_set():
-                    try:
-                        line = read_message(rfile, MAX_REQUEST_BYTES)
-                    except ProtocolError as exc:  # oversized: answer, then drop the connection
-                        self._send_quietly(conn, error_reply(str(exc), exc.code))
-                        return
-                    except (TimeoutError, OSError):
-                        return
-                    if not line:
-                        return
-                    if not line.strip():
-                        continue
-                    reply, close = self._handle_line(line)
-                    try:
-                        conn.sendall(encode(reply))
-                    except (TimeoutError, OSError):
-                        return
-                    if close:
-                        return
+            buf = b""
+            while not self._stop.is_set():
+                try:
+                    line, buf = self._read_line(conn, buf)
+                except ProtocolError as exc:  # oversized: answer, then drop the connection
+                    self._send_quietly(conn, error_reply(str(exc), exc.code))
+                    return
+                except OSError:  # timed out, reset
+                    return
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                reply, close = self._handle_line(line, lambda: conn.sendall(b"\n"))
+                try:
+                    conn.sendall(encode(reply))
+                except OSError:
+                    return
+                if close:
+                    return
         except Exception:  # a bug in one connection must not take the daemon down
             log.exception("connection handler failed")
         finally:
@@ -362,8 +375,31 @@ class Daemon:
                 conn.close()
             self._slots.release()
 
-    def _handle_line(self, line: bytes) -> tuple[dict[str, Any], bool]:
-        """Reply to one request line; returns (reply, close connection afterwards)."""
+    def _read_line(self, conn: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+        """The next request line (b"" at EOF) and what was read beyond it, within `read_timeout`
+        seconds in all; ProtocolError (too_large) for a line over MAX_REQUEST_BYTES, TimeoutError
+        when the deadline passes."""
+        deadline = time.monotonic() + self.read_timeout
+        while True:
+            end = buf.find(b"\n")
+            if end >= 0:
+                if end + 1 > MAX_REQUEST_BYTES:
+                    raise ProtocolError(f"message too large (over {MAX_REQUEST_BYTES} bytes)", code="too_large")
+                return buf[: end + 1], buf[end + 1:]
+            if len(buf) > MAX_REQUEST_BYTES:
+                raise ProtocolError(f"message too large (over {MAX_REQUEST_BYTES} bytes)", code="too_large")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("request line not received in time")
+            conn.settimeout(remaining)
+            chunk = conn.recv(65536)
+            if not chunk:
+                return b"", b""
+            buf += chunk
+
+    def _handle_line(self, line: bytes, ack: Any = None) -> tuple[dict[str, Any], bool]:
+        """Reply to one request line; returns (reply, close connection afterwards). `ack()` sends
+        the acknowledgement a suggest request may ask for, before any waiting."""
         with self._stats_lock:
             self._active += 1
             self.requests += 1
@@ -385,6 +421,11 @@ class Daemon:
                 except ModelLoadError as exc:
                     return error_reply(f"reload failed: {exc}", "model"), False
                 return ok_reply(**self.info()), False
+            if req.ack and ack is not None:
+                try:
+                    ack()
+                except OSError:
+                    return error_reply("connection lost", "error"), True
             self._maybe_reload()
             try:
                 with self._gen_lock:
@@ -506,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", default=None,
                         help="the socket to serve (default: from NL2CMD_HOME / the platform); the client passes "
                              "it, so the command line says which socket a daemon serves")
+    parser.add_argument("--replace", action="store_true",
+                        help="load the model first, then take the socket over from a running daemon")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO,
@@ -522,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = paths._replace(runtime_dir=sock.parent)
     daemon = Daemon(paths, model_path=args.model, idle_timeout=max(0.0, args.idle_timeout))
     try:
-        daemon.run(take_lock=not args.no_lock)
+        daemon.run(take_lock=not args.no_lock, replace=args.replace)
     except AlreadyRunning as exc:
         print(f"nl2cmd-daemon: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_RUNNING

@@ -2,7 +2,7 @@
 
 Requests::
 
-    {"v": 1, "op": "suggest", "instruction": "list large files", "platform": "linux", "n": 1}
+    {"v": 1, "op": "suggest", "instruction": "list large files", "platform": "linux", "n": 1, "ack": true}
     {"v": 1, "op": "ping"}        -> package version, protocol version, pid, model path, stats
     {"v": 1, "op": "reload"}      -> reload the model and the user pairs
     {"v": 1, "op": "shutdown"}
@@ -10,7 +10,9 @@ Requests::
 Replies are ``{"v": 1, "ok": true, ...}`` or ``{"v": 1, "ok": false, "error": "...", "code": "..."}``.
 ``ping`` and ``shutdown`` are accepted whatever the client's ``v`` is, so any client can find out
 which version a daemon speaks and ask an incompatible one to go away. Unknown keys are ignored
-(forward compatibility). Pure standard library; ``parse_request`` is pure so it can be fuzzed.
+(forward compatibility). With ``"ack": true`` the daemon sends an empty line as soon as it has read
+a suggest request, before the reply: a client can tell a daemon that is working on its request from
+one that will never answer (stopped, wedged). Pure standard library; ``parse_request`` is pure so it can be fuzzed.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ class ProtocolError(Exception):
         self.code = code
 
 
-class Request(namedtuple("Request", "op v instruction platform n", defaults=(PROTOCOL_VERSION, "", "linux", 1))):
+class Request(namedtuple("Request", "op v instruction platform n ack",
+                         defaults=(PROTOCOL_VERSION, "", "linux", 1, False))):
     """A validated request: op (str), v (int), instruction (str, already normalised by
-    tinyllm.text.normalize_instruction), platform (str), n (int)."""
+    tinyllm.text.normalize_instruction), platform (str), n (int), ack (bool: acknowledge first)."""
 
     __slots__ = ()
 
@@ -129,7 +132,7 @@ def parse_request(line: bytes) -> Request:
     n = _int_field(obj, "n", 1)
     if not 1 <= n <= MAX_ALTERNATIVES:
         raise ProtocolError(f"'n' must be from 1 to {MAX_ALTERNATIVES}")
-    return Request(op=op, v=v, instruction=instruction, platform=platform, n=n)
+    return Request(op=op, v=v, instruction=instruction, platform=platform, n=n, ack=obj.get("ack") is True)
 
 
 def encode(obj: dict[str, Any]) -> bytes:
