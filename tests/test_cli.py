@@ -450,3 +450,33 @@ def test_ensure_private_dir(tmp_path: Path) -> None:
     link.symlink_to(target)
     with pytest.raises(paths.StateDirError):
         paths.ensure_dir(link, private=True)
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+def test_repl_history_and_its_directory_are_private(nl2cmd_home: Path, tmp_path: Path) -> None:
+    import stat
+
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from tinyllm.repl import run_repl
+
+    history = tmp_path / "history"
+    for existing_mode in (None, 0o644):
+        if existing_mode is not None:
+            history.chmod(existing_mode)  # left so by an older version: made private
+        with create_pipe_input() as pipe:
+            pipe.send_text("my secret request\r\x04")
+            run_repl(lambda _text: None, history, input=pipe, output=DummyOutput())
+        assert stat.S_IMODE(history.stat().st_mode) == 0o600 and "my secret request" in history.read_text()
+    link = tmp_path / "link"
+    link.symlink_to(history)
+    with create_pipe_input() as pipe:  # a symlink is not followed: the session runs without a file
+        pipe.send_text("x\r\x04")
+        assert run_repl(lambda _text: None, link, input=pipe, output=DummyOutput()) == 0
+    assert "x" not in history.read_text().split()
+    result = run("repl", "--no-daemon", input="list files\n")
+    assert result.exit_code == 0
+    assert stat.S_IMODE((nl2cmd_home / "state").stat().st_mode) == 0o700

@@ -156,8 +156,9 @@ def repl_cmd(num: int | None, platform: str | None, model: str | None, no_daemon
 
     history: Path | None = paths.history
     try:
-        ensure_dir(paths.state_dir)
-    except (OSError, StateDirError):
+        ensure_dir(paths.state_dir, private=True)  # the history holds what was asked: private
+    except (OSError, StateDirError) as exc:
+        warn(f"history not kept: {exc}")
         history = None
     run_repl(answer, history)
 

@@ -454,7 +454,7 @@ def spawn(paths: StatePaths, model: str | None, idle_timeout: float, replace: bo
     import subprocess
     from pathlib import Path
 
-    ensure_dir(paths.state_dir)
+    ensure_dir(paths.state_dir, private=True)
     _rotate_log(paths.log)
     cmd = [sys.executable, "-m", "tinyllm.daemon", "--no-lock", "--idle-timeout", repr(float(idle_timeout)),
            "--socket", str(paths.socket)]

@@ -198,7 +198,7 @@ class Daemon:
         Raises AlreadyRunning, ModelLoadError, StateDirError/OSError.
         """
         ensure_dir(self.paths.runtime_dir, private=True)
-        ensure_dir(self.paths.state_dir)
+        ensure_dir(self.paths.state_dir, private=True)
         lock = file_lock(self.paths.lock, lock_timeout) if take_lock else contextlib.nullcontext()
         with lock:
             if take_lock and not replace:

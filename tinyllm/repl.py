@@ -1,11 +1,14 @@
 """``nl2cmd repl``: type instructions, get commands; history kept in the state dir.
 
 Uses prompt_toolkit on a terminal; with piped stdin it reads plain lines (scripts, tests).
-prompt_toolkit is imported here only, never on the one-shot path.
+prompt_toolkit is imported here only, never on the one-shot path. The history holds what was
+asked: the file is created 0600 (an existing one of ours is made 0600), like the daemon's log.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,21 @@ from typing import Any
 
 PROMPT = "nl2cmd> "
 QUIT_WORDS = frozenset({"exit", "quit", ":q"})
+
+
+def private_history(path: Path) -> Path:
+    """Create `path` 0600 if missing and make an existing one 0600; OSError if it is not a regular
+    file of ours (a symlink is refused, not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            raise OSError(f"{path} is not a regular file of yours")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path
 
 
 def run_repl(
@@ -42,7 +60,14 @@ def run_repl(
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    history = FileHistory(str(history_path)) if history_path is not None else InMemoryHistory()
+    history: Any = InMemoryHistory()
+    if history_path is not None:
+        try:
+            history = FileHistory(str(private_history(history_path)))
+        except OSError as exc:
+            from .frontend import warn
+
+            warn(f"history not kept: {getattr(exc, 'strerror', None) or exc}")
     session: PromptSession[str] = PromptSession(history=history, input=input, output=output)
     while True:
         try:
