@@ -480,3 +480,56 @@ def test_repl_history_and_its_directory_are_private(nl2cmd_home: Path, tmp_path:
     result = run("repl", "--no-daemon", input="list files\n")
     assert result.exit_code == 0
     assert stat.S_IMODE((nl2cmd_home / "state").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("daemon", [True, False])
+def test_unreadable_pairs_file_warns_once_and_serves_the_model(nl2cmd_home: Path, daemon: bool) -> None:
+    pairs = nl2cmd_home / "data" / "user_pairs.jsonl"
+    pairs.mkdir(parents=True)  # unreadable: a directory
+    flag = [] if daemon else ["--no-daemon"]
+    first = run(*flag, "list files")
+    assert first.exit_code == 0 and first.stdout == "printf '%s\\n' 'list files'\n"
+    assert first.stderr == f"nl2cmd: warning: learnt pairs not used: cannot read {pairs}: Is a directory\n"
+    if daemon:  # said once: the daemon's next answers carry no note
+        again = run("list files")
+        assert again.exit_code == 0 and again.stderr == ""
+    repl = run("repl", *flag, input="one\ntwo\n")
+    assert repl.exit_code == 0 and repl.stdout.count("\n") == 2
+    assert repl.stderr.count("learnt pairs not used") == (0 if daemon else 1)
+    assert "cannot read" in one_error_line(run("learn", "--list"))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to become another uid")
+def test_unreadable_pairs_file_mode_000_as_another_user(tmp_path: Path) -> None:
+    """Mode 000 only stops a non-root reader: the check runs in a child that became uid 65534."""
+    from tinyllm.fake_backend import FakeSuggester
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pairs = data / "user_pairs.jsonl"
+    pairs.write_text('{"instruction": "x y", "command": "ls"}\n')
+    pairs.chmod(0)
+    for p in (tmp_path, data, pairs):
+        os.chown(p, 65534, 65534)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            s = FakeSuggester.load(None, str(pairs))
+            answer = s.suggest("list files").command
+            os.write(w, json.dumps([s.user_pairs_problem, answer]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    out = b""
+    while chunk := os.read(r, 65536):
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    problem, answer = json.loads(out)
+    assert answer == "printf '%s\\n' 'list files'"
+    assert problem == f"cannot read {pairs}: Permission denied"

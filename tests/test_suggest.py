@@ -89,3 +89,17 @@ def test_cache_is_bounded_and_cleared_by_user_pairs(suggester, monkeypatch):
     userpairs.add("deploy the blog site", "make -C ~/blog deploy", path=pairs)
     s.reload_user_pairs()
     assert not s._cache
+
+
+def test_unreadable_pairs_file_leaves_the_model_serving(suggester, tmp_path):
+    s, pairs = suggester
+    userpairs.add("deploy the blog site", "make deploy", path=pairs)
+    s.reload_user_pairs()
+    assert s.user_pairs and s.user_pairs_problem is None
+    pairs.unlink()
+    pairs.mkdir()  # unreadable: a directory
+    s.reload_user_pairs()
+    assert s.user_pairs == [] and "Is a directory" in s.user_pairs_problem
+    assert s.suggest("deploy the blog site", "linux").source == "model"
+    fresh = Suggester.load(s.model_path, str(pairs))  # and at load time
+    assert fresh.user_pairs_problem and fresh.suggest("list files", "linux").source == "model"

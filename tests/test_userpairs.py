@@ -164,3 +164,11 @@ def test_default_path_follows_nl2cmd_home(nl2cmd_home: Path) -> None:
     assert userpairs.default_path() == nl2cmd_home / "data" / "user_pairs.jsonl"
     userpairs.add("x y", "ls")
     assert userpairs.list_pairs()[0].command == "ls"
+
+
+def test_load_usable_never_raises(tmp_path: Path) -> None:
+    as_dir = tmp_path / "user_pairs.jsonl"
+    as_dir.mkdir()
+    pairs, problem = userpairs.load_usable(as_dir)
+    assert pairs == [] and problem is not None and "Is a directory" in problem and str(as_dir) in problem
+    assert userpairs.load_usable(tmp_path / "missing.jsonl") == ([], None)

@@ -13,7 +13,9 @@ Run as ``python -m tinyllm.daemon`` (spawned by tinyllm.client, or ``nl2cmd daem
   that our socket file still exists (re-creating it if someone deleted it) and that the pid file
   still names us (exiting if another daemon took over); it exits after `idle_timeout` idle seconds.
 * Before each suggestion it reloads the model if the model file changed and the user pairs if
-  their file changed. SIGTERM/SIGINT/a shutdown request => clean exit, socket and pid file removed.
+  their file changed. An unreadable pairs file is reported once (log, and a note in the next reply)
+  and the model serves without the pairs. SIGTERM/SIGINT/a shutdown request => clean exit, socket
+  and pid file removed.
 * ``--replace``: load the model first, then take the pid file and socket over from a running daemon
   (which notices and exits): a model that fails to load never takes the working daemon down.
 
@@ -186,6 +188,7 @@ class Daemon:
         self.requests = 0
         self.model_loads = 0
         self.pid = os.getpid()
+        self._notes: list[str] = []  # said once, in the next suggest reply (e.g. unreadable pairs)
 
     # ------------------------------------------------------------------------------------- start-up
 
@@ -242,8 +245,18 @@ class Daemon:
             self.suggester = suggester
             self._model_sig = model_sig
             self._pairs_sig = pairs_sig
+            self._note_pairs_problem()
         with self._stats_lock:
             self.model_loads += 1
+
+    def _note_pairs_problem(self) -> None:
+        """Log an unreadable pairs file once per (re)load and tell the next client (caller holds _gen_lock)."""
+        problem = getattr(self.suggester, "user_pairs_problem", None)
+        if problem:
+            log.warning("learnt pairs not used: %s", problem)
+            self._notes = [f"learnt pairs not used: {safe_line(str(problem))}"]
+        else:
+            self._notes = []
 
     def _bind(self) -> None:
         """Create the listening socket (0600 from birth: umask while binding, chmod to be sure)."""
@@ -430,8 +443,10 @@ class Daemon:
             try:
                 with self._gen_lock:
                     suggestion = self.suggester.suggest(req.instruction, platform=req.platform, n=req.n)
+                    notes, self._notes = self._notes, []
                 # the reply names its daemon, so a client can skip the ping round trip (client.suggest)
-                return ok_reply(**suggestion_fields(suggestion), daemon=self.identity()), False
+                extra = {"notes": notes} if notes else {}
+                return ok_reply(**suggestion_fields(suggestion), daemon=self.identity(), **extra), False
             except Exception as exc:
                 log.warning("suggest failed for %r: %s", req.instruction[:80], exc, exc_info=not str(exc))
                 return error_reply(safe_line(str(exc)) or type(exc).__name__, "backend"), False
@@ -464,6 +479,7 @@ class Daemon:
                     except Exception as exc:
                         log.warning("reloading user pairs failed: %s", exc)
                     self._pairs_sig = psig
+                    self._note_pairs_problem()
 
     def identity(self) -> dict[str, Any]:
         """What a client checks before trusting an answer (client.incompatibility)."""

@@ -53,6 +53,7 @@ class FakeSuggester:
         self.model_path = model_path
         self.user_pairs_path = user_pairs_path
         self.pairs: list[userpairs.UserPair] = []
+        self.user_pairs_problem: str | None = None
         self.reload_user_pairs()
 
     @classmethod
@@ -65,8 +66,12 @@ class FakeSuggester:
         return cls(model_path or FAKE_MODEL_PATH, user_pairs_path)
 
     def reload_user_pairs(self) -> None:
-        """Re-read the user pairs file (malformed lines are skipped)."""
-        self.pairs = userpairs.load(Path(self.user_pairs_path))[0] if self.user_pairs_path else []
+        """Re-read the user pairs file (malformed lines are skipped; an unreadable file leaves none,
+        with the reason in `user_pairs_problem`, as the real Suggester does)."""
+        if self.user_pairs_path:
+            self.pairs, self.user_pairs_problem = userpairs.load_usable(Path(self.user_pairs_path))
+        else:
+            self.pairs, self.user_pairs_problem = [], None
 
     def suggest(self, instruction: str, platform: str = "linux", n: int = 1) -> Suggestion:
         """The deterministic answer for `instruction` (see the module docstring)."""

@@ -149,6 +149,9 @@ class Engine:
                 self._local = load_suggester(self.settings.model, str(self.paths.user_pairs))
             except ModelLoadError as exc:
                 raise FrontendError(f"cannot load the model: {exc}") from None
+            problem = getattr(self._local, "user_pairs_problem", None)
+            if problem:  # once per process: the pairs are optional, the model serves without them
+                warn(f"learnt pairs not used: {problem}")
         try:
             return suggestion_fields(self._local.suggest(instruction, platform=platform, n=n))
         except Exception as exc:
@@ -164,13 +167,17 @@ def _merge(*lists: list[str]) -> list[str]:
 
 
 def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
-    """Print a suggestion: the command (or n alternatives) on stdout, warnings on stderr. Every
-    printed command is checked here too (`danger`)."""
+    """Print a suggestion: the command (or n alternatives) on stdout, warnings and the daemon's
+    notes on stderr. Every printed command is checked here too (`danger`)."""
     command = one_line(result.get("command", ""))
     alternatives = [(one_line(c), float(s)) for c, s in result.get("alternatives", []) if one_line(c)]
     if not command:
         raise FrontendError("the model produced no command")
     warnings = _merge(danger(command), [safe_line(w) for w in result.get("warnings", [])])
+    notes = result.get("notes")
+    for note in notes if isinstance(notes, list) else []:
+        if isinstance(note, str) and safe_line(note):
+            warn(note)
     if as_json:
         payload = {
             "command": command,

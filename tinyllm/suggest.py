@@ -49,6 +49,7 @@ class Suggester:
         self.model_path = runtime.path
         self.user_pairs_path = user_pairs_path
         self.user_pairs: list[userpairs.UserPair] = []
+        self.user_pairs_problem: str | None = None
         self.user_index: BM25Index | None = None
         self._cache: OrderedDict[tuple[str, str, int], list[tuple[str, float]]] = OrderedDict()
         self.reload_user_pairs()
@@ -78,9 +79,10 @@ class Suggester:
         return cls(runtime, index, user_pairs_path, tools)
 
     def reload_user_pairs(self) -> None:
-        """Re-read the user's learnt pairs (malformed lines are skipped)."""
+        """Re-read the user's learnt pairs (malformed lines are skipped). An unreadable file leaves
+        none, with the reason in `user_pairs_problem`: the model serves without them."""
         path = Path(self.user_pairs_path) if self.user_pairs_path else None
-        self.user_pairs = userpairs.load(path)[0] if path else []
+        self.user_pairs, self.user_pairs_problem = userpairs.load_usable(path) if path else ([], None)
         rows = [{"instruction": p.instruction, "command": p.command, "platform": p.platform or "common"}
                 for p in self.user_pairs]
         self.user_index = BM25Index.build(rows) if rows else None

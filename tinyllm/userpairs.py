@@ -133,6 +133,16 @@ def load(path: Path | None = None) -> tuple[list[UserPair], list[str]]:
     return [p for _, p in entries if p is not None], problems
 
 
+def load_usable(path: Path | None = None) -> tuple[list[UserPair], str | None]:
+    """The valid pairs for serving, and why the file could not be read (None when it could, or is
+    missing). Learnt pairs are optional: an unreadable file (a directory, no permission) must not
+    stop suggestions, so this never raises."""
+    try:
+        return load(path)[0], None
+    except UserPairsError as exc:
+        return [], str(exc)
+
+
 def list_pairs(path: Path | None = None) -> list[UserPair]:
     """The valid pairs, numbered 1.. by their position in this list."""
     return load(path)[0]
