@@ -533,3 +533,29 @@ def test_unreadable_pairs_file_mode_000_as_another_user(tmp_path: Path) -> None:
     problem, answer = json.loads(out)
     assert answer == "printf '%s\\n' 'list files'"
     assert problem == f"cannot read {pairs}: Permission denied"
+
+
+@pytest.mark.parametrize("line, key, allowed", [
+    ("timeout = 1e300", "timeout", "from 0.1 to 3600"), ("timeout = nan", "timeout", "from 0.1 to 3600"),
+    ("start_timeout = inf", "start_timeout", "from 0.1 to 3600"), ("timeout = -5", "timeout", "from 0.1 to 3600"),
+    ("idle_timeout = -inf", "idle_timeout", "from 0 to 604800 (0: never)"),
+    ("idle_timeout = 1" + "0" * 400, "idle_timeout", "from 0 to 604800 (0: never)"),
+    ("start_timeout = 1e-9", "start_timeout", "from 0.1 to 3600"),
+])
+def test_out_of_range_seconds_are_refused_naming_the_key(nl2cmd_home: Path, line: str, key: str, allowed: str) -> None:
+    values, warnings = settings.parse_text(line, "cfg")
+    assert values == {} and len(warnings) == 1
+    assert warnings[0].startswith(f"cfg:1: {key} must be a number of seconds {allowed}, got ")
+    config = nl2cmd_home / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(line + "\n")
+    for args in (["list files"], ["--no-daemon", "list files"]):
+        result = run(*args)  # the default is used: every request still works
+        assert result.exit_code == 0 and result.stdout == "printf '%s\\n' 'list files'\n"
+        assert result.stderr.splitlines() == [f"nl2cmd: warning: {config}:1: {warnings[0].split(': ', 1)[1]}"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e300"])
+def test_idle_timeout_option_is_range_checked(nl2cmd_home: Path, value: str) -> None:
+    line = one_error_line(run("daemon", "start", "--idle-timeout", value), code=2)
+    assert "--idle-timeout" in line and "from 0 to 604800" in line

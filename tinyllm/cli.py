@@ -40,7 +40,7 @@ from .frontend import (
 )
 from .paths import StateDirError, ensure_dir
 from .protocol import MAX_ALTERNATIVES, PROTOCOL_VERSION
-from .settings import PLATFORM_CHOICES
+from .settings import PLATFORM_CHOICES, check_seconds
 from .text import safe_line, strip_control
 
 CliError = FrontendError  # one error type for both halves of the CLI
@@ -175,9 +175,23 @@ def _daemon_error(exc: Exception) -> CliError:
     return CliError(str(exc))
 
 
+def _idle_seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    """--idle-timeout: a finite number of seconds in the range the config file allows."""
+    if value is None:
+        return None
+    try:
+        return check_seconds("idle_timeout", value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("idle_timeout ")) from None
+
+
+_IDLE_OPTION = click.option("--idle-timeout", type=float, default=None, callback=_idle_seconds,
+                            help="Exit after this many idle seconds (0: never).")
+
+
 @daemon_group.command("start")
 @click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None, help="Exit after this many idle seconds (0: never).")
+@_IDLE_OPTION
 def daemon_start(model: str | None, idle_timeout: float | None) -> None:
     """Start the daemon (no-op if a compatible one is running)."""
     from . import client
@@ -206,7 +220,7 @@ def daemon_stop() -> None:
 
 @daemon_group.command("restart")
 @click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None, help="Exit after this many idle seconds (0: never).")
+@_IDLE_OPTION
 def daemon_restart(model: str | None, idle_timeout: float | None) -> None:
     """Start a fresh daemon; a running one serves until the new one has loaded its model."""
     from . import client
@@ -259,7 +273,7 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
 
 @daemon_group.command("run")
 @click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None, help="Exit after this many idle seconds (0: never).")
+@_IDLE_OPTION
 def daemon_run(model: str | None, idle_timeout: float | None) -> None:
     """Run the daemon in the foreground (logs to stderr; Ctrl-C stops it)."""
     import logging

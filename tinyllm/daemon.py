@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import select
 import signal
@@ -68,6 +69,7 @@ READ_TIMEOUT = 5.0
 waiting for it, so a client dripping a byte at a time is closed too)."""
 MAX_CONNECTIONS = 64
 CHECK_INTERVAL = 1.0
+MAX_IDLE_TIMEOUT = 7 * 24 * 3600.0
 
 
 class BackendUnavailable(Exception):
@@ -554,11 +556,22 @@ class Daemon:
         log.info("stopped")
 
 
+def _seconds(text: str) -> float:
+    """argparse type for --idle-timeout: a finite number of seconds from 0 to MAX_IDLE_TIMEOUT."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_IDLE_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_IDLE_TIMEOUT:g} seconds, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tinyllm.daemon``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tinyllm.daemon", description="nl2cmd suggestion daemon")
     parser.add_argument("--model", default=None, help="model file (default: the packaged model)")
-    parser.add_argument("--idle-timeout", type=float, default=900.0, help="exit after this many idle seconds (0: never)")
+    parser.add_argument("--idle-timeout", type=_seconds, default=900.0, help="exit after this many idle seconds (0: never)")
     parser.add_argument("--no-lock", action="store_true", help="the spawning client already holds the start-up lock")
     parser.add_argument("--socket", default=None,
                         help="the socket to serve (default: from NL2CMD_HOME / the platform); the client passes "
@@ -579,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nl2cmd-daemon: error: --socket must name a file called {APP}.sock", file=sys.stderr, flush=True)
             return EXIT_ERROR
         paths = paths._replace(runtime_dir=sock.parent)
-    daemon = Daemon(paths, model_path=args.model, idle_timeout=max(0.0, args.idle_timeout))
+    daemon = Daemon(paths, model_path=args.model, idle_timeout=args.idle_timeout)
     try:
         daemon.run(take_lock=not args.no_lock, replace=args.replace)
     except AlreadyRunning as exc:

@@ -6,10 +6,10 @@ The file is ``<config dir>/config.toml`` (see tinyllm.paths), one ``key = value`
     platform = "macos"       # linux | macos
     num = 3                  # alternatives printed by default
     model = "~/models/nl2cmd.npz"
-    idle_timeout = 900       # seconds before an idle daemon exits (0 = never)
+    idle_timeout = 900       # seconds before an idle daemon exits (0 = never; at most a week)
     no_daemon = false        # always generate in-process
-    start_timeout = 15       # seconds to wait for a daemon to come up
-    timeout = 30             # seconds to wait for an answer
+    start_timeout = 15       # seconds to wait for a daemon to come up (0.1 to 3600)
+    timeout = 30             # seconds to wait for an answer (0.1 to 3600)
 
 Values are TOML scalars: quoted strings, integers, floats, true/false. A bad line or value is
 reported as a warning and skipped, never fatal: a typo in the config must not break the shell
@@ -36,6 +36,14 @@ MAX_NUM = 10
 """Most alternatives a client may ask for."""
 
 PLATFORM_CHOICES = ("linux", "macos")
+
+SECONDS_RANGES = {
+    "idle_timeout": (0.0, 7 * 24 * 3600.0),  # 0: never
+    "start_timeout": (0.1, 3600.0),
+    "timeout": (0.1, 3600.0),
+}
+"""Allowed values of the settings in seconds: a huge, negative or non-finite number would break
+every request (socket timeouts overflow), so it is refused like a typo."""
 
 
 _DEFAULTS = {
@@ -106,12 +114,9 @@ def parse_value(raw: str) -> Any:
     except ValueError:
         pass
     try:
-        value = float(raw.replace("_", ""))
+        return float(raw.replace("_", ""))  # nan and inf too: _check refuses them, naming the key
     except ValueError as exc:
         raise ValueError(f"cannot parse value {raw!r}") from exc
-    if not math.isfinite(value):
-        raise ValueError(f"value must be finite, got {raw!r}")
-    return value
 
 
 def _check(key: str, value: Any) -> Any:
@@ -132,13 +137,24 @@ def _check(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("no_daemon must be true or false")
         return value
-    if key in ("idle_timeout", "start_timeout", "timeout"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{key} must be a non-negative number of seconds")
-        if key != "idle_timeout" and value == 0:
-            raise ValueError(f"{key} must be positive")
-        return float(value)
+    if key in SECONDS_RANGES:
+        return check_seconds(key, value)
     raise ValueError(f"unknown setting {key!r}")
+
+
+def check_seconds(key: str, value: Any) -> float:
+    """`value` as a number of seconds for `key`, or ValueError naming the key and the allowed range."""
+    lo, hi = SECONDS_RANGES[key]
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value)
+    if not ok or not lo <= value <= hi:
+        never = " (0: never)" if lo == 0 else ""
+        shown = repr(value) if isinstance(value, str) else str(value)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        raise ValueError(f"{key} must be a number of seconds from {lo:g} to {hi:g}{never}, got {shown}")
+    return float(value)
 
 
 KNOWN_KEYS: tuple[str, ...] = Settings._fields
