@@ -559,3 +559,47 @@ def test_out_of_range_seconds_are_refused_naming_the_key(nl2cmd_home: Path, line
 def test_idle_timeout_option_is_range_checked(nl2cmd_home: Path, value: str) -> None:
     line = one_error_line(run("daemon", "start", "--idle-timeout", value), code=2)
     assert "--idle-timeout" in line and "from 0 to 604800" in line
+
+
+def _console(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.entry import console_main; console_main()"
+    return subprocess.run([sys.executable, "-c", code], timeout=60, **kwargs)
+
+
+STREAM_CASES = [["list", "files"], ["--no-daemon", "list", "files"], ["-n", "2", "danger"], ["danger", "zone"],
+                ["learn", "--list"], ["init", "bash"], ["daemon", "status"]]
+
+
+@pytest.mark.parametrize("argv", STREAM_CASES)
+def test_closed_stdout_is_one_error_line(nl2cmd_home: Path, argv: list[str]) -> None:
+    from tinyllm.userpairs import add
+
+    add("x y", "ls")
+    result = _console(argv, stdout=None, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 1
+    assert result.stderr == "nl2cmd: error: cannot write to stdout: Bad file descriptor\n"
+
+
+@pytest.mark.parametrize("argv", STREAM_CASES)
+def test_closed_stderr_still_answers(nl2cmd_home: Path, argv: list[str]) -> None:
+    from tinyllm.userpairs import add
+
+    add("x y", "ls")
+    result = _console(argv, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+    assert result.returncode == (1 if argv == ["daemon", "status"] and "running:" not in result.stdout else 0)
+    assert result.stdout.strip() and "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("argv", STREAM_CASES)
+def test_broken_pipe_exits_quietly(nl2cmd_home: Path, argv: list[str]) -> None:
+    from tinyllm.userpairs import add
+
+    add("x y", "ls")
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        result = _console(argv, stdout=w, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(w)
+    assert result.returncode == 141
+    assert "Traceback" not in result.stderr and "error" not in result.stderr

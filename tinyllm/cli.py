@@ -32,11 +32,11 @@ from .frontend import (
     load_settings,
     one_line,
     out,
+    print_line,
     run_guarded,
     state_paths,
     suggest_main,
     warn,
-    write_line,
 )
 from .paths import StateDirError, ensure_dir
 from .protocol import MAX_ALTERNATIVES, PROTOCOL_VERSION
@@ -253,7 +253,7 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
         payload = {"running": info is not None, **(info or {})}
         payload.pop("ok", None)
         payload.pop("peer_pid", None)
-        write_line(sys.stdout, json.dumps(payload))
+        print_line(json.dumps(payload))
     elif info is None:
         pid = client.read_pid(paths.pid)
         if pid and client.pid_alive(pid) and client.is_daemon_process(pid, paths.socket):
@@ -311,9 +311,7 @@ def init_cmd(shell: str, key: str | None, no_bind: bool) -> None:
         script = render(shell, **kwargs)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    stream = sys.stdout
-    stream.write(strip_control(script).rstrip("\n") + "\n")
-    stream.flush()
+    print_line(strip_control(script).rstrip("\n"))
 
 
 # --------------------------------------------------------------------------------------------- user pairs
@@ -355,7 +353,7 @@ def learn_cmd(instruction: str | None, command: str | None, list_: bool, import_
                 warn(problem)
             for i, pair in enumerate(pairs, 1):
                 tag = f" [{pair.platform}]" if pair.platform else ""
-                write_line(sys.stdout, f"{i:>3}  {safe_line(pair.instruction)}  =>  {one_line(pair.command)}{tag}")
+                print_line(f"{i:>3}  {safe_line(pair.instruction)}  =>  {one_line(pair.command)}{tag}")
             if not pairs:
                 err("no learnt pairs (teach one with: nl2cmd learn \"INSTRUCTION\" \"COMMAND\")")
             return

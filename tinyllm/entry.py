@@ -28,20 +28,39 @@ def console_main() -> None:
         if not is_plain_request(sys.argv[1:]):
             raise
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
+        if isinstance(exc.code, str) and sys.stderr is not None:
             print(exc.code, file=sys.stderr)
         import os
 
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if stream is not None:
+                    stream.flush()
             except (OSError, ValueError):
                 pass
         os._exit(code)
 
 
+def reserve_std_fds() -> None:
+    """Keep descriptors 0-2 taken. Started with one closed (``nl2cmd ... >&-``), the first file or
+    socket opened would get its number, and a later write meant for stdout would land there. They
+    are pointed at /dev/null, while sys.stdout / sys.stderr stay None: writing the command then
+    fails with EBADF (a one-line error), and diagnostics are dropped."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``nl2cmd``; always exits via SystemExit."""
+    reserve_std_fds()
     args = sys.argv[1:] if argv is None else list(argv)
     if is_plain_request(args):
         from .frontend import run_guarded, suggest_main

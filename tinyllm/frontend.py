@@ -7,6 +7,7 @@ invocation goes through the click CLI in `tinyllm.cli`, which uses the same func
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -34,8 +35,16 @@ class FrontendError(Exception):
     exit_code = 1
 
 
+class ReaderGone(Exception):
+    """Whoever read stdout went away (EPIPE). Not an OSError, so that click's own EPIPE handling
+    (exit 1) leaves it to run_guarded (a quiet exit 141, the same on both halves of the CLI)."""
+
+
 def write_line(stream: Any, text: str) -> None:
-    """Write a line, replacing anything the stream's encoding can't represent."""
+    """Write a line, replacing anything the stream's encoding can't represent. A stream that is
+    None (its descriptor was closed when nl2cmd started: ``>&-``) fails with EBADF."""
+    if stream is None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
     try:
         stream.write(text + "\n")
     except UnicodeEncodeError:
@@ -50,14 +59,29 @@ def one_line(text: str) -> str:
     return " ".join(strip_control(text).replace("\t", " ").splitlines()).strip()
 
 
+def print_line(text: str) -> None:
+    """`text` as it is on stdout. A reader that went away (EPIPE) raises ReaderGone (a quiet exit,
+    see run_guarded); any other failure (stdout closed, full disk) is a one-line error."""
+    try:
+        write_line(sys.stdout, text)
+    except BrokenPipeError:
+        raise ReaderGone() from None
+    except (OSError, ValueError) as exc:  # ValueError: a closed file object
+        raise FrontendError(f"cannot write to stdout: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def out(text: str) -> None:
     """One terminal-safe line on stdout."""
-    write_line(sys.stdout, one_line(text))
+    print_line(one_line(text))
 
 
 def err(text: str) -> None:
-    """One terminal-safe diagnostic line on stderr, prefixed with the program name."""
-    write_line(sys.stderr, f"{PROG}: {safe_line(text)}")
+    """One terminal-safe diagnostic line on stderr, prefixed with the program name. With stderr
+    closed or gone (``2>&-``) there is no one to tell: the line is dropped, never an exception."""
+    try:
+        write_line(sys.stderr, f"{PROG}: {safe_line(text)}")
+    except (OSError, ValueError):
+        pass
 
 
 def warn(text: str) -> None:
@@ -187,7 +211,7 @@ def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
             "timing_ms": round(float(result.get("timing_ms", 0.0)), 3),
             "via_daemon": bool(result.get("via_daemon")),
         }
-        write_line(sys.stdout, json.dumps(payload, ensure_ascii=False))
+        print_line(json.dumps(payload, ensure_ascii=False))
         return
     lines = [c for c, _ in alternatives[:n]] if n > 1 and alternatives else [command]
     for line in lines:
@@ -199,9 +223,14 @@ def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
         warn(w)
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""Status after the reader of stdout went away: what the shell reports for a program killed by
+SIGPIPE, as `yes | head -1` leaves it."""
+
+
 def run_guarded(call: Callable[[], Any]) -> NoReturn:
     """Run a CLI body and exit with its status: errors are one stderr line (status 1), an interrupt
-    exits 130, a closed stdout exits quietly; never a traceback (NL2CMD_DEBUG=1 shows one)."""
+    exits 130, a reader that went away exits quietly (141); never a traceback (NL2CMD_DEBUG=1 shows one)."""
     try:
         rv = call()
     except FrontendError as exc:
@@ -210,11 +239,15 @@ def run_guarded(call: Callable[[], Any]) -> NoReturn:
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (e.g. `nl2cmd ... | head -0`): exit quietly without a flush error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+    except (ReaderGone, BrokenPipeError):
+        # The reader went away (e.g. `nl2cmd ... | head -0`): exit quietly, and point stdout at
+        # /dev/null so that flushing it at exit does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        sys.exit(EXIT_BROKEN_PIPE)
     except OSError as exc:  # e.g. writing to a full disk
         err(f"error: {exc.strerror or exc}")
         sys.exit(1)

@@ -47,9 +47,10 @@ def run_repl(
     Ctrl-C abandons the current line. `input`/`output` are prompt_toolkit objects (tests).
     """
     if interactive is None:
-        interactive = input is not None or (sys.stdin.isatty() and sys.stdout.isatty())
+        interactive = input is not None or (
+            sys.stdin is not None and sys.stdout is not None and sys.stdin.isatty() and sys.stdout.isatty())
     if not interactive:
-        for line in sys.stdin:
+        for line in sys.stdin if sys.stdin is not None else ():  # stdin closed (<&-): nothing to read
             text = line.strip()
             if text in QUIT_WORDS:
                 break
