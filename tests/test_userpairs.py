@@ -166,6 +166,38 @@ def test_default_path_follows_nl2cmd_home(nl2cmd_home: Path) -> None:
     assert userpairs.list_pairs()[0].command == "ls"
 
 
+def _counting_pair_key(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    real = userpairs.pair_key
+
+    def counted(instruction: str) -> str:
+        calls[0] += 1
+        return real(instruction)
+
+    monkeypatch.setattr(userpairs, "pair_key", counted)
+    return calls
+
+
+def _import_n(tmp_path: Path, pairs_file: Path, n: int) -> None:
+    src = tmp_path / f"import{n}.jsonl"
+    src.write_text("".join(json.dumps({"instruction": f"task number {i}", "command": f"echo {i}"}) + "\n"
+                           for i in range(n)))
+    userpairs.add("task number 0", "echo before", path=pairs_file)  # one update among the additions
+    result = userpairs.import_file(src, pairs_file)
+    assert (result.added, result.updated) == (n - 1, 1)
+    assert len(userpairs.list_pairs(pairs_file)) == n
+
+
+def test_import_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Match keys are computed once per pair: 4,000 pairs cost ten times what 400 do, not a hundred."""
+    calls = _counting_pair_key(monkeypatch)
+    _import_n(tmp_path, tmp_path / "a" / "user_pairs.jsonl", 400)
+    small = calls[0]
+    calls[0] = 0
+    _import_n(tmp_path, tmp_path / "b" / "user_pairs.jsonl", 4000)
+    assert small <= 3 * 400 and calls[0] <= 3 * 4000 and calls[0] <= 11 * small
+
+
 def test_load_usable_never_raises(tmp_path: Path) -> None:
     as_dir = tmp_path / "user_pairs.jsonl"
     as_dir.mkdir()

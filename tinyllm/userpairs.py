@@ -190,13 +190,25 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _upsert(entries: list[tuple[str, UserPair | None]], pair: UserPair) -> bool:
-    """Replace a pair with the same key and platform in place, else append. True if it replaced one."""
-    key = pair_key(pair.instruction)
+def _positions(entries: list[tuple[str, UserPair | None]]) -> dict[tuple[str, str | None], int]:
+    """Where each (key, platform) is in `entries` (the first such line; built once per operation)."""
+    where: dict[tuple[str, str | None], int] = {}
     for i, (_, old) in enumerate(entries):
-        if old is not None and pair_key(old.instruction) == key and old.platform == pair.platform:
-            entries[i] = (pair.to_json(), pair)
-            return True
+        if old is not None:
+            where.setdefault((pair_key(old.instruction), old.platform), i)
+    return where
+
+
+def _upsert(entries: list[tuple[str, UserPair | None]], pair: UserPair,
+            where: dict[tuple[str, str | None], int] | None = None) -> bool:
+    """Replace a pair with the same key and platform in place, else append. True if it replaced one.
+    `where` (see _positions) makes this O(1): `import_file` upserts thousands of pairs."""
+    where = _positions(entries) if where is None else where
+    slot = (pair_key(pair.instruction), pair.platform)
+    if slot in where:
+        entries[where[slot]] = (pair.to_json(), pair)
+        return True
+    where[slot] = len(entries)
     entries.append((pair.to_json(), pair))
     return False
 
@@ -238,12 +250,14 @@ def import_file(source: Path, path: Path | None = None) -> ImportResult:
     result = ImportResult(problems=problems)
     with _locked(path):
         entries, _ = _read_entries(path)
+        where = _positions(entries)
+        now = _now()
         for _, pair in new_entries:
             if pair is None:
                 continue
             if pair.added is None:
-                pair = UserPair(pair.instruction, pair.command, pair.platform, _now())
-            if _upsert(entries, pair):
+                pair = UserPair(pair.instruction, pair.command, pair.platform, now)
+            if _upsert(entries, pair, where):
                 result.updated += 1
             else:
                 result.added += 1
