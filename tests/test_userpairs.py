@@ -198,6 +198,38 @@ def test_import_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert small <= 3 * 400 and calls[0] <= 3 * 4000 and calls[0] <= 11 * small
 
 
+def test_stale_temp_files_are_removed_on_the_next_write(pairs_file: Path) -> None:
+    import os
+    import time
+
+    userpairs.add("first", "ls", path=pairs_file)
+    data = pairs_file.parent
+    dead = subprocess_pid_that_exited()
+    old = data / ".user_pairs.abc123"  # an older writer's name (no pid): removed once over a minute old
+    old.write_text("partial")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    young = data / ".user_pairs.xyz789"
+    young.write_text("partial")
+    gone = data / f".user_pairs.{dead}.q1w2e3"  # its writer was killed: removed at once
+    gone.write_text("partial")
+    live = data / f".user_pairs.{os.getpid()}.r4t5y6"  # a live writer's (only possible without the lock)
+    live.write_text("partial")
+    keep = data / ".user_pairs.jsonl.notes"
+    keep.mkdir()
+    userpairs.add("second", "pwd", path=pairs_file)
+    left = sorted(p.name for p in data.iterdir())
+    assert left == sorted([".user_pairs.jsonl.notes", young.name, live.name, "user_pairs.jsonl", "user_pairs.jsonl.lock"])
+    assert [p.instruction for p in userpairs.list_pairs(pairs_file)] == ["first", "second"]
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_load_usable_never_raises(tmp_path: Path) -> None:
     as_dir = tmp_path / "user_pairs.jsonl"
     as_dir.mkdir()

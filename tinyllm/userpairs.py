@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -169,10 +170,53 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+TEMP_PREFIX = ".user_pairs."
+STALE_TEMP_SECONDS = 60.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, someone else's
+        return True
+    return True
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    """Remove temporary files that writers killed mid-write (kill -9 during `learn`) left behind.
+
+    Called with the writers' lock held, so no live writer of ours is using one; still, only a
+    file whose writer (the pid in its name) is gone, or that is over a minute old, is removed.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        full = directory / name
+        pid_part = name[len(TEMP_PREFIX):].split(".", 1)[0]
+        try:
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            writer_gone = pid_part.isdigit() and not _pid_alive(int(pid_part))
+            if writer_gone or now - st.st_mtime > STALE_TEMP_SECONDS:
+                os.unlink(full)
+        except OSError:
+            continue
+
+
 def _write(path: Path, entries: list[tuple[str, UserPair | None]]) -> None:
-    """Atomically replace the file (a crash mid-write must not lose the user's pairs)."""
+    """Atomically replace the file (a crash mid-write must not lose the user's pairs); caller holds
+    the lock."""
+    _remove_stale_temps(path.parent)
     text = "".join(raw + "\n" for raw, _ in entries)
-    fd, tmp = tempfile.mkstemp(prefix=".user_pairs.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
