@@ -603,3 +603,21 @@ def test_broken_pipe_exits_quietly(nl2cmd_home: Path, argv: list[str]) -> None:
         os.close(w)
     assert result.returncode == 141
     assert "Traceback" not in result.stderr and "error" not in result.stderr
+
+
+def test_forget_on_a_full_disk_is_one_clear_line(nl2cmd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    assert run("learn", "keep me", "ls").exit_code == 0
+    pairs = nl2cmd_home / "data" / "user_pairs.jsonl"
+    before = pairs.read_bytes()
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    line = one_error_line(run("forget", "1"))
+    assert line == f"nl2cmd: error: cannot save {pairs}: No space left on device"
+    assert "None" not in line
+    assert one_error_line(run("learn", "more", "pwd")) == line
+    assert pairs.read_bytes() == before

@@ -230,6 +230,25 @@ def subprocess_pid_that_exited() -> int:
     return proc.pid
 
 
+def test_a_failed_write_is_one_clear_error_and_keeps_the_file(pairs_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    userpairs.add("keep me", "ls", path=pairs_file)
+    before = pairs_file.read_bytes()
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what a full disk says: no file name
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserPairsError, match=f"^cannot save {pairs_file}: No space left on device$"):
+        userpairs.remove(1, pairs_file)
+    with pytest.raises(UserPairsError, match="No space left on device"):
+        userpairs.add("another", "pwd", path=pairs_file)
+    assert pairs_file.read_bytes() == before
+    assert [p.name for p in pairs_file.parent.iterdir() if p.name.startswith(".user_pairs.")] == []
+
+
 def test_load_usable_never_raises(tmp_path: Path) -> None:
     as_dir = tmp_path / "user_pairs.jsonl"
     as_dir.mkdir()

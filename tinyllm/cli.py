@@ -381,12 +381,13 @@ def forget_cmd(number: int) -> None:
     """Forget learnt pair NUMBER (as numbered by `nl2cmd learn --list`)."""
     from . import userpairs
 
+    path = state_paths().user_pairs
     try:
-        pair = userpairs.remove(number, state_paths().user_pairs)
+        pair = userpairs.remove(number, path)
     except userpairs.UserPairsError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"{exc.filename}: {exc.strerror or exc}") from None
+        raise CliError(f"{exc.filename or path}: {exc.strerror or exc}") from None
     out(f"forgot {number}: {pair.instruction}  =>  {pair.command}")
 
 

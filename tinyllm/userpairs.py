@@ -213,10 +213,14 @@ def _remove_stale_temps(directory: Path) -> None:
 
 def _write(path: Path, entries: list[tuple[str, UserPair | None]]) -> None:
     """Atomically replace the file (a crash mid-write must not lose the user's pairs); caller holds
-    the lock."""
+    the lock. A failure (full disk, read-only file system) is a UserPairsError naming the file, and
+    the old file is left as it was."""
     _remove_stale_temps(path.parent)
     text = "".join(raw + "\n" for raw, _ in entries)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}.", dir=path.parent)
+    except OSError as exc:
+        raise UserPairsError(f"cannot save {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -224,9 +228,11 @@ def _write(path: Path, entries: list[tuple[str, UserPair | None]]) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UserPairsError(f"cannot save {path}: {exc.strerror or exc}") from None
         raise
 
 
