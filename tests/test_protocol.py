@@ -1,4 +1,4 @@
-"""tinyllm.protocol: request parsing is total (only ProtocolError escapes), replies are type-checked."""
+"""tinyllm.serve.protocol: request parsing is total (only ProtocolError escapes), replies are type-checked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.protocol import (
+from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS
+from tinyllm.serve.protocol import (
     MAX_ALTERNATIVES,
     MAX_REQUEST_BYTES,
     PROTOCOL_VERSION,
@@ -24,7 +25,6 @@ from tinyllm.protocol import (
     parse_request,
     read_message,
 )
-from tinyllm.text import MAX_INSTRUCTION_CHARS
 
 
 def _parse_or_protocol_error(line: bytes) -> Request | None:

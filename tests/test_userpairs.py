@@ -1,4 +1,4 @@
-"""tinyllm.userpairs: the user's learnt pairs as plain, hand-editable JSONL."""
+"""tinyllm.knowledge.userpairs: the user's learnt pairs as plain, hand-editable JSONL."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm import userpairs
-from tinyllm.text import MAX_INSTRUCTION_CHARS
-from tinyllm.userpairs import UserPair, UserPairsError
+from tinyllm.knowledge import userpairs
+from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS
+from tinyllm.knowledge.userpairs import UserPair, UserPairsError
 
 
 @pytest.fixture

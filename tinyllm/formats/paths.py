@@ -1,0 +1,182 @@
+"""Where nl2cmd keeps its state: config, user data, logs, history, cache and the daemon's socket.
+
+`NL2CMD_HOME` moves everything under one directory (tests and portable installs use it)::
+
+    $NL2CMD_HOME/config/config.toml      settings
+    $NL2CMD_HOME/data/user_pairs.jsonl   pairs taught with `nl2cmd learn`
+    $NL2CMD_HOME/state/daemon.log        daemon log, REPL history
+    $NL2CMD_HOME/cache/
+    $NL2CMD_HOME/run/                    nl2cmd.sock, nl2cmd.pid, nl2cmd.lock (0700)
+
+Otherwise the platformdirs locations are used. Standard library + platformdirs only (thin client path).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+APP = "nl2cmd"
+HOME_ENV = "NL2CMD_HOME"
+
+# sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS (including the NUL).
+MAX_SOCKET_PATH = 100
+
+
+class StateDirError(Exception):
+    """A state directory is unusable (owned by someone else, not a directory, ...)."""
+
+
+class _Files:
+    """The files inside the five directories (shared by Locations and StatePaths)."""
+
+    __slots__ = ()
+
+    @property
+    def config_file(self):
+        """The settings file (tiny TOML subset, see tinyllm.formats.settings)."""
+        return self._join(self.config_dir, "config.toml")
+
+    @property
+    def user_pairs(self):
+        """The user's own instruction/command pairs (JSONL)."""
+        return self._join(self.data_dir, "user_pairs.jsonl")
+
+    @property
+    def history(self):
+        """REPL history."""
+        return self._join(self.state_dir, "repl_history")
+
+    @property
+    def log(self):
+        """Daemon log (its stdout and stderr)."""
+        return self._join(self.state_dir, "daemon.log")
+
+    @property
+    def socket(self):
+        """The daemon's Unix domain socket."""
+        return self._join(self.runtime_dir, f"{APP}.sock")
+
+    @property
+    def pid(self):
+        """The running daemon's pid (the authority on which daemon owns the socket)."""
+        return self._join(self.runtime_dir, f"{APP}.pid")
+
+    @property
+    def lock(self):
+        """flock()ed while a daemon is being started, so racing clients start exactly one."""
+        return self._join(self.runtime_dir, f"{APP}.lock")
+
+
+_DIRS = "config_dir data_dir state_dir cache_dir runtime_dir"
+
+
+class Locations(_Files, namedtuple("Locations", _DIRS)):
+    """Every location as a plain string: what a plain request needs, without importing pathlib
+    (~4 ms of every `nl2cmd` call). `paths()` gives the same locations as a StatePaths.
+
+    Named tuples rather than dataclasses: `dataclasses` (with `inspect`) would add ~7 ms too.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _join(directory: str, name: str) -> str:
+        return os.path.join(directory, name)
+
+    def paths(self) -> StatePaths:
+        """The same locations as Path objects."""
+        from pathlib import Path
+
+        return StatePaths(*(Path(d) for d in self))
+
+
+class StatePaths(_Files, namedtuple("StatePaths", _DIRS)):
+    """Every file location nl2cmd uses, resolved once: five directory Paths and the files in them."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _join(directory: Path, name: str) -> Path:
+        return directory / name
+
+    def paths(self) -> StatePaths:
+        """Itself (see Locations.paths)."""
+        return self
+
+
+def _xdg(var: str, fallback: str) -> str:
+    """An XDG base directory: the variable if it holds an absolute path, else ~/fallback (the XDG
+    spec, as platformdirs reads it on Linux)."""
+    value = os.environ.get(var, "").strip()
+    return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), fallback)
+
+
+def _default_runtime_dir() -> str:
+    """A per-user runtime directory short enough for an AF_UNIX socket path."""
+    uid = os.getuid()
+    if sys.platform == "darwin":
+        import platformdirs
+
+        candidate = platformdirs.user_runtime_dir(APP)
+    else:
+        # Not platformdirs here: it warns on stderr when XDG_RUNTIME_DIR is unset.
+        xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+        run_user = f"/run/user/{uid}"
+        if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
+            candidate = os.path.join(xdg, APP)
+        elif os.path.isdir(run_user) and os.access(run_user, os.W_OK):
+            candidate = os.path.join(run_user, APP)
+        else:
+            import tempfile  # only here: it costs ~4 ms of the thin client's start-up
+
+            candidate = os.path.join(tempfile.gettempdir(), f"{APP}-{uid}")
+    if len(os.path.join(candidate, f"{APP}.sock")) > MAX_SOCKET_PATH:
+        candidate = f"/tmp/{APP}-{uid}"
+    return candidate
+
+
+def locate() -> Locations:
+    """Compute all locations from `NL2CMD_HOME` or the platform defaults, as strings (creates nothing)."""
+    home = os.environ.get(HOME_ENV, "").strip()
+    if home:
+        root = os.path.abspath(os.path.expanduser(home))
+        return Locations(*(os.path.join(root, d) for d in ("config", "data", "state", "cache", "run")))
+    if sys.platform.startswith("linux"):  # platformdirs' Linux rules are the XDG spec; skip its import
+        dirs = (os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP), os.path.join(_xdg("XDG_DATA_HOME", ".local/share"), APP),
+                os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), APP), os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), APP))
+    else:
+        import platformdirs
+
+        dirs = (platformdirs.user_config_dir(APP, appauthor=False), platformdirs.user_data_dir(APP, appauthor=False),
+                platformdirs.user_state_dir(APP, appauthor=False), platformdirs.user_cache_dir(APP, appauthor=False))
+    return Locations(*dirs, _default_runtime_dir())
+
+
+def resolve() -> StatePaths:
+    """All locations as Path objects (creates nothing)."""
+    return locate().paths()
+
+
+def ensure_dir(path: Path, private: bool = False) -> Path:
+    """Create `path` (and parents) if needed; with `private`, insist on an owned 0700 directory.
+
+    The runtime dir holds the socket: a directory owned by another user (e.g. a pre-created
+    /tmp/nl2cmd-UID) or a symlink there would let someone else intercept requests.
+    """
+    path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+    if private:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise StateDirError(f"{path} is not a directory")
+        if st.st_uid != os.getuid():
+            raise StateDirError(f"{path} is owned by uid {st.st_uid}, not by you")
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    return path
