@@ -29,7 +29,7 @@ class BenchError(Exception):
 
 def die(message: str, code: int = 2) -> NoReturn:
     """Print ``<script>: error: message`` (terminal-safe) on stderr and exit."""
-    from tinyllm.text import safe_line
+    from tinyllm.knowledge.text import safe_line
 
     sys.stderr.write(f"{Path(sys.argv[0]).name}: error: {safe_line(message)}\n")
     sys.exit(code)
@@ -120,6 +120,16 @@ def machine_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def use_fake_backend(env: dict[str, str] | os._Environ) -> None:
+    """Make daemons started with `env` serve the tests' deterministic double (tests/fake_backend.py).
+
+    NL2CMD_BACKEND names the double's module; the repository root goes on PYTHONPATH so that the
+    daemon, which runs in /, can import it.
+    """
+    env["NL2CMD_BACKEND"] = "tests.fake_backend"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """os.environ with every BLAS/OpenMP thread variable set to `threads` (for a child process)."""
     env = dict(os.environ)
@@ -202,7 +212,7 @@ def random_weights(cfg: Any, seed: int = 0) -> dict[str, Any]:
     """Random float32 weights of the right shapes (N(0, 0.02), norms 1): speed does not depend on values."""
     import numpy as np
 
-    from tinyllm.checkpoint import expected_weight_shapes
+    from tinyllm.formats.checkpoint import expected_weight_shapes
 
     rng = np.random.default_rng(seed)
     weights = {}
@@ -219,8 +229,8 @@ def load_weights(ckpt: str | None, preset: str) -> tuple[Any, dict[str, Any], st
 
     Raises BenchError for an unreadable checkpoint or unknown preset.
     """
-    from tinyllm.checkpoint import CheckpointError, load_inference
-    from tinyllm.config import ModelConfig
+    from tinyllm.formats.checkpoint import CheckpointError, load_inference
+    from tinyllm.formats.config import ModelConfig
 
     if ckpt:
         try:
@@ -240,9 +250,9 @@ def make_random_checkpoint(path: Path, preset: str, tokenizer_model: Path) -> Pa
 
     Lets the cold-start and daemon benches run before a trained model exists (outputs are garbage, timings real).
     """
-    from tinyllm.checkpoint import save_inference
-    from tinyllm.config import ModelConfig
-    from tinyllm.tokenizer import Tokenizer, TokenizerError
+    from tinyllm.formats.checkpoint import save_inference
+    from tinyllm.formats.config import ModelConfig
+    from tinyllm.formats.tokenizer import Tokenizer, TokenizerError
 
     try:
         tok = Tokenizer(Path(tokenizer_model).read_bytes())

@@ -10,7 +10,7 @@ variant does the same work). Variants (--variants):
 
   numpy-cache    numpy engine with its static KV cache (the serving path; the baseline)
   numpy-nocache  numpy engine, full forward over the whole sequence for every token
-  c-int8         the int8 C engine (tinyllm/_kernels.c, the default where built): int8 weights and
+  c-int8         the int8 C engine (tinyllm/infer/_kernels.c, the default where built): int8 weights and
                  int8 matrix inputs (integer dot products), with its KV cache
   c-int8-a32     the same engine with float32 matrix inputs (int8 weights only)
   torch-cache    torch eager, static KV cache (Transformer.prefill/decode)
@@ -24,7 +24,7 @@ process with OMP/OPENBLAS/MKL_NUM_THREADS set before numpy/torch load (BLAS pool
 and torch.set_num_threads. Workers stay loaded; measurements are interleaved (every variant once per
 round, the order rotated each round) and the median over --repeats rounds is reported.
 
-Also: import time of the thin client (tinyllm.cli) and the serving path (tinyllm.suggest), the cold
+Also: import time of the thin client (tinyllm.cli.app) and the serving path (tinyllm.serve.suggest), the cold
 first call (new process: import, load the model file, one greedy suggestion), and with
 --accuracy-jsonl the exact-match change of the numerics-changing variants against the numpy engine.
 """
@@ -103,11 +103,11 @@ class Worker:
         if kind in self.models:
             return self.models[kind]
         if self.family == "c":
-            from tinyllm.cengine import CTransformer
+            from tinyllm.infer.cengine import CTransformer
 
             model: Any = CTransformer(self.cfg, self.weights, threads=self.threads, activations=kind)
         elif self.family == "numpy":
-            from tinyllm.engine import NumpyTransformer
+            from tinyllm.infer.engine import NumpyTransformer
 
             model = NumpyTransformer(self.cfg, self.weights)
         else:
@@ -130,7 +130,7 @@ def build_torch(cfg: Any, weights: dict[str, Any], kind: str, compile_mode: str)
     import torch
     import torch.nn as nn
 
-    from tinyllm.model import Transformer, load_numpy_state
+    from tinyllm.train.model import Transformer, load_numpy_state
 
     model = load_numpy_state(Transformer(cfg), weights).eval()
     if kind == "int8":
@@ -375,10 +375,10 @@ def importtime_total_us(stderr: str) -> int:
 
 IMPORT_CASES: dict[str, str] = {
     "python -c pass": "pass",
-    "import tinyllm.entry, frontend, client (plain request)": "import tinyllm.entry, tinyllm.frontend, tinyllm.client",
-    "import tinyllm.cli (click CLI)": "import tinyllm.cli",
-    "import tinyllm.suggest (serving)": "import tinyllm.suggest",
-    "import tinyllm.model (torch)": "import tinyllm.model",
+    "import tinyllm.cli.entry, frontend, client (plain request)": "import tinyllm.cli.entry, tinyllm.cli.frontend, tinyllm.serve.client",
+    "import tinyllm.cli.app (click CLI)": "import tinyllm.cli.app",
+    "import tinyllm.serve.suggest (serving)": "import tinyllm.serve.suggest",
+    "import tinyllm.train.model (torch)": "import tinyllm.train.model",
 }
 HEAVY = ("numpy", "torch", "sentencepiece", "prompt_toolkit")
 
@@ -417,7 +417,7 @@ def measure_imports(repeats: int, quick: bool) -> list[dict[str, Any]]:
 COLD_CODE = """
 import json, sys, time
 t_start = time.time()
-from tinyllm.runtime import Runtime
+from tinyllm.infer.runtime import Runtime
 t_import = time.time()
 rt = Runtime.load(sys.argv[1])
 t_load = time.time()
@@ -455,7 +455,7 @@ def measure_cold(ckpt: str, repeats: int) -> list[dict[str, Any]]:
                 stages[key].append(b - a)
             t0 = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "-m", "tinyllm.cli", "--no-daemon", "--model", ckpt, PROMPT_TEXT],
+                [sys.executable, "-m", "tinyllm.cli.app", "--no-daemon", "--model", ckpt, PROMPT_TEXT],
                 capture_output=True,
                 text=True,
                 cwd=REPO,
@@ -483,16 +483,16 @@ def measure_accuracy(args: argparse.Namespace, ckpt: str) -> dict[str, Any]:
     """Exact match (whitespace_key equality with the gold command) of the numpy engine and each variant."""
     import torch
 
-    from tinyllm.model import TorchStepModel
-    from tinyllm.runtime import Runtime
-    from tinyllm.text import whitespace_key
+    from tinyllm.infer.runtime import Runtime
+    from tinyllm.knowledge.text import whitespace_key
     from tinyllm.train.evaluate import model_predictor
+    from tinyllm.train.model import TorchStepModel
 
     rows = read_jsonl_rows(args.accuracy_jsonl, args.accuracy_limit)
     rt = Runtime.load(ckpt, engine="numpy")  # the float32 reference
     index, k, note = None, 0, "retrieval off (k=0)"
     if args.index is not None:
-        from tinyllm.retrieval import BM25Index
+        from tinyllm.knowledge.retrieval import BM25Index
 
         try:
             index = BM25Index.load(args.index)
@@ -521,7 +521,7 @@ def measure_accuracy(args: argparse.Namespace, ckpt: str) -> dict[str, Any]:
         try:
             variant_rt = copy.copy(rt)
             if VARIANTS[v][0] == "c":
-                from tinyllm.cengine import CTransformer
+                from tinyllm.infer.cengine import CTransformer
 
                 variant_rt.model = CTransformer(rt.ckpt.config, rt.ckpt.weights, threads=1, activations=VARIANTS[v][1])
             else:
@@ -546,14 +546,14 @@ def encode_prompt(args: argparse.Namespace, ckpt: str | None, vocab: int) -> tup
     if args.prompt is not None:
         if ckpt is None:
             raise BenchError("--prompt needs a model file with a tokenizer (--ckpt or --tokenizer)")
-        from tinyllm.runtime import Runtime
-        from tinyllm.text import normalize_instruction
+        from tinyllm.infer.runtime import Runtime
+        from tinyllm.knowledge.text import normalize_instruction
 
         ids = Runtime.load(ckpt).prompt_ids(normalize_instruction(args.prompt), "linux")
         return ids, f"--prompt ({len(ids)} tokens)"
     import numpy as np
 
-    from tinyllm.prompt import BOS_ID, SPECIAL_IDS
+    from tinyllm.formats.prompt import BOS_ID, SPECIAL_IDS
 
     rng = np.random.default_rng(0)
     body = rng.integers(len(SPECIAL_IDS), vocab, size=args.prompt_tokens - 1).tolist()
@@ -599,7 +599,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.new_tokens < 2:
         p.error("--new-tokens must be at least 2 (one from prefill, at least one decode step)")
     if args.variants is None:
-        from tinyllm.cengine import unavailable_reason
+        from tinyllm.infer.cengine import unavailable_reason
 
         no_c = unavailable_reason()  # not built here (no compiler) or no AVX2: leave its variants out
         args.variants = [v for v in VARIANTS if not (q and v == "torch-compile") and not (no_c and v.startswith("c-"))]
@@ -637,8 +637,8 @@ def main() -> int:
     args = parse_args()
     if args.worker:
         return worker_main(args)
-    from tinyllm.checkpoint import CheckpointError, read_meta
-    from tinyllm.config import ModelConfig
+    from tinyllm.formats.checkpoint import CheckpointError, read_meta
+    from tinyllm.formats.config import ModelConfig
 
     if args.accuracy_jsonl is not None and not args.accuracy_jsonl.is_file():
         raise BenchError(f"{args.accuracy_jsonl}: file not found")

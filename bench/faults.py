@@ -270,7 +270,7 @@ def pairs_dir(ctx: Ctx) -> None:
 
 
 def truncated_model(ctx: Ctx) -> None:
-    from tinyllm.checkpoint import default_model_path
+    from tinyllm.formats.checkpoint import default_model_path
 
     data = Path(default_model_path()).read_bytes()
     (ctx.scratch / "half.npz").write_bytes(data[: len(data) // 2])
@@ -443,7 +443,7 @@ def nl2cmd_command() -> list[str]:
     script = Path(sys.executable).parent / "nl2cmd"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from tinyllm.entry import console_main; sys.argv[0] = 'nl2cmd'; console_main()"]
+    return [sys.executable, "-c", "import sys; from tinyllm.cli.entry import console_main; sys.argv[0] = 'nl2cmd'; console_main()"]
 
 
 def can_unshare() -> bool:
@@ -480,7 +480,7 @@ def run_case(case: Case, backend: str, nl2cmd: list[str]) -> tuple[Result | None
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
     env.update(NL2CMD_HOME=str(home), PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
     if backend == "fake":
-        env["NL2CMD_BACKEND"] = "fake"
+        env["NL2CMD_BACKEND"] = "tests.fake_backend"  # the test double (tests/fake_backend.py)
     ctx = Ctx(home, env, nl2cmd, backend, scratch)
     problems: list[str] = []
     res = None

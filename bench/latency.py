@@ -29,13 +29,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import use_fake_backend
+
+from tinyllm.infer import ENGINES
+
 
 def nl2cmd_command() -> list[str]:
-    """The installed entry point beside this interpreter (not a pyenv shim), else `python -m tinyllm.cli`."""
+    """The installed entry point beside this interpreter (not a pyenv shim), else `python -m tinyllm.cli.app`."""
     beside = Path(sys.executable).with_name("nl2cmd")
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
-    return [sys.executable, "-m", "tinyllm.cli"]
+    return [sys.executable, "-m", "tinyllm.cli.app"]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -101,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     if not threads or min(threads) < 1:
         parser.error("--threads must be a comma list of positive integers")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if not engines or set(engines) - {"auto", "c-int8", "numpy"}:
-        parser.error("--engines must be a comma list of auto, c-int8, numpy")
+    if not engines or set(engines) - set(ENGINES):
+        parser.error(f"--engines must be a comma list of {', '.join(ENGINES)}")
     configs = [(e, t) for e in engines for t in threads]
 
     home = tempfile.mkdtemp(prefix="n2cb", dir="/tmp")  # short: the socket lives under it
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
     env["NL2CMD_HOME"] = home
     if args.backend == "fake":
-        env["NL2CMD_BACKEND"] = "fake"
+        use_fake_backend(env)
     exe = nl2cmd_command()
     model = ["--model", os.path.abspath(args.model)] if args.model else []
     # Plain `nl2cmd QUERY` unless options are needed (then the click path).
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         timed(ask_local, env)  # prime the OS caches (and fail early if the model is missing)
         for _ in range(args.runs):
             for e, t in configs:
-                # the daemon keeps the engine and thread counts it is started with (tinyllm.daemon.load_suggester)
+                # the daemon keeps the engine and thread counts it is started with (tinyllm.serve.daemon.load_suggester)
                 env_t = {**env, "NL2CMD_ENGINE": e, "NL2CMD_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t),
                          "OMP_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
                 subprocess.run(stop, env=env_t, capture_output=True, timeout=60)

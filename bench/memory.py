@@ -9,9 +9,9 @@ Training: one fresh process per autocast mode (bf16 / fp32, side by side) builds
 AdamW, runs --train-steps steps of --batch x --seq (the step of train/loop.py) and reports VmRSS after
 `import torch`, after building the model, and the peak (getrusage ru_maxrss).
 
-Daemon: a private NL2CMD_HOME, ``nl2cmd daemon start`` (python -m tinyllm.cli), the pid from the daemon's
+Daemon: a private NL2CMD_HOME, ``nl2cmd daemon start`` (python -m tinyllm.cli.app), the pid from the daemon's
 ping reply, /proc/<pid>/status VmRSS and VmHWM after start-up (model loaded), after the first request
-and after 10, 100, ... and --requests requests (sent in-process over the socket with tinyllm.client),
+and after 10, 100, ... and --requests requests (sent in-process over the socket with tinyllm.serve.client),
 then ``nl2cmd daemon stop``. Request latency (client side) is reported too. Linux only (/proc).
 """
 
@@ -46,6 +46,7 @@ from common import (
     read_jsonl_rows,
     resolve_ckpt,
     run_main,
+    use_fake_backend,
 )
 
 INSTRUCTIONS = [
@@ -155,10 +156,10 @@ def measure_training(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cli(home: str, *argv: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m tinyllm.cli ARGV`` with NL2CMD_HOME=home."""
+    """Run ``python -m tinyllm.cli.app ARGV`` with NL2CMD_HOME=home."""
     env = {**os.environ, "NL2CMD_HOME": home}
     return subprocess.run(
-        [sys.executable, "-m", "tinyllm.cli", *argv], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+        [sys.executable, "-m", "tinyllm.cli.app", *argv], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
     )
 
 
@@ -172,15 +173,15 @@ def distinct_request(instructions: list[str], i: int) -> str:
 
 def measure_daemon(args: argparse.Namespace, ckpt: str | None, instructions: list[str]) -> dict[str, Any]:
     """Start a private daemon, sample its memory while sending requests, stop it."""
-    from tinyllm import client
-    from tinyllm.paths import resolve
-    from tinyllm.protocol import encode_request
+    from tinyllm.formats.paths import resolve
+    from tinyllm.serve import client, process
+    from tinyllm.serve.protocol import encode_request
 
     home = tempfile.mkdtemp(prefix="n2cm", dir="/tmp")  # short: AF_UNIX socket paths are limited
-    old_env = {k: os.environ.get(k) for k in ("NL2CMD_HOME", "NL2CMD_BACKEND")}
+    old_env = {k: os.environ.get(k) for k in ("NL2CMD_HOME", "NL2CMD_BACKEND", "PYTHONPATH")}
     os.environ["NL2CMD_HOME"] = home
     if args.backend == "fake":
-        os.environ["NL2CMD_BACKEND"] = "fake"
+        use_fake_backend(os.environ)
     else:
         os.environ.pop("NL2CMD_BACKEND", None)
     paths = resolve()
@@ -240,10 +241,10 @@ def measure_daemon(args: argparse.Namespace, ckpt: str | None, instructions: lis
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
             cli(home, "daemon", "stop", timeout=30)
-        if pid is not None and client.pid_alive(pid) and client.is_daemon_process(pid):
+        if pid is not None and process.pid_alive(pid) and process.is_daemon_process(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)  # our own daemon, if `daemon stop` did not end it
-            client.wait_exit(pid, 5.0)
+            process.wait_exit(pid, 5.0)
         for k, v in old_env.items():
             if v is None:
                 os.environ.pop(k, None)

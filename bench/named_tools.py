@@ -1,4 +1,4 @@
-"""What the named-program step (tinyllm.tools, `Runtime.prefer_named_tool`) costs per request, side by side.
+"""What the named-program step (tinyllm.knowledge.tools, `Runtime.prefer_named_tool`) costs per request, side by side.
 
 For each request the shipped model answers in-process (no daemon, answer cache cleared) with the step
 on and off, interleaved, so background load affects both alike. Requests: the everyday sets (most
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from common import add_common_args, die, finish, machine_info, markdown_table, positive_int, print_header, run_main
 
-from tinyllm.suggest import Suggester
+from tinyllm.serve.suggest import Suggester
 
 HERE = Path(__file__).resolve().parent
 NAMING = [

@@ -73,9 +73,9 @@ class Run:
     def __init__(self, preset: str, batch: int, seq: int, device: Any) -> None:
         import torch
 
-        from tinyllm.config import ModelConfig
-        from tinyllm.model import Transformer
+        from tinyllm.formats.config import ModelConfig
         from tinyllm.train.loop import TrainConfig, make_optimizer
+        from tinyllm.train.model import Transformer
 
         try:
             self.cfg = ModelConfig.from_name(preset)
@@ -97,7 +97,7 @@ class Run:
         """Seconds for n optimizer steps (the step of train/loop.py's Trainer.run)."""
         import torch
 
-        from tinyllm.device import autocast_dtype
+        from tinyllm.train.device import autocast_dtype
 
         amp = autocast_dtype(self.device, bf16)
         sync(self.device)
@@ -151,7 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad = [m for m in args.modes if m not in MODES]
     if bad or not args.modes:
         p.error(f"unknown mode(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODES)}")
-    from tinyllm.config import ModelConfig
+    from tinyllm.formats.config import ModelConfig
 
     for preset in args.presets:
         try:
@@ -171,7 +171,7 @@ def main() -> int:
     args = parse_args()
     import torch
 
-    from tinyllm.device import pick_device
+    from tinyllm.train.device import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

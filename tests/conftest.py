@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from . import fake_backend
+
 
 def processes_with_home(home: Path) -> list[int]:
     """Pids of processes whose environment has NL2CMD_HOME=`home` (Linux /proc; [] elsewhere)."""
@@ -39,7 +41,7 @@ def daemon_pids(home: Path) -> list[int]:
     out = []
     for pid in processes_with_home(home):
         with contextlib.suppress(OSError):
-            if b"tinyllm.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"tinyllm.serve.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 out.append(pid)
     return out
 
@@ -95,7 +97,9 @@ def nl2cmd_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """
     home = Path(tempfile.mkdtemp(prefix="n2c", dir="/tmp"))
     monkeypatch.setenv("NL2CMD_HOME", str(home))
-    monkeypatch.setenv("NL2CMD_BACKEND", "fake")
+    for key, value in fake_backend.environment(dict(os.environ)).items():
+        if os.environ.get(key) != value:
+            monkeypatch.setenv(key, value)
     monkeypatch.delenv("NL2CMD_DEBUG", raising=False)
     try:
         yield home

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinyllm.tokenizer import Tokenizer
+from tinyllm.formats.tokenizer import Tokenizer
 
 PAIRS = [
     ("list all files in the current directory", "ls -la"),
@@ -43,8 +43,8 @@ def make_model(tok: Tokenizer, seed: int = 0):
     """A randomly initialised micro model sized to the tokenizer (needs torch)."""
     import torch
 
-    from tinyllm.config import ModelConfig
-    from tinyllm.model import Transformer
+    from tinyllm.formats.config import ModelConfig
+    from tinyllm.train.model import Transformer
 
     torch.manual_seed(seed)
     return Transformer(ModelConfig.from_name("micro", vocab_size=tok.vocab_size)).eval()

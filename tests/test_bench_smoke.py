@@ -28,7 +28,7 @@ def run_bench(script: str, *args: str, timeout: float = 60) -> subprocess.Comple
 
 def is_daemon(pid: int) -> bool:
     try:
-        return b"tinyllm.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"tinyllm.serve.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -50,7 +50,7 @@ def test_decode_quick(tmp_path: Path) -> None:
     payload = check_output(out, "| variant | threads | prefill ms | decode tok/s |", out_json)
     rows = {(r["variant"], r["threads"]): r for r in payload["decode"]}
     assert ("numpy-cache", 1) in rows and ("torch-int8", 1) in rows and ("numpy-nocache", 1) in rows
-    from tinyllm.cengine import unavailable_reason
+    from tinyllm.infer.cengine import unavailable_reason
 
     assert (("c-int8", 1) in rows and ("c-int8-a32", 1) in rows) == (unavailable_reason() is None)
     for r in rows.values():
@@ -59,13 +59,13 @@ def test_decode_quick(tmp_path: Path) -> None:
         assert r["decode_tokens_per_s"] > 0 and r["prefill_ms"] > 0
     assert rows[("numpy-cache", 1)]["speedup_vs_baseline"] == pytest.approx(1.0)
     imports = {r["case"]: r for r in payload["imports"]}
-    for case in ("import tinyllm.entry, frontend, client (plain request)", "import tinyllm.cli (click CLI)"):
+    for case in ("import tinyllm.cli.entry, frontend, client (plain request)", "import tinyllm.cli.app (click CLI)"):
         cli = imports[case]
         assert cli["wall_ms"] > 0 and "numpy" not in cli["heavy_modules"] and "torch" not in cli["heavy_modules"]
     roof = payload["roofline"]
     assert roof["read_gb_per_s"] > 0
     assert roof["ceiling_tokens_per_s_int8"] == pytest.approx(4 * roof["ceiling_tokens_per_s_fp32"])
-    assert "numpy" in imports["import tinyllm.suggest (serving)"]["heavy_modules"]
+    assert "numpy" in imports["import tinyllm.serve.suggest (serving)"]["heavy_modules"]
     assert payload["cold_call"].startswith("skipped")  # no model file with a tokenizer in --quick
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from tinyllm import generate
-from tinyllm.cengine import CTransformer, dequantized_weights, group_size, quantize, unavailable_reason
-from tinyllm.checkpoint import expected_weight_shapes
-from tinyllm.config import ModelConfig
-from tinyllm.engine import NumpyTransformer
+from tinyllm.formats.checkpoint import expected_weight_shapes
+from tinyllm.formats.config import ModelConfig
+from tinyllm.infer import generate
+from tinyllm.infer.cengine import CTransformer, dequantized_weights, group_size, quantize, unavailable_reason
+from tinyllm.infer.engine import NumpyTransformer
 
 needs_c = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
@@ -121,7 +121,7 @@ def test_bad_input_is_an_error_not_a_crash(engines):
 
 @needs_c
 def test_c_quantize_is_bit_identical_to_numpy():
-    from tinyllm.cengine import _f32p, _i8p, _library
+    from tinyllm.infer.cengine import _f32p, _i8p, _library
 
     rng = np.random.default_rng(7)
     w = (rng.standard_normal((33, 128)) * rng.uniform(0.01, 3, (33, 1))).astype(np.float32)
@@ -137,7 +137,7 @@ def test_c_quantize_is_bit_identical_to_numpy():
 @pytest.fixture(params=["simd", "portable"])
 def kernels(request):
     """Each kernel test runs with the AVX2 kernels (where the CPU has them) and with the portable loops."""
-    from tinyllm.cengine import _library
+    from tinyllm.infer.cengine import _library
 
     lib = _library()
     lib.tl_use_simd(int(request.param == "simd"))
@@ -148,7 +148,7 @@ def kernels(request):
 @needs_c
 @pytest.mark.parametrize("act_int8", [0, 1])
 def test_matmul_kernels_match_a_numpy_reference(act_int8, kernels):
-    from tinyllm.cengine import _f32p, _i8p, _library, _QMat
+    from tinyllm.infer.cengine import _f32p, _i8p, _library, _QMat
 
     rng = np.random.default_rng(3)
     rows, cols, n = 70, 128, 3  # 70 rows: a partial chunk; n > 1 exercises the prefill path

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from tinyllm.checkpoint import CheckpointError, load_inference, read_meta
-from tinyllm.runtime import Runtime
+from tinyllm.formats.checkpoint import CheckpointError, load_inference, read_meta
+from tinyllm.infer.runtime import Runtime
 from tinyllm.train.export import export_inference
 
 from .lm_fixtures import make_model, make_tokenizer

@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tinyllm import __version__, entry, paths, settings
-from tinyllm.cli import DefaultGroup, clean_arg, cli
-from tinyllm.text import MAX_INSTRUCTION_CHARS
+from tinyllm import __version__
+from tinyllm.cli import entry
+from tinyllm.cli.app import DefaultGroup, clean_arg, cli
+from tinyllm.formats import paths, settings
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS
+
+from .fake_backend import BACKEND as FAKE_BACKEND
 
 
 def run(*args: str, input: str | None = None):  # noqa: A002
@@ -61,14 +65,14 @@ def test_entry_routes_only_plain_requests_past_click(argv: list[str], plain: boo
 
 
 @pytest.mark.parametrize("argv", [["list", "large", "files"], ["find", "files", "-name", "foo"], ["   "],
-                                  ["x" * (MAX_INSTRUCTION_CHARS + 1)], ["list caf\udce9 files"]])
+                                  ["x" * (MAX_REQUEST_CHARS + 1)], ["list caf\udce9 files"]])
 def test_entry_fast_path_matches_the_click_cli(nl2cmd_home: Path, argv: list[str]) -> None:
-    """Same stdout, stderr and exit status through tinyllm.entry (no click) and through the click CLI."""
+    """Same stdout, stderr and exit status through tinyllm.cli.entry (no click) and through the click CLI."""
     config = paths.resolve().config_file
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("no_daemon = true\n")
     results = []
-    for module in ("tinyllm.entry", "tinyllm.cli"):
+    for module in ("tinyllm.cli.entry", "tinyllm.cli.app"):
         code = f"import sys, {module} as m; m.main(sys.argv[1:])"
         proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
                               errors="surrogateescape")
@@ -139,9 +143,9 @@ def test_no_words_at_all_is_an_empty_instruction(nl2cmd_home: Path) -> None:
 
 
 def test_too_long_instruction(nl2cmd_home: Path) -> None:
-    line = one_error_line(run("--no-daemon", "x" * (MAX_INSTRUCTION_CHARS + 1)))
-    assert "too long" in line and str(MAX_INSTRUCTION_CHARS) in line
-    assert run("--no-daemon", "x" * MAX_INSTRUCTION_CHARS).exit_code == 0
+    line = one_error_line(run("--no-daemon", "x" * (MAX_REQUEST_CHARS + 1)))
+    assert "too long" in line and str(MAX_REQUEST_CHARS) in line
+    assert run("--no-daemon", "x" * MAX_REQUEST_CHARS).exit_code == 0
 
 
 def test_control_characters_and_ansi_are_stripped(nl2cmd_home: Path) -> None:
@@ -160,7 +164,7 @@ def test_invalid_utf8_argv_is_replaced(nl2cmd_home: Path) -> None:
 
 
 def test_invalid_utf8_argv_in_a_real_process(nl2cmd_home: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tinyllm.cli", "--no-daemon", b"caf\xe9 \xff\xfe"],
+    proc = subprocess.run([sys.executable, "-m", "tinyllm.cli.app", "--no-daemon", b"caf\xe9 \xff\xfe"],
                           capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode() == "printf '%s\\n' 'caf\ufffd \ufffd\ufffd'\n"
@@ -231,7 +235,7 @@ def test_daemon_commands(nl2cmd_home: Path) -> None:
     started = run("daemon", "start", "--idle-timeout", "60")
     assert started.exit_code == 0 and "running (pid" in started.stdout
     status = run("daemon", "status")
-    assert status.exit_code == 0 and "backend fake" in status.stdout and "idle timeout: 60.0" in status.stdout
+    assert status.exit_code == 0 and f"backend {FAKE_BACKEND}" in status.stdout and "idle timeout: 60.0" in status.stdout
     info = json.loads(run("daemon", "status", "--json").stdout)
     assert info["running"] is True and info["protocol"] == 1 and info["version"] == __version__
     restarted = run("daemon", "restart")
@@ -307,7 +311,7 @@ def test_malformed_pairs_file_is_reported_not_fatal(nl2cmd_home: Path) -> None:
 
 
 def test_init_prints_a_shell_script(nl2cmd_home: Path) -> None:
-    pytest.importorskip("tinyllm.shell_init")
+    pytest.importorskip("tinyllm.cli.shell_init")
     for shell in ("bash", "zsh", "fish"):
         result = run("init", shell)
         assert result.exit_code == 0 and "nl2cmd" in result.stdout and "\x1b" not in result.stdout
@@ -330,7 +334,7 @@ def test_repl_prompt_toolkit_session_writes_history(tmp_path: Path) -> None:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from tinyllm.repl import run_repl
+    from tinyllm.cli.repl import run_repl
 
     seen: list[str] = []
     history = tmp_path / "history"
@@ -461,7 +465,7 @@ def test_repl_history_and_its_directory_are_private(nl2cmd_home: Path, tmp_path:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from tinyllm.repl import run_repl
+    from tinyllm.cli.repl import run_repl
 
     history = tmp_path / "history"
     for existing_mode in (None, 0o644):
@@ -502,7 +506,7 @@ def test_unreadable_pairs_file_warns_once_and_serves_the_model(nl2cmd_home: Path
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to become another uid")
 def test_unreadable_pairs_file_mode_000_as_another_user(tmp_path: Path) -> None:
     """Mode 000 only stops a non-root reader: the check runs in a child that became uid 65534."""
-    from tinyllm.fake_backend import FakeSuggester
+    from .fake_backend import FakeSuggester
 
     data = tmp_path / "data"
     data.mkdir()
@@ -562,7 +566,7 @@ def test_idle_timeout_option_is_range_checked(nl2cmd_home: Path, value: str) -> 
 
 
 def _console(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.entry import console_main; console_main()"
+    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.cli.entry import console_main; console_main()"
     return subprocess.run([sys.executable, "-c", code], timeout=60, **kwargs)
 
 
@@ -572,7 +576,7 @@ STREAM_CASES = [["list", "files"], ["--no-daemon", "list", "files"], ["-n", "2",
 
 @pytest.mark.parametrize("argv", STREAM_CASES)
 def test_closed_stdout_is_one_error_line(nl2cmd_home: Path, argv: list[str]) -> None:
-    from tinyllm.userpairs import add
+    from tinyllm.knowledge.userpairs import add
 
     add("x y", "ls")
     result = _console(argv, stdout=None, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
@@ -582,7 +586,7 @@ def test_closed_stdout_is_one_error_line(nl2cmd_home: Path, argv: list[str]) -> 
 
 @pytest.mark.parametrize("argv", STREAM_CASES)
 def test_closed_stderr_still_answers(nl2cmd_home: Path, argv: list[str]) -> None:
-    from tinyllm.userpairs import add
+    from tinyllm.knowledge.userpairs import add
 
     add("x y", "ls")
     result = _console(argv, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
@@ -592,7 +596,7 @@ def test_closed_stderr_still_answers(nl2cmd_home: Path, argv: list[str]) -> None
 
 @pytest.mark.parametrize("argv", STREAM_CASES)
 def test_broken_pipe_exits_quietly(nl2cmd_home: Path, argv: list[str]) -> None:
-    from tinyllm.userpairs import add
+    from tinyllm.knowledge.userpairs import add
 
     add("x y", "ls")
     r, w = os.pipe()

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm import __version__, client, userpairs
-from tinyllm import paths as state_paths
-from tinyllm.daemon import Daemon, peer_uid
-from tinyllm.protocol import MAX_REQUEST_BYTES, PROTOCOL_VERSION, encode_request
+from tinyllm import __version__
+from tinyllm.formats import paths as state_paths
+from tinyllm.knowledge import userpairs
+from tinyllm.serve import client, process
+from tinyllm.serve.daemon import Daemon, peer_uid
+from tinyllm.serve.protocol import MAX_REQUEST_BYTES, PROTOCOL_VERSION, encode_request
 
 from .conftest import daemon_pids, pid_alive, wait_gone
+from .fake_backend import BACKEND as FAKE_BACKEND
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
@@ -62,8 +65,8 @@ def connect(timeout: float = 5.0) -> socket.socket:
 def test_start_ping_permissions_stop(nl2cmd_home: Path) -> None:
     info = start()
     p = P()
-    assert info["pid"] == client.read_pid(p.pid) and pid_alive(info["pid"])
-    assert (info["version"], info["protocol"], info["backend"]) == (__version__, PROTOCOL_VERSION, "fake")
+    assert info["pid"] == process.read_pid(p.pid) and pid_alive(info["pid"])
+    assert (info["version"], info["protocol"], info["backend"]) == (__version__, PROTOCOL_VERSION, FAKE_BACKEND)
     assert info["model"] == "(fake)" and info["model_arg"] is None and info["model_loads"] == 1
     assert stat.S_ISSOCK(os.stat(p.socket).st_mode)
     assert stat.S_IMODE(os.stat(p.socket).st_mode) == 0o600
@@ -104,7 +107,7 @@ def test_stale_socket_and_dead_pid_file(nl2cmd_home: Path) -> None:
     p.pid.write_text(f"{dead.pid}\n")
     reply = ask("after a crash")
     assert reply["command"] == expected("after a crash")
-    assert client.read_pid(p.pid) not in (None, dead.pid)
+    assert process.read_pid(p.pid) not in (None, dead.pid)
 
 
 def test_garbage_pid_file(nl2cmd_home: Path) -> None:
@@ -120,7 +123,7 @@ def test_pid_file_naming_an_unrelated_live_process(nl2cmd_home: Path) -> None:
         P().pid.write_text(f"{other.pid}\n")
         assert ask("recycled pid")["command"] == expected("recycled pid")
         assert other.poll() is None  # never signalled
-        assert client.read_pid(P().pid) != other.pid
+        assert process.read_pid(P().pid) != other.pid
     finally:
         other.kill()
         other.wait()
@@ -132,7 +135,7 @@ def test_kill9_then_next_request_recovers(nl2cmd_home: Path) -> None:
     assert wait_gone(pid, 5)
     assert P().socket.exists() and P().pid.exists()  # SIGKILL leaves both behind
     assert ask("recovered")["command"] == expected("recovered")
-    assert client.read_pid(P().pid) != pid
+    assert process.read_pid(P().pid) != pid
 
 
 def test_kill9_mid_request_is_retried(nl2cmd_home: Path) -> None:
@@ -155,7 +158,7 @@ def test_kill9_mid_request_is_retried(nl2cmd_home: Path) -> None:
     assert "error" not in result, result
     assert result["reply"]["command"] == expected("a slow request")
     assert time.monotonic() - t0 < 10
-    assert client.read_pid(P().pid) != pid
+    assert process.read_pid(P().pid) != pid
 
 
 def test_request_timeout_is_reported(nl2cmd_home: Path) -> None:
@@ -169,7 +172,7 @@ def test_socket_deleted_under_running_daemon(nl2cmd_home: Path) -> None:
     P().socket.unlink()
     # The client finds a live daemon in the pid file and waits for it to re-create its socket.
     assert ask("no socket")["command"] == expected("no socket")
-    assert client.read_pid(P().pid) == pid
+    assert process.read_pid(P().pid) == pid
     assert stat.S_IMODE(os.stat(P().socket).st_mode) == 0o600
     assert "re-creating" in P().log.read_text()
 
@@ -177,7 +180,7 @@ def test_socket_deleted_under_running_daemon(nl2cmd_home: Path) -> None:
 @linux_only
 def test_racing_clients_start_exactly_one_daemon(nl2cmd_home: Path) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "--json", f"race {i}"],
+        subprocess.Popen([sys.executable, "-m", "tinyllm.cli.app", "--json", f"race {i}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(6)
     ]
@@ -188,7 +191,7 @@ def test_racing_clients_start_exactly_one_daemon(nl2cmd_home: Path) -> None:
         assert data["via_daemon"] is True and data["command"] == expected(f"race {i}")
         assert err == b""
     assert len(daemon_pids(nl2cmd_home)) == 1
-    assert daemon_pids(nl2cmd_home) == [client.read_pid(P().pid)]
+    assert daemon_pids(nl2cmd_home) == [process.read_pid(P().pid)]
     # Exactly one daemon was ever spawned (the start-up lock), not several that then sorted it out.
     log = P().log.read_text()
     assert log.count("serving on") == 1 and "already running" not in log
@@ -285,7 +288,7 @@ def _start_old_daemon(tmp_path: Path, stubborn: bool = False) -> subprocess.Pope
 
 
 def test_foreground_run_refuses_a_second_daemon_and_stops_on_sigterm(nl2cmd_home: Path) -> None:
-    fg = subprocess.Popen([sys.executable, "-m", "tinyllm.cli", "daemon", "run", "--idle-timeout", "0"],
+    fg = subprocess.Popen([sys.executable, "-m", "tinyllm.cli.app", "daemon", "run", "--idle-timeout", "0"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -293,7 +296,7 @@ def test_foreground_run_refuses_a_second_daemon_and_stops_on_sigterm(nl2cmd_home
             assert time.monotonic() < deadline and fg.poll() is None
             time.sleep(0.02)
         assert client.ping(P())["pid"] == fg.pid
-        second = subprocess.run([sys.executable, "-m", "tinyllm.cli", "daemon", "run"],
+        second = subprocess.run([sys.executable, "-m", "tinyllm.cli.app", "daemon", "run"],
                                 capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert second.stderr.strip().splitlines()[-1] == f"nl2cmd: error: a daemon is already running (pid {fg.pid})"
@@ -309,9 +312,9 @@ def test_foreground_run_refuses_a_second_daemon_and_stops_on_sigterm(nl2cmd_home
 
 def test_spawned_daemon_exits_4_when_another_owns_the_pid_file(nl2cmd_home: Path) -> None:
     pid = start()["pid"]
-    proc = subprocess.run([sys.executable, "-m", "tinyllm.daemon", "--no-lock"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tinyllm.serve.daemon", "--no-lock"], capture_output=True, text=True,
                           timeout=30)
-    assert proc.returncode == client.EXIT_RUNNING
+    assert proc.returncode == process.EXIT_RUNNING
     assert f"already running (pid {pid})" in proc.stderr
     assert client.ping(P())["pid"] == pid
 
@@ -460,7 +463,7 @@ def test_connection_cap_answers_busy(nl2cmd_home: Path) -> None:
 
 
 def test_in_process_start_refuses_when_one_is_running(nl2cmd_home: Path) -> None:
-    from tinyllm.daemon import AlreadyRunning
+    from tinyllm.serve.daemon import AlreadyRunning
 
     start()
     with pytest.raises(AlreadyRunning):
@@ -472,10 +475,10 @@ def test_in_process_start_refuses_when_one_is_running(nl2cmd_home: Path) -> None
 
 CLIENT_PATHS = [
     # (module, argv, modules it must not import, expected stdout check)
-    ("tinyllm.cli", ["--json", "thin client"], ("numpy", "torch", "sentencepiece", "prompt_toolkit", "tinyllm.suggest"),
+    ("tinyllm.cli.app", ["--json", "thin client"], ("numpy", "torch", "sentencepiece", "prompt_toolkit", "tinyllm.serve.suggest"),
      lambda out: json.loads(out)["via_daemon"] is True),
     # the console script's hot path: a plain request with the standard library only
-    ("tinyllm.entry", ["thin", "client"], ("click", "numpy", "torch", "sentencepiece", "tinyllm.cli"),
+    ("tinyllm.cli.entry", ["thin", "client"], ("click", "numpy", "torch", "sentencepiece", "tinyllm.cli.app"),
      lambda out: out == "printf '%s\\n' 'thin client'\n"),
 ]
 
@@ -500,7 +503,7 @@ def test_thin_client_paths_import_nothing_heavy(nl2cmd_home: Path, module: str, 
 
 
 def test_limit_heap_growth_sets_malloc_options() -> None:
-    from tinyllm.daemon import limit_heap_growth
+    from tinyllm.serve.daemon import limit_heap_growth
 
     if sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver()):
         assert limit_heap_growth() is True
@@ -514,7 +517,7 @@ def test_limit_heap_growth_sets_malloc_options() -> None:
 def test_real_backend_end_to_end(nl2cmd_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A micro model file served by the real backend: in-process and via the daemon, thin client stays thin."""
     pytest.importorskip("torch")
-    pytest.importorskip("tinyllm.suggest")
+    pytest.importorskip("tinyllm.serve.suggest")
     from tinyllm.train.export import export_inference
 
     from .lm_fixtures import make_model, make_tokenizer
@@ -525,7 +528,7 @@ def test_real_backend_end_to_end(nl2cmd_home: Path, tmp_path: Path, monkeypatch:
     monkeypatch.delenv("NL2CMD_BACKEND")
     # An untrained model says anything (possibly nothing): a learnt pair gives a known answer.
     userpairs.add("list all files", "ls -la")
-    cmd = [sys.executable, "-m", "tinyllm.cli", "--json", "--model", str(model_file)]
+    cmd = [sys.executable, "-m", "tinyllm.cli.app", "--json", "--model", str(model_file)]
 
     local = subprocess.run([*cmd, "--no-daemon", "list all files"], capture_output=True, text=True, timeout=120)
     assert local.returncode == 0, local.stderr
@@ -534,9 +537,9 @@ def test_real_backend_end_to_end(nl2cmd_home: Path, tmp_path: Path, monkeypatch:
 
     code = textwrap.dedent(f"""
         import json, sys
-        import tinyllm.cli
+        import tinyllm.cli.app
         try:
-            tinyllm.cli.main({["--json", "--model", str(model_file), "list all files"]!r})
+            tinyllm.cli.app.main({["--json", "--model", str(model_file), "list all files"]!r})
         except SystemExit as exc:
             assert exc.code == 0, exc.code
         print(json.dumps([m for m in ("numpy", "torch", "sentencepiece") if m in sys.modules]), file=sys.stderr)
@@ -563,9 +566,9 @@ def test_warm_plain_request_imports_only_light_modules(nl2cmd_home: Path) -> Non
     client.ensure_daemon(P())
     code = textwrap.dedent("""
         import json, sys
-        import tinyllm.entry
+        import tinyllm.cli.entry
         try:
-            tinyllm.entry.main(["list", "all", "files"])
+            tinyllm.cli.entry.main(["list", "all", "files"])
         except SystemExit as exc:
             assert exc.code == 0, exc.code
         heavy = ("pathlib", "socket", "contextlib", "dataclasses", "typing", "click", "numpy", "platformdirs")
@@ -587,7 +590,7 @@ def test_warm_plain_request_imports_only_light_modules(nl2cmd_home: Path) -> Non
 def test_console_script_exit_status_and_output(nl2cmd_home: Path, argv: list[str], status: int, out: str,
                                                 err: str) -> None:
     """console_main ends a plain request with os._exit: the status and every line still come out."""
-    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.entry import console_main; console_main()"
+    code = f"import sys; sys.argv = ['nl2cmd', *{argv!r}]; from tinyllm.cli.entry import console_main; console_main()"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == status, run.stderr
     assert out in run.stdout and err in run.stderr
@@ -599,7 +602,7 @@ def test_console_script_exit_status_and_output(nl2cmd_home: Path, argv: list[str
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    code = f"import sys; sys.argv = ['nl2cmd', *{list(args)!r}]; from tinyllm.entry import console_main; console_main()"
+    code = f"import sys; sys.argv = ['nl2cmd', *{list(args)!r}]; from tinyllm.cli.entry import console_main; console_main()"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinyllm import generate
-from tinyllm.config import PRESETS, ModelConfig
-from tinyllm.engine import NumpyTransformer
-from tinyllm.model import TorchStepModel, Transformer, apply_rope, load_numpy_state, rope_tables, state_to_numpy
+from tinyllm.formats.config import PRESETS, ModelConfig
+from tinyllm.infer import generate
+from tinyllm.infer.engine import NumpyTransformer
+from tinyllm.train.model import TorchStepModel, Transformer, apply_rope, load_numpy_state, rope_tables, state_to_numpy
 
 
 @pytest.fixture(scope="module")

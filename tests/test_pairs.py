@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm.text import description_key, whitespace_key
+from tinyllm.knowledge.text import description_key, whitespace_key
 from tinyllm.train import pairs
 from tinyllm.train.pairs import (
     assign_splits,
@@ -301,7 +301,7 @@ def test_core_pairs_are_train_only_repeated_and_leak_free(tmp_path):
 
 def test_shipped_core_pairs_are_valid_and_independent_of_the_everyday_eval_set():
     """The project's own training pairs must not restate the held-out everyday requests."""
-    from tinyllm.suggest import word_f1
+    from tinyllm.serve.suggest import word_f1
 
     core = [json.loads(line) for line in pairs.CORE_PAIRS.read_text().splitlines() if line.strip()]
     assert len(core) >= 100

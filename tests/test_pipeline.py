@@ -28,7 +28,7 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
                  "pretrain/last.pt", "sft/best.npz", "sft/last.npz", "sft/retrieval.idx", "eval/dev_summary.json",
                  "report.md", "pretrain_loss.png", "sft_loss.png"):
         assert (out / path).is_file(), path
-    from tinyllm.checkpoint import read_meta
+    from tinyllm.formats.checkpoint import read_meta
     from tinyllm.train.state import load_train_state
 
     # last.npz holds the final weights of the run, whichever step the dev pick preferred
@@ -50,11 +50,11 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
                   "--init", str(out / "sft" / "best.npz"))
     assert cont.returncode == 0, cont.stderr[-3000:]
-    from tinyllm.checkpoint import read_meta
+    from tinyllm.formats.checkpoint import read_meta
 
     assert read_meta(out / "sft_cont" / "best.npz")["meta"]["init"] == str(out / "sft" / "best.npz")
     # ... and refuses one trained with another config or tokenizer, in one line.
-    from tinyllm.checkpoint import default_model_path
+    from tinyllm.formats.checkpoint import default_model_path
 
     foreign = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_bad", "--steps", "4",
                      "--init", str(default_model_path()))
@@ -99,9 +99,9 @@ def test_ship_installs_only_a_model_that_beats_the_shipped_one(tmp_path):
     shipped model, judged by the shipped model's fresh score on the same rows when one is given."""
     import numpy as np
 
-    from tinyllm.checkpoint import expected_weight_shapes, read_meta, save_inference
-    from tinyllm.config import ModelConfig
-    from tinyllm.retrieval import BM25Index
+    from tinyllm.formats.checkpoint import expected_weight_shapes, read_meta, save_inference
+    from tinyllm.formats.config import ModelConfig
+    from tinyllm.knowledge.retrieval import BM25Index
     from tinyllm.train.ship import ship
 
     cfg = ModelConfig(dim=16, n_layers=1, n_heads=2, ffn_hidden=32, vocab_size=16, max_seq_len=8)

@@ -1,4 +1,4 @@
-"""Tests for tinyllm.retrieval: tokenisation, BM25 ranking, platform filtering, exclusions, persistence."""
+"""Tests for tinyllm.knowledge.retrieval: tokenisation, BM25 ranking, platform filtering, exclusions, persistence."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyllm.retrieval import BM25Index, Hit, nearest_command, tokenize_for_search
+from tinyllm.knowledge.retrieval import BM25Index, Hit, nearest_command, tokenize_for_search
 
 PAIRS = [
     {"instruction": "List all files in the current directory", "command": "ls -a", "platform": "common"},

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tinyllm.runtime import Runtime  # noqa: E402
+from tinyllm.infer.runtime import Runtime  # noqa: E402
 from tinyllm.train.export import export_inference  # noqa: E402
 
 from .lm_fixtures import make_model, make_tokenizer  # noqa: E402
@@ -48,7 +48,7 @@ def test_rerank_orders_by_score_and_includes_extra(runtime):
 @pytest.mark.parametrize("engine", ["numpy", "auto"])
 def test_engine_cache_is_reused_and_stale_slots_do_not_leak(runtime, engine):
     """After a wide beam request, a smaller greedy one reuses the buffers and still matches a fresh engine."""
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     def buffers(m) -> list[int]:
         caches = m.k_cache if isinstance(m.k_cache, list) else [m.k_cache]
@@ -65,9 +65,9 @@ def test_engine_cache_is_reused_and_stale_slots_do_not_leak(runtime, engine):
 
 
 def test_engine_choice_env_and_fallbacks(runtime, monkeypatch):
-    from tinyllm import cengine
-    from tinyllm.engine import NumpyTransformer
-    from tinyllm.runtime import EngineError, make_engine
+    from tinyllm.infer import cengine
+    from tinyllm.infer.engine import NumpyTransformer
+    from tinyllm.infer.runtime import EngineError, make_engine
 
     ckpt = runtime.ckpt
     monkeypatch.setenv("NL2CMD_ENGINE", "numpy")
@@ -85,8 +85,8 @@ def test_engine_choice_env_and_fallbacks(runtime, monkeypatch):
 
 
 def test_auto_engine_is_c_where_built(runtime):
-    from tinyllm import cengine
-    from tinyllm.runtime import make_engine
+    from tinyllm.infer import cengine
+    from tinyllm.infer.runtime import make_engine
 
     if cengine.unavailable_reason() is not None:
         pytest.skip(cengine.unavailable_reason())

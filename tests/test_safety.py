@@ -1,4 +1,4 @@
-"""Tests for tinyllm.safety: dangerous commands are flagged, everyday ones are not."""
+"""Tests for tinyllm.knowledge.safety: dangerous commands are flagged, everyday ones are not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tinyllm.safety import DangerWarning, classify, is_dangerous, shell_words, simple_commands, strip_wrappers
+from tinyllm.knowledge.safety import DangerWarning, classify, is_dangerous, shell_words, simple_commands, strip_wrappers
 
 # (command, expected warning code)
 DANGEROUS = [

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyllm.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS
-from tinyllm.tokenizer import Tokenizer
+from tinyllm.formats.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS
+from tinyllm.formats.tokenizer import Tokenizer
 from tinyllm.train.corpus import DOC_SEPARATOR, iter_corpus_docs
 from tinyllm.train.shards import ShardReader, is_val_doc, load_shards, write_shards
 from tinyllm.train.sources import DataError

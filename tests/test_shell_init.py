@@ -1,4 +1,4 @@
-"""Tests for tinyllm.shell_init: rendering the bash/zsh/fish widgets and key parsing."""
+"""Tests for tinyllm.cli.shell_init: rendering the bash/zsh/fish widgets and key parsing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm.shell_init import SUPPORTED_SHELLS, Key, parse_key, render
+from tinyllm.cli.shell_init import SUPPORTED_SHELLS, Key, parse_key, render
 
 
 def _check_syntax(shell: str, script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

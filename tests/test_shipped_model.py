@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyllm.checkpoint import default_model_path, read_meta
-from tinyllm.retrieval import BM25Index
-from tinyllm.runtime import Runtime
-from tinyllm.suggest import Suggester
+from tinyllm.formats.checkpoint import default_model_path, read_meta
+from tinyllm.infer.runtime import Runtime
+from tinyllm.knowledge.retrieval import BM25Index
+from tinyllm.serve.suggest import Suggester
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -36,7 +36,7 @@ def test_shipped_model_is_small_and_self_describing():
     ("find files modified in the last 24 hours", "find"),
     ("list all docker containers including stopped ones", "docker"),
     ("list all files in current directory", "ls"),  # issue 7's acceptance request (not in training: F1 test)
-    # greedy alone spells these "invowhich" and "zmerij": the named-program step (tinyllm.tools) fixes them
+    # greedy alone spells these "invowhich" and "zmerij": the named-program step (tinyllm.knowledge.tools) fixes them
     ("show bandwidth usage per process with bandwhich", "bandwhich"),
     ("open a new session with zellij", "zellij"),
 ])
@@ -58,9 +58,9 @@ def test_nbest_alternatives_are_distinct_and_sorted(suggester):
 def test_numpy_engine_matches_torch_on_dev_prompts(tmp_path):
     import torch
 
-    from tinyllm import generate
-    from tinyllm.model import TorchStepModel, Transformer, load_numpy_state
-    from tinyllm.text import normalize_instruction
+    from tinyllm.infer import generate
+    from tinyllm.knowledge.text import normalize_instruction
+    from tinyllm.train.model import TorchStepModel, Transformer, load_numpy_state
     from tinyllm.train.pairs import build_pairs
 
     rt = Runtime.load(default_model_path(), engine="numpy")  # float32 parity with torch

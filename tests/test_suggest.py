@@ -4,8 +4,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tinyllm import userpairs  # noqa: E402
-from tinyllm.suggest import Suggester, SuggestError, word_f1  # noqa: E402
+from tinyllm.knowledge import userpairs  # noqa: E402
+from tinyllm.serve.suggest import Suggester, SuggestError, word_f1  # noqa: E402
 from tinyllm.train.export import export_inference  # noqa: E402
 
 from .lm_fixtures import make_model, make_tokenizer  # noqa: E402
@@ -79,7 +79,7 @@ def test_repeated_request_is_answered_from_the_cache(suggester, monkeypatch):
 
 
 def test_cache_is_bounded_and_cleared_by_user_pairs(suggester, monkeypatch):
-    from tinyllm import suggest as suggest_mod
+    from tinyllm.serve import suggest as suggest_mod
 
     s, pairs = suggester
     monkeypatch.setattr(suggest_mod, "CACHE_SIZE", 3)

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) and examples for tinyllm.text."""
+"""Property tests (hypothesis) and examples for tinyllm.knowledge.text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import unicodedata
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tinyllm.text import (
+from tinyllm.knowledge.text import (
     ascii_typography,
     description_key,
     normalize_command,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tinyllm.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS, Example, prompt_parts
-from tinyllm.tokenizer import Tokenizer, TokenizerError
+from tinyllm.formats.prompt import BOS_ID, EOS_ID, SPECIAL_IDS, USER_SYMBOLS, Example, prompt_parts
+from tinyllm.formats.tokenizer import Tokenizer, TokenizerError
 
 from .lm_fixtures import make_tokenizer
 

@@ -1,13 +1,13 @@
-"""The tool lexicon (tinyllm.tools) and the named-program decoding step built on it."""
+"""The tool lexicon (tinyllm.knowledge.tools) and the named-program decoding step built on it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tinyllm.retrieval import BM25Index
-from tinyllm.runtime import Generated
-from tinyllm.tools import ToolLexicon, request_words
+from tinyllm.infer.runtime import Generated
+from tinyllm.knowledge.retrieval import BM25Index
+from tinyllm.knowledge.tools import ToolLexicon, request_words
 
 ROWS = [
     {"instruction": "Show DNS queries with bandwhich", "command": "bandwhich --show-dns"},
@@ -69,9 +69,9 @@ def test_index_saves_its_tool_lexicon_and_older_files_load_without_one(tmp_path)
 def runtime(tmp_path_factory):
     """A Runtime over a random micro model with a tiny tokenizer (needs torch to initialise it)."""
     pytest.importorskip("torch")
-    from tinyllm.checkpoint import InferenceCheckpoint
-    from tinyllm.model import state_to_numpy
-    from tinyllm.runtime import Runtime
+    from tinyllm.formats.checkpoint import InferenceCheckpoint
+    from tinyllm.infer.runtime import Runtime
+    from tinyllm.train.model import state_to_numpy
 
     from .lm_fixtures import make_model, make_tokenizer
 
@@ -85,7 +85,7 @@ LEXICON = ToolLexicon(known=frozenset({"ls", "du", "find", "grep", "kill"}), nam
 
 
 def test_forced_heads_are_scored_like_score_and_stop_at_a_word_boundary(runtime):
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     prompt = runtime.prompt_ids("show disk usage with du", "linux")
     answer = "ls -la"
@@ -103,7 +103,7 @@ def test_forced_heads_are_scored_like_score_and_stop_at_a_word_boundary(runtime)
 
 def fake_decoder(scores):
     """A stand-in for generate.greedy_from: row i gets scores[i] and its head as the command."""
-    from tinyllm.generate import Candidate
+    from tinyllm.infer.generate import Candidate
 
     calls = []
 
@@ -115,7 +115,7 @@ def fake_decoder(scores):
 
 
 def test_request_without_a_named_program_keeps_the_answer(runtime, monkeypatch):
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     decode, calls = fake_decoder([0.0, 0.0])
     monkeypatch.setattr(generate, "greedy_from", decode)
@@ -134,7 +134,7 @@ def test_request_without_a_named_program_keeps_the_answer(runtime, monkeypatch):
 ])
 def test_named_program_wins_by_score_or_over_an_unknown_first_word(runtime, monkeypatch, scores, answer_text,
                                                                     switched):
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     decode, calls = fake_decoder(scores)
     monkeypatch.setattr(generate, "greedy_from", decode)
@@ -149,7 +149,7 @@ def test_named_program_wins_by_score_or_over_an_unknown_first_word(runtime, monk
 
 
 def test_an_answer_that_knows_its_mean_log_prob_is_not_decoded_again(runtime, monkeypatch):
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     decode, calls = fake_decoder([-0.7])
     monkeypatch.setattr(generate, "greedy_from", decode)
@@ -163,8 +163,8 @@ def test_an_answer_that_knows_its_mean_log_prob_is_not_decoded_again(runtime, mo
 
 
 def test_greedy_answers_carry_their_mean_log_prob(runtime):
-    from tinyllm import generate
-    from tinyllm.prompt import EOS_ID
+    from tinyllm.formats.prompt import EOS_ID
+    from tinyllm.infer import generate
 
     prompt = runtime.prompt_ids("show disk usage", "linux")
     free = generate.greedy(runtime.model, [prompt], 12)[0]
@@ -176,7 +176,7 @@ def test_greedy_answers_carry_their_mean_log_prob(runtime):
 
 
 def test_misspelt_first_word_is_cut_back_to_the_known_program(runtime, monkeypatch):
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     decode, calls = fake_decoder([0.0, -3.0])
     monkeypatch.setattr(generate, "greedy_from", decode)
@@ -187,12 +187,12 @@ def test_misspelt_first_word_is_cut_back_to_the_known_program(runtime, monkeypat
 
 
 def test_suggester_answers_with_the_named_program_unless_the_model_turns_the_step_off(runtime, monkeypatch):
-    from tinyllm.suggest import Suggester
+    from tinyllm.serve.suggest import Suggester
 
     rows = [{"instruction": "show disk usage", "command": "du -sh", "platform": "linux", "source": "t"}]
     index = BM25Index.build(rows)
     index.tools = LEXICON
-    from tinyllm import generate
+    from tinyllm.infer import generate
 
     monkeypatch.setattr(runtime, "generate", lambda prompts, *a: [Generated("ls -la", -0.5, True)])
     monkeypatch.setattr(generate, "greedy_from", fake_decoder([-1.0, -0.2])[0])
@@ -208,7 +208,7 @@ def test_suggester_answers_with_the_named_program_unless_the_model_turns_the_ste
 
 
 def test_word_starts_marks_eos_and_word_initial_pieces(runtime):
-    from tinyllm.prompt import EOS_ID
+    from tinyllm.formats.prompt import EOS_ID
 
     starts = np.array(runtime.tokenizer.word_starts())
     assert starts[EOS_ID] and starts.any() and not starts.all()
@@ -217,7 +217,7 @@ def test_word_starts_marks_eos_and_word_initial_pieces(runtime):
 
 
 def test_load_tool_lexicon_reads_only_the_lexicon(tmp_path):
-    from tinyllm.retrieval import load_tool_lexicon
+    from tinyllm.knowledge.retrieval import load_tool_lexicon
 
     rows = [{**r, "platform": "linux", "source": "t"} for r in ROWS]
     index = BM25Index.build(rows)
@@ -232,8 +232,8 @@ def test_load_tool_lexicon_reads_only_the_lexicon(tmp_path):
 
 
 def test_suggester_load_takes_the_lexicon_without_the_bm25_index_when_the_prompt_needs_none(runtime, tmp_path):
-    from tinyllm.checkpoint import CheckpointError, save_inference
-    from tinyllm.suggest import Suggester
+    from tinyllm.formats.checkpoint import CheckpointError, save_inference
+    from tinyllm.serve.suggest import Suggester
 
     model = tmp_path / "m.npz"
     save_inference(model, runtime.ckpt.weights, runtime.ckpt.config, runtime.ckpt.tokenizer_bytes, {})  # k = 0

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinyllm.config import ModelConfig
-from tinyllm.model import Transformer
-from tinyllm.prompt import EOS_ID, SPECIAL_IDS
+from tinyllm.formats.config import ModelConfig
+from tinyllm.formats.prompt import EOS_ID, SPECIAL_IDS
 from tinyllm.train.loop import TrainConfig, Trainer, lr_at
+from tinyllm.train.model import Transformer
 from tinyllm.train.pretrain import WindowSampler
 from tinyllm.train.sft import IGNORE, SFTBatches, build_example
 from tinyllm.train.state import load_train_state
@@ -50,7 +50,7 @@ def test_sft_labels_mask_the_prompt_and_keep_command_and_eos(tok):
 def test_sft_shows_every_pair_with_a_platform_serving_sends(tok):
     """A "common" command is trained as a linux or a macos answer, never under the <common> tag that
     serving (the user's own system) never sends; linux and macos rows keep their tags."""
-    from tinyllm.prompt import PLATFORM_TOKENS, USER_PLATFORMS, serving_platform, training_platform
+    from tinyllm.formats.prompt import PLATFORM_TOKENS, USER_PLATFORMS, serving_platform, training_platform
 
     tags = {p: SPECIAL_IDS[PLATFORM_TOKENS[p]] for p in PLATFORM_TOKENS}
     seen = set()
@@ -67,7 +67,7 @@ def test_sft_shows_every_pair_with_a_platform_serving_sends(tok):
 
 
 def test_sft_examples_dropped_to_fit_and_overlong_rows_skipped(tok):
-    from tinyllm.prompt import Example
+    from tinyllm.formats.prompt import Example
 
     row = {"instruction": "list all files", "command": "ls -la"}
     long_ex = [Example("word " * 40, "echo " * 40)] * 3
@@ -121,7 +121,7 @@ def test_resume_refuses_another_config(tmp_path):
     t, sampler = _trainer(tmp_path, 3)
     t.run(sampler, progress=False)
     other = Trainer(Transformer(ModelConfig.from_name("micro", dim=32)), t.tc, tmp_path, {"tokenizer_sha256": "t"})
-    from tinyllm.checkpoint import CheckpointError
+    from tinyllm.formats.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="another model config"):
         other.resume()
@@ -205,7 +205,7 @@ def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path):
     save_train_state(path, {"step": 1, "model": {"w": torch.ones(3)}, "run": {}})
     code = (
         "import sys, time, torch\n"
-        "from tinyllm.checkpoint import atomic_write\n"
+        "from tinyllm.formats.checkpoint import atomic_write\n"
         "def slow(f):\n"
         "    f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(30)\n"
         f"atomic_write({str(path)!r}, slow)\n"
@@ -224,7 +224,7 @@ def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path):
 
 def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
     """Evaluation builds prompts with the tag serving sends: a platform-neutral row as a Linux user."""
-    from tinyllm.runtime import Generated
+    from tinyllm.infer.runtime import Generated
     from tinyllm.train.evaluate import model_predictor, nearest_neighbour_predictor
 
     class Recorder:

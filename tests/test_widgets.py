@@ -2,8 +2,8 @@
 
 Each test starts a shell in a detached tmux session with a clean rc file that installs the widget
 exactly as users do (`eval "$(nl2cmd init bash)"`, ...), types a request, presses Ctrl-G and reads
-the screen back with `capture-pane`.  The CLI runs with NL2CMD_BACKEND=fake (deterministic answers,
-see tinyllm/fake_backend.py) through its default daemon path, with NL2CMD_HOME in a temp dir.
+the screen back with `capture-pane`.  The CLI runs with the fake backend (deterministic answers,
+see tests/fake_backend.py) through its default daemon path, with NL2CMD_HOME in a temp dir.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_backend
 from tests.conftest import kill_home_processes
-from tinyllm.text import normalize_instruction
+from tinyllm.knowledge.text import normalize_instruction
 
 SHELLS = ("bash", "zsh", "fish")
 PROMPT = "P>"
@@ -64,11 +65,8 @@ def nl2cmd_env() -> Iterator[dict[str, str]]:
         pytest.skip("the nl2cmd entry point is not installed (pip install -e .)")
     home = tempfile.mkdtemp(prefix="n2c-w", dir="/tmp")  # short: the daemon's socket lives in it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NL2CMD_", "TMUX", "LC_"))}
-    env.update(
-        NL2CMD_BACKEND="fake",
-        NL2CMD_HOME=home,
-        PATH=str(Path(exe).parent) + os.pathsep + env.get("PATH", ""),
-    )
+    env = fake_backend.environment(env)
+    env.update(NL2CMD_HOME=home, PATH=str(Path(exe).parent) + os.pathsep + env.get("PATH", ""))
     env["LANG"] = env["LC_ALL"] = _utf8_locale()  # non-ASCII requests must survive the round trip
     try:
         yield env

@@ -1,1 +1,1 @@
-"""The shipped default model (package data)."""
+"""The shipped default model (package data; no Python imports)."""

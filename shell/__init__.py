@@ -1,1 +1,0 @@
-"""Shell widget scripts printed by `nl2cmd init SHELL` (package data)."""

@@ -1,0 +1,188 @@
+"""Load an inference checkpoint into the numpy engine and generate commands (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyllm.formats.checkpoint import InferenceCheckpoint, load_inference
+from tinyllm.formats.prompt import Example
+from tinyllm.formats.tokenizer import Tokenizer, TokenizerError
+from tinyllm.knowledge.shellparse import command_name
+from tinyllm.knowledge.text import normalize_command
+from tinyllm.knowledge.tools import ToolLexicon
+
+from . import ENGINES, generate
+from .engine import NumpyTransformer
+
+
+@dataclass
+class Generated:
+    """One generated command with its score (mean log-prob per token for beams, total for greedy)."""
+
+    command: str
+    score: float
+    finished: bool
+    mean_logprob: float | None = None
+    """Mean log-prob per decoded token (<eos> included), where the decoder knows it."""
+
+
+
+class EngineError(ValueError):
+    """An unknown engine name, or the C engine asked for where it cannot run (message says why)."""
+
+
+def make_engine(ckpt: InferenceCheckpoint, engine: str | None = None):
+    """(step model, engine name) for `engine` (default: NL2CMD_ENGINE, else "auto").
+
+    "auto" takes the int8 C engine where its SIMD kernels are built and run on this CPU, else numpy float32.
+    """
+    from .cengine import CTransformer, engine_choice, unavailable_reason
+
+    name = (engine or engine_choice()).lower()
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    why = unavailable_reason() if name != "numpy" else None
+    if not why and name != "numpy":
+        try:
+            return CTransformer(ckpt.config, ckpt.weights), "c-int8"
+        except ValueError as exc:  # a model shape the kernels do not take
+            why = str(exc)
+    if name == "c-int8":
+        raise EngineError(f"engine c-int8 unavailable: {why}")
+    return NumpyTransformer(ckpt.config, ckpt.weights), "numpy"
+
+
+class Runtime:
+    """Model + tokenizer + decoding, built from one checkpoint file."""
+
+    def __init__(self, ckpt: InferenceCheckpoint, path: str | Path = "", engine: str | None = None) -> None:
+        self.ckpt, self.path = ckpt, str(path)
+        try:
+            self.tokenizer = Tokenizer(ckpt.tokenizer_bytes)
+        except TokenizerError as exc:
+            from tinyllm.formats.checkpoint import CheckpointError
+
+            raise CheckpointError(f"{path}: {exc}") from None
+        self.model, self.engine = make_engine(ckpt, engine)
+        self.retrieval_k = int(ckpt.meta.get("retrieval_k", 0))
+        # serving decode settings chosen on the dev set at ship time (tinyllm.train.ship)
+        self.rerank_n = int(ckpt.meta.get("rerank", 0))
+        self.beam_width = int(ckpt.meta.get("beam", 1))
+        self.named_tools = bool(ckpt.meta.get("named_tools", True))
+        self._word_starts: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, engine: str | None = None) -> Runtime:
+        """Read a checkpoint file (CheckpointError on any problem)."""
+        return cls(load_inference(path), path, engine)
+
+    def prompt_ids(self, instruction: str, platform: str, examples: list[Example] | tuple = (),
+                   reserve: int = 32) -> list[int]:
+        """Encode a normalised request (and retrieved examples) with the shared prompt format, dropping
+        examples until `reserve` tokens are left for the command; ValueError if the bare request is too long."""
+        examples = list(examples)
+        limit = self.model.cfg.max_seq_len - reserve
+        while True:
+            ids = self.tokenizer.encode_prompt(instruction, platform, examples)
+            if len(ids) <= limit:
+                return ids
+            if not examples:
+                raise ValueError(f"request of {len(ids)} tokens does not fit the model's context")
+            examples.pop()
+
+    def _clean(self, ids: list[int]) -> str:
+        return normalize_command(self.tokenizer.decode(ids))
+
+    def generate(self, prompts: list[list[int]], max_new_tokens: int = 96) -> list[Generated]:
+        """Greedy decoding of a batch of encoded prompts."""
+        outs = generate.greedy(self.model, prompts, max_new_tokens)
+        return [Generated(self._clean(c.ids), c.score, c.finished, c.mean_logprob) for c in outs]
+
+    def beam(self, prompt: list[int], beam: int = 4, n_best: int = 4, max_new_tokens: int = 96) -> list[Generated]:
+        """n-best commands for one prompt, best first, duplicates (after cleaning) removed."""
+        outs = generate.beam_search(self.model, prompt, beam=beam, n_best=n_best, max_new_tokens=max_new_tokens)
+        seen: set[str] = set()
+        result = []
+        for c in outs:
+            cmd = self._clean(c.ids)
+            if cmd and cmd not in seen:
+                seen.add(cmd)
+                result.append(Generated(cmd, c.score, c.finished, c.mean_logprob))
+        return result
+
+    def score(self, prompt: list[int], commands: list[str]) -> list[float]:
+        """Mean log-probability per token of each command (and its <eos>) after the prompt.
+
+        One uncached forward over the right-padded batch: padding after a sequence cannot change
+        its causal logits, so each candidate is scored exactly.
+        """
+        if not commands:
+            return []
+        targets = [self.tokenizer.encode_target(c) for c in commands]
+        seqs = [prompt + t for t in targets]
+        limit = self.model.cfg.max_seq_len
+        width = min(max(len(s) for s in seqs), limit)
+        batch = np.zeros((len(seqs), width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            s = s[:width]
+            batch[i, : len(s)] = s
+        logits = self.model.forward(batch)
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        scores = []
+        for i, t in enumerate(targets):
+            start = len(prompt) - 1  # position predicting the first command token
+            n = min(len(t), width - len(prompt))
+            if n <= 0:
+                scores.append(float("-inf"))
+                continue
+            picked = logp[i, start + np.arange(n), np.array(t[:n])]
+            scores.append(float(picked.mean()))
+        return scores
+
+    def rerank(self, prompt: list[int], extra: list[str], beam: int = 4, max_new_tokens: int = 96) -> list[Generated]:
+        """Beam n-best plus outside candidates (e.g. retrieved commands), ranked by the model's own
+        per-token log-probability of each; best first, duplicates removed."""
+        cands = [g.command for g in self.beam(prompt, beam=beam, n_best=beam, max_new_tokens=max_new_tokens)]
+        for c in extra:
+            c = normalize_command(c)
+            if c and c not in cands:
+                cands.append(c)
+        scored = sorted(zip(self.score(prompt, cands), cands), key=lambda sc: -sc[0])
+        return [Generated(c, s, True, s) for s, c in scored]
+
+    def prefer_named_tool(self, prompt: list[int], request: str, answer: Generated, lexicon: ToolLexicon,
+                          max_new_tokens: int = 96) -> Generated:
+        """`answer`, or a command that starts with a program the request names (or with the known program a
+        misspelt first word begins with) when the model scores that one higher per token, or when the
+        answer's first word is no program the training set knows. See tinyllm.knowledge.tools.
+
+        One batched decode: each row forces a program name, then a token that begins a new word (so
+        "hcitool" cannot run on into "hcitoolauth"), then continues greedily; the answer is compared by
+        its own mean log-prob, re-scored in the same batch (teacher-forced) only if its decoder did not
+        keep one."""
+        first = command_name(answer.command)
+        tools = [w for w in lexicon.named_in(request) if w != first]
+        repaired = lexicon.repair(first, request)
+        if repaired and repaired not in tools:
+            tools.append(repaired)
+        if not tools:
+            return answer
+        if self._word_starts is None:
+            self._word_starts = np.array(self.tokenizer.word_starts())
+        heads = [self.tokenizer.encode(w) for w in tools]
+        rescore = answer.mean_logprob is None
+        if rescore:
+            heads.insert(0, self.tokenizer.encode_target(answer.command))
+        try:
+            outs = generate.greedy_from(self.model, [prompt] * len(heads), heads, self._word_starts, max_new_tokens)
+        except ValueError:  # the prompt fills the context: nothing to decode
+            return answer
+        own = outs.pop(0).score if rescore else answer.mean_logprob
+        best = max(outs, key=lambda c: c.score)
+        if lexicon.trusts(first, request) and best.score <= own:
+            return answer
+        return Generated(self._clean(best.ids), best.score, best.finished, best.score)

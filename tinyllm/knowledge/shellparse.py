@@ -1,0 +1,395 @@
+"""The shell lexer: one reading of shell text for the whole project, without running a shell.
+
+* `lex`: quote-aware tokens: operators, and words that remember whether they held quotes or tldr
+  ``{{placeholders}}``; ``$(...)`` and backticks stay inside one word.
+* `pipelines`: the simple commands of a token list, pipeline by pipeline, with their redirections.
+* `WRAPPERS` and `wrapper_length`/`strip_wrappers`: the one table of command prefixes (``sudo``,
+  ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument.
+* Evaluation and serving (`parse_commands`, `utilities`, `command_name`: tinyllm.train.metrics,
+  tinyllm.knowledge.tools, tinyllm.infer.runtime) skip only the `PREFIXES` (xargs, watch, timeout ...
+  *are* the utility there, as in NLC2CMD). The danger classifier (tinyllm.knowledge.safety) reads a
+  line the cautious way (`line_tokens`, `shell_words`, `simple_commands`): comments dropped, every
+  wrapper and leading keyword skipped, and a rough split when a quote is never closed, so that a
+  stray quote cannot hide a command.
+
+Standard library only, and no `dataclasses`: the thin client imports this (through the danger
+classifier, which checks every printed suggestion).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
+# Prefixes that are not "the" utility for evaluation (a subset of WRAPPERS: xargs, watch, timeout ...
+# *are* the utility for evaluation purposes, as in NLC2CMD).
+PREFIXES = frozenset({"sudo", "doas", "env", "time", "nohup", "command", "builtin", "exec", "nice"})
+# Wrapper -> options of that wrapper that take a separate argument.
+WRAPPER_OPTIONS: dict[str, frozenset[str]] = {
+    "sudo": frozenset({"-u", "-g", "-p", "-C", "-U", "-r", "-t", "-T", "-D", "-h", "--user", "--group", "--prompt"}),
+    "doas": frozenset({"-u", "-C"}),
+    "env": frozenset({"-u", "-C", "-S", "--unset", "--chdir"}),
+    "nohup": frozenset(),
+    "time": frozenset({"-f", "-o", "--format", "--output"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
+    "command": frozenset(),
+    "builtin": frozenset(),
+    "exec": frozenset({"-a"}),
+    "stdbuf": frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}),
+    "xargs": frozenset({"-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s", "--arg-file", "--delimiter",
+                        "--max-args", "--max-procs", "--max-chars", "--max-lines", "--replace"}),
+    "busybox": frozenset(),
+    "caffeinate": frozenset({"-t", "-w"}),
+    "chronic": frozenset(),
+    "unbuffer": frozenset(),
+}
+WRAPPERS = frozenset({*WRAPPER_OPTIONS, "timeout"})
+"""Names `strip_wrappers` knows how to skip (``timeout [options] DURATION`` has its own rule)."""
+_TIMEOUT_ARG_OPTS = frozenset({"-s", "-k", "--signal", "--kill-after"})
+# Shell keywords that may precede a command in a compound statement.
+KEYWORDS = frozenset({"{", "}", "!", "then", "do", "else", "elif", "if", "while", "until", "time", "fi", "done"})
+# Tools whose options are single-dash long words (-name, -type): never split into letters.
+SINGLE_DASH_LONG = frozenset({
+    "find", "java", "javac", "ffmpeg", "ffprobe", "ffplay", "convert", "magick", "mogrify", "identify", "montage",
+    "gcc", "g++", "cc", "clang", "clang++", "xrandr", "xdotool", "xmllint", "openssl", "go", "terraform",
+    "qemu-system-x86_64", "qemu-img", "mplayer", "tcpdump", "xset", "xwininfo", "ant", "gs", "pdftoppm", "swift",
+})
+# tldr "{{[-r|--recursive]}}" = "either spelling of the same option".
+_ALTERNATIVES_RE = re.compile(r"\{\{\[([^\]{}]*)\]\}\}")
+OPERATOR_CHARS = frozenset("();<>|&")
+OP_RE = re.compile(r"\|\||&&|;;|\|&|&>>|&>|\d*(?:>>|>&|>\||<<<|<<-?|<>|<&|>|<)(?:&?\d+|&-)?|[|;&()]")
+# Inside double quotes a backslash escapes only these (POSIX).
+_DQUOTE_ESCAPE_RE = re.compile(r'\\([$`"\\\n])')
+# A redirection operator: its fd number, the operator, and a target glued to it ("2>&1", ">&-").
+_REDIRECT_RE = re.compile(r"\d*(\D*?)(\d+|(?<=&)-)?")
+ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+NUMBER_RE = re.compile(r"^[+-]?\d[\d.,:]*[A-Za-z%]{0,2}$")
+NEGATIVE_RE = re.compile(r"^-\d+(?:\.\d+)?$")
+KEY_RE = re.compile(r"^(-{0,2}[\w.-]+)=")
+PATHISH_RE = re.compile(r"[/~*?$@\[\]]|^\.|\w\.\w|://")
+# The rough split of text with an unclosed quote: the fd number glued to a redirection goes, then
+# operators or runs of other characters (quotes dropped).
+_FD_NUMBER_RE = re.compile(r"(^|[\s;&|(])\d+(?=[<>])")
+_ROUGH_TOKEN_RE = re.compile(r"\|\||&&|;;|\|&|[<>]+&?|&>>?|[;&|()]|[^\s;&|()<>]+")
+
+
+class Token(namedtuple("Token", "kind raw value quoted placeholder", defaults=(False, False))):
+    """A lexed token: `kind` is "op" or "word"; `value` has quotes removed; flags (`quoted`,
+    `placeholder`) describe the raw text. Immutable."""
+
+    __slots__ = ()
+
+
+def resolve_alternatives(command: str) -> tuple[str, dict[str, str]]:
+    """Replace ``{{[a|b|c]}}`` with ``a``; return the text and the map {b: a, c: a} for single-word forms."""
+    mapping: dict[str, str] = {}
+
+    def first(m: re.Match[str]) -> str:
+        forms = m.group(1).split("|")
+        for form in forms[1:]:
+            if form and " " not in form:
+                mapping.setdefault(form, forms[0])
+        return forms[0]
+
+    return _ALTERNATIVES_RE.sub(first, command), mapping
+
+
+def lex(command: str) -> list[Token]:
+    """Quote-aware shell lexer: operators, and words that remember whether they held quotes/placeholders.
+
+    ``$(...)`` and backticks stay inside one word. Never raises (an unclosed quote runs to the end).
+    """
+    return _lex(command)[0]
+
+
+def _lex(command: str) -> tuple[list[Token], bool]:
+    """`lex`'s tokens, and whether every quote, placeholder and substitution was closed."""
+    toks: list[Token] = []
+    closed = True
+    i, n = 0, len(command)
+    while i < n:
+        if command[i].isspace():
+            i += 1
+            continue
+        m = OP_RE.match(command, i)
+        if m:
+            toks.append(Token("op", m.group(0), m.group(0)))
+            i = m.end()
+            continue
+        raw_start, value, quoted, placeholder = i, [], False, False
+        while i < n and not command[i].isspace():
+            c = command[i]
+            if command.startswith("{{", i):
+                j = command.find("}}", i + 2)
+                closed = closed and j >= 0
+                j = n if j < 0 else j + 2
+                value.append(command[i:j])
+                placeholder, i = True, j
+            elif c in "'\"":
+                j = i + 1
+                while j < n and command[j] != c:
+                    j += 2 if c == '"' and command[j] == "\\" else 1
+                closed = closed and j < n
+                inner = command[i + 1:min(j, n)]
+                value.append(_DQUOTE_ESCAPE_RE.sub(r"\1", inner) if c == '"' else inner)
+                placeholder = placeholder or "{{" in value[-1]
+                quoted, i = True, min(j + 1, n)
+            elif c == "\\" and i + 1 < n:
+                value.append(command[i + 1])
+                i += 2
+            elif command.startswith("$(", i) or c == "`":
+                depth, j = 0, i
+                while j < n:
+                    if c == "`":
+                        if j > i and command[j] == "`":
+                            break
+                    elif command[j] == "(":
+                        depth += 1
+                    elif command[j] == ")":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    j += 1
+                closed = closed and j < n
+                value.append(command[i:j + 1])
+                i = j + 1
+            elif c in "|;&()<>":
+                break
+            else:
+                value.append(c)
+                i += 1
+        toks.append(Token("word", command[raw_start:i], "".join(value), quoted, placeholder))
+    return toks, closed
+
+
+def _rough(line: str) -> list[Token]:
+    """The rough split of a line whose quotes do not close: operators or runs of other characters."""
+    toks = []
+    for raw in _ROUGH_TOKEN_RE.findall(_FD_NUMBER_RE.sub(r"\1", line)):
+        value = raw.replace("'", "").replace('"', "")
+        kind = "op" if raw and all(c in OPERATOR_CHARS for c in raw) else "word"
+        toks.append(Token(kind, raw, value, quoted=value != raw))
+    return toks
+
+
+def line_tokens(line: str) -> list[Token]:
+    """One line read the cautious way: tldr ``{{[a|b]}}`` alternatives resolved to ``a``, a word that
+    starts with ``#`` ends the line (comment), and if a quote, placeholder or substitution is never
+    closed, the rough split (operators, or runs of other characters, quotes dropped) instead of `lex`.
+    """
+    text = resolve_alternatives(line)[0]
+    toks, closed = _lex(text)
+    if not closed:
+        toks = _rough(text)
+    for i, tok in enumerate(toks):
+        if tok.kind == "word" and tok.raw.startswith("#"):
+            return toks[:i]
+    return toks
+
+
+def split_redirect(op: str) -> tuple[str, str]:
+    """A redirection operator without its fd number, and the target glued to it (``2>&1`` -> ``>&``, ``1``)."""
+    m = _REDIRECT_RE.fullmatch(op)
+    return (m.group(1), m.group(2) or "") if m else (op, "")
+
+
+def shell_words(line: str) -> list[str]:
+    """`line_tokens` as strings: quotes removed as the shell would, redirections without their fd
+    number, a target glued to a redirection as a word of its own. Never raises."""
+    words: list[str] = []
+    for tok in line_tokens(line):
+        if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
+            words += [w for w in split_redirect(tok.value) if w]
+        else:
+            words.append(tok.value)
+    return words
+
+
+def substitutions(text: str) -> list[tuple[int, int]]:
+    """The spans ``(start, end)`` of the outermost closed ``$(...)`` and backtick command substitutions in
+    `text`, in order. Quotes are not considered: a cautious reader looks inside them too. Linear time."""
+    spans: list[tuple[int, int]] = []
+    opened: list[int] = []  # where each open "(" started; -1 for a plain one
+    tick = -1
+    for i, c in enumerate(text):
+        if c == "`":
+            if tick < 0:
+                tick = i
+            else:
+                spans.append((tick, i + 1))
+                tick = -1
+        elif c == "(":
+            opened.append(i - 1 if i and text[i - 1] == "$" else -1)
+        elif c == ")" and opened:
+            start = opened.pop()
+            if start >= 0:
+                spans.append((start, i + 1))
+    outer: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if not outer or start >= outer[-1][1]:
+            outer.append((start, end))
+    return outer
+
+
+class SimpleCommand:
+    """A simple command: its words (wrappers not yet stripped) and redirections (operator, target)."""
+
+    __slots__ = ("tokens", "redirects")
+
+    def __init__(self, tokens: list[Token] | None = None, redirects: list[tuple[str, str]] | None = None) -> None:
+        self.tokens: list[Token] = [] if tokens is None else tokens
+        self.redirects: list[tuple[str, str]] = [] if redirects is None else redirects
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SimpleCommand):
+            return NotImplemented
+        return (self.tokens, self.redirects) == (other.tokens, other.redirects)
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"SimpleCommand(tokens={self.tokens!r}, redirects={self.redirects!r})"
+
+    @property
+    def words(self) -> list[str]:
+        """The words' values (quotes removed)."""
+        return [t.value for t in self.tokens]
+
+
+def pipelines(toks: list[Token]) -> list[list[SimpleCommand]]:
+    """Tokens as a list of pipelines, each a list of simple commands (control operators end a pipeline,
+    ``|`` and ``|&`` continue it). A redirection takes the next word as its target (or the one glued to it)."""
+    out: list[list[SimpleCommand]] = [[]]
+    current = SimpleCommand()
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
+            op, target = split_redirect(tok.value)
+            if not target and i + 1 < len(toks) and toks[i + 1].kind == "word":
+                target = toks[i + 1].value
+                i += 1
+            current.redirects.append((op, target))
+        elif tok.kind == "op":
+            if current.tokens or current.redirects:
+                out[-1].append(current)
+            current = SimpleCommand()
+            if not ("|" in tok.value and "||" not in tok.value) and out[-1]:
+                out.append([])
+        else:
+            current.tokens.append(tok)
+        i += 1
+    if current.tokens or current.redirects:
+        out[-1].append(current)
+    return [p for p in out if p]
+
+
+def simple_commands(command: str) -> list[list[str]]:
+    """The words of every simple command in `command` (split on pipes, ``&&``, ``;``, newlines ...), each
+    line read by `line_tokens`. Wrappers are *not* stripped (see `strip_wrappers`); redirections are dropped.
+    """
+    return [simple.words for line in command.splitlines() for pipe in pipelines(line_tokens(line))
+            for simple in pipe if simple.tokens]
+
+
+def program_name(word: str) -> str:
+    """A command word reduced to the program it names: ``/usr/bin/rm`` -> ``rm`` (``/`` stays ``/``)."""
+    return word.rsplit("/", 1)[-1] if "/" in word.rstrip("/") else word
+
+
+def wrapper_length(words: Sequence[str], names: Collection[str] | None = None, *, keywords: bool = True,
+                   quoted: Sequence[bool] = ()) -> int:
+    """How many leading `words` are not the command itself: ``VAR=x`` assignments (unless `quoted` marks
+    them), shell keywords (with `keywords`) and wrappers (``sudo -u x``, ``env -i``, ``nohup``,
+    ``time``, ``nice -n 5``, ``timeout 10``, ``xargs -0`` ...) with their options.
+
+    `names` restricts which wrappers are skipped (default: all of `WRAPPERS`).
+    """
+    wrappers = WRAPPERS if names is None else frozenset(names) & WRAPPERS
+    i, n = 0, len(words)
+    while i < n:
+        word = words[i]
+        name = program_name(word)
+        if (keywords and word in KEYWORDS) or (ASSIGN_RE.match(word) and not (i < len(quoted) and quoted[i])):
+            i += 1
+            continue
+        if name == "timeout" and name in wrappers:  # timeout [options] DURATION command
+            i += 1
+            while i < n and words[i].startswith("-"):
+                i += 2 if words[i] in _TIMEOUT_ARG_OPTS else 1
+            i += 1  # the duration
+            continue
+        if name not in wrappers or name == "timeout":
+            break
+        takes_arg = WRAPPER_OPTIONS[name]
+        i += 1
+        while i < n:
+            opt = words[i]
+            if opt == "--":
+                i += 1
+                break
+            if name in ("env", "sudo") and ASSIGN_RE.match(opt):
+                i += 1
+            elif opt.startswith("-"):
+                i += 2 if opt in takes_arg else 1
+            else:
+                break
+    return i
+
+
+def strip_wrappers(words: list[str], names: Collection[str] | None = None) -> list[str]:
+    """`words` without what `wrapper_length` skips; the first remaining word (the utility) reduced by
+    `program_name` (``/bin/rm`` -> ``rm``). `names` restricts which wrappers are stripped (default: all)."""
+    rest = words[wrapper_length(words, names):]
+    return [program_name(rest[0]), *rest[1:]] if rest else rest
+
+
+def utility_name(tok: Token) -> str:
+    """The program a command word names: its last path part (``/usr/bin/ls`` -> ``ls``); placeholders as they are."""
+    return tok.value.rsplit("/", 1)[-1] if not tok.placeholder else tok.value
+
+
+def parse_commands(command: str, mapping: dict[str, str] | None = None) -> list[tuple[str, frozenset[str]]]:
+    """(utility, flag set) per simple command, in pipeline order."""
+    text, own = resolve_alternatives(command)
+    mapping = {**own, **(mapping or {})}
+    out = []
+    for segment in (simple.tokens for pipe in pipelines(lex(text)) for simple in pipe):
+        words = segment[wrapper_length([t.value for t in segment], PREFIXES, keywords=False,
+                                       quoted=[t.quoted for t in segment]):]
+        if not words:
+            continue
+        name = utility_name(words[0])
+        flags: set[str] = set()
+        for tok in words[1:]:
+            v = tok.value
+            if tok.quoted or tok.placeholder:
+                continue
+            if v == "--":
+                break
+            if not v.startswith("-") or v == "-" or (name in SINGLE_DASH_LONG and NEGATIVE_RE.match(v)):
+                continue  # an operand, or a value such as find's "-mtime -7"
+            v = mapping.get(v, v)
+            if v.startswith("--") or name in SINGLE_DASH_LONG or not v[1:].isalpha():
+                key = v.split("=", 1)[0]
+                flags.add(mapping.get(key, key))
+            else:  # -la == -l -a
+                flags.update(mapping.get(f"-{c}", f"-{c}") for c in v[1:])
+        out.append((name, frozenset(flags)))
+    return out
+
+
+def utilities(command: str) -> list[str]:
+    """The utilities of `command` in pipeline order (``find . | xargs rm`` -> ``["find", "xargs"]``)."""
+    return [name for name, _ in parse_commands(command)]
+
+
+def command_name(cmd: str) -> str:
+    """The first utility of `cmd`, skipping ``sudo``/``env VAR=x``/``time``/``nohup`` prefixes ("" if none)."""
+    names = utilities(cmd)
+    return names[0] if names else ""

@@ -1,0 +1,92 @@
+"""Which programs the training set knows, and which request words name one (no torch, no numpy).
+
+A small model that must spell a rare program name token by token often gets it almost right
+("lvmdisiskscan" for "Scan all devices with lvmdiskscan"), or answers with a familiar program when
+the request names another. The lexicon, counted once over the training pairs, lets decoding
+(`tinyllm.infer.runtime.Runtime.prefer_named_tool`) try a candidate that starts with the named program:
+
+* `known`: every program that starts a training command (after ``sudo``/``env``-style prefixes);
+* `named`: request words that name the program to run: among training requests with the word, at
+  least `NAMED_SHARE` of the commands start with it, `NAMED_MIN_HITS` times or more ("bandwhich",
+  "rsync"; not "search", "files" or "printf", which mostly name something else).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .shellparse import command_name
+
+NAMED_SHARE = 0.5
+NAMED_MIN_HITS = 2
+MIN_PREFIX = 3
+"""Shortest known program a misspelt first word may be cut back to ("cata" -> "cat")."""
+
+_WORD_RE = re.compile(r"[a-z0-9][a-z0-9_.+-]*")
+
+
+def request_words(text: str) -> list[str]:
+    """Lower-cased words of a request that could be program names, in order, without repeats."""
+    return list(dict.fromkeys(w.rstrip(".") for w in _WORD_RE.findall(text.lower())))
+
+
+@dataclass(frozen=True)
+class ToolLexicon:
+    """Programs seen at the start of training commands, and the request words that name one."""
+
+    known: frozenset[str]
+    named: frozenset[str]
+
+    @classmethod
+    def build(cls, rows: Iterable[Mapping[str, str]]) -> ToolLexicon:
+        """Count over pairs with "instruction" and "command"."""
+        mention: Counter[str] = Counter()
+        hits: Counter[str] = Counter()
+        known: set[str] = set()
+        for row in rows:
+            name = command_name(row["command"])
+            if name:
+                known.add(name)
+            for word in request_words(row["instruction"]):
+                mention[word] += 1
+                hits[word] += word == name
+        named = {w for w, h in hits.items() if h >= NAMED_MIN_HITS and h / mention[w] >= NAMED_SHARE}
+        return cls(frozenset(known), frozenset(named))
+
+    def to_json(self) -> dict[str, list[str]]:
+        """A JSON-able form (sorted lists), read back by `from_json`."""
+        return {"known": sorted(self.known), "named": sorted(self.named)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, list[str]]) -> ToolLexicon:
+        """Inverse of `to_json`; ValueError on anything else."""
+        try:
+            known, named = obj["known"], obj["named"]
+        except (KeyError, TypeError):
+            raise ValueError("tool lexicon needs 'known' and 'named' lists") from None
+        if not all(isinstance(w, str) for w in [*known, *named]):
+            raise ValueError("tool lexicon entries must be strings")
+        return cls(frozenset(known), frozenset(named))
+
+    def named_in(self, request: str) -> list[str]:
+        """Words of the request that name a program, in order."""
+        return [w for w in request_words(request) if w in self.named]
+
+    def trusts(self, name: str, request: str) -> bool:
+        """Is a command's first word beyond suspicion: empty (no program to judge), a known program, or
+        written in the request (a program the user named is kept even if training never saw it)?"""
+        return not name or name in self.known or name.lower() in request_words(request)
+
+    def repair(self, name: str, request: str) -> str | None:
+        """For a first word this lexicon does not trust, the longest known program it begins with
+        ("findwork" -> "find"); None when it is trusted or no known program of `MIN_PREFIX` letters
+        or more begins it."""
+        if self.trusts(name, request):
+            return None
+        for end in range(len(name) - 1, MIN_PREFIX - 1, -1):
+            if name[:end] in self.known:
+                return name[:end]
+        return None

@@ -1,0 +1,656 @@
+"""`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, report, and `all`.
+
+Importable without torch: a base install prints which extra to install instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from tinyllm.infer import ENGINES
+
+DEFAULT_MAN_CACHE = "~/.cache/nl2cmd/man"
+TRAIN_EXTRA_HINT = "training needs the [train] extra: pip install 'nl2cmd[train]'"
+
+
+class StageError(click.ClickException):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"nl2cmd-train: error: {self.message}", err=True)
+
+
+def needs_torch(fn):
+    """Fail with one line (not an ImportError traceback) when the training extra is missing."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            import datasets  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError:
+            raise StageError(TRAIN_EXTRA_HINT) from None
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def user_errors(fn):
+    """Turn the pipeline's documented exceptions into one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from tinyllm.formats.checkpoint import CheckpointError
+
+        from .sources import DataError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+            raise StageError(str(exc)) from None
+
+    return wrapper
+
+
+def stage(fn):
+    return click.pass_context(needs_torch(user_errors(fn)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="nl2cmd")
+def cli() -> None:
+    """Train the nl2cmd model end to end: corpus, tokenizer, pretraining, SFT, evaluation.
+
+    `nl2cmd-train all --preset micro --data-dir ../shared/data --out runs/micro` runs every stage.
+    """
+
+
+def _plan(preset: str):
+    from .presets import PLANS
+
+    if preset not in PLANS:
+        raise StageError(f"unknown preset {preset!r}; choose from {', '.join(PLANS)}")
+    return PLANS[preset]
+
+
+preset_opt = click.option("--preset", default="default", show_default=True, help="micro | small | default | seed")
+out_opt = click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+                       help="Run folder (all stage outputs go here).")
+data_opt = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"),
+                        show_default=True, help="Folder with tldr/pages and nl2bash/.")
+device_opt = click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | mps")
+
+
+# ---------------------------------------------------------------------------------------------
+@cli.command()
+@data_opt
+@out_opt
+@click.option("--extra", "extra", multiple=True, type=click.Path(path_type=Path), help="More pair files (JSONL/raw).")
+@click.option("--no-augment", is_flag=True, help="Skip the placeholder-filling augmentation.")
+@click.option("--download-tldr", is_flag=True, help="Download the tldr-pages archive first (needs network).")
+@click.option("--strict", is_flag=True, help="Stop at the first malformed page or line (default: report and skip).")
+@click.option("--core-repeat", type=click.IntRange(min=0), default=None,
+              help="Copies of each of the project's own everyday pairs in train (default 5; 0 leaves them out).")
+@stage
+def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool, strict: bool,
+         core_repeat: int | None) -> None:
+    """Build instruction/command pairs with leak-free train/dev/test splits."""
+    run_data(data_dir, out, extra, not no_augment, download_tldr, strict, core_repeat)
+
+
+def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download: bool = False,
+             strict: bool = False, core_repeat: int | None = None) -> dict:
+    from .pairs import build_pairs
+
+    if download:
+        import zipfile
+
+        from .sources import download_tldr
+
+        archive = download_tldr(out / "downloads")
+        click.echo(f"downloaded {archive}", err=True)
+        merged = out / "downloads" / "data"
+        with zipfile.ZipFile(archive) as zf:  # the zip holds pages/<platform>/*.md
+            zf.extractall(merged / "tldr")
+        if (Path(data_dir) / "nl2bash").is_dir() and not (merged / "nl2bash").exists():
+            (merged / "nl2bash").symlink_to((Path(data_dir) / "nl2bash").resolve())
+        data_dir = merged
+    return build_pairs(data_dir, out / "pairs", extra_jsonl=list(extra), augment=augment, strict=strict,
+                       core_repeat=core_repeat)
+
+
+@cli.command()
+@data_opt
+@out_opt
+@click.option("--man-cache", default=DEFAULT_MAN_CACHE, show_default=True, help="Rendered man page cache.")
+@click.option("--limit-man", type=int, default=None, help="Render at most N man pages.")
+@click.option("--text", "texts", multiple=True, type=click.Path(exists=True, path_type=Path), help="Extra text files/folders.")
+@click.option("--hf", default=None, help="A Hugging Face dataset to stream, e.g. wikimedia/wikipedia:20231101.en")
+@click.option("--hf-limit", type=int, default=10000, show_default=True, help="Documents to take from --hf.")
+@click.option("--workers", type=int, default=2, show_default=True)
+@stage
+def corpus(ctx, data_dir, out, man_cache, limit_man, texts, hf, hf_limit, workers) -> None:
+    """Build the pretraining text corpus (man pages, tldr text, text files, optional HF dataset)."""
+    run_corpus(data_dir, out, man_cache, limit_man, texts, hf, hf_limit, workers)
+
+
+def run_corpus(data_dir, out: Path, man_cache=DEFAULT_MAN_CACHE, limit_man=None, texts=(), hf=None, hf_limit=10000,
+               workers: int = 2) -> Path:
+    from .corpus import build_corpus
+
+    hf_spec = None
+    if hf:
+        name, _, config = hf.partition(":")
+        hf_spec = {"name": name, "config": config or None, "limit": hf_limit}
+    held_out = [out / "pairs" / "dev.jsonl", out / "pairs" / "test.jsonl"]
+    missing = [p for p in held_out if not p.is_file()]
+    if missing:  # the tldr text must not teach the held-out commands
+        raise StageError(f"{missing[0]} not found: run `nl2cmd-train data --out {out}` before the corpus stage")
+    return build_corpus(out / "corpus", Path(man_cache).expanduser(), data_dir, text_paths=list(texts), hf=hf_spec,
+                        limit_man=limit_man, exclude_pairs=held_out, workers=workers)
+
+
+@cli.command()
+@out_opt
+@preset_opt
+@click.option("--vocab-size", type=int, default=None, help="Default: the preset's.")
+@click.option("--model-type", type=click.Choice(["bpe", "unigram"]), default="bpe", show_default=True)
+@click.option("--from-model", type=click.Path(path_type=Path), default=None,
+              help="Copy the tokenizer of this inference model (.npz) instead of training one (to continue it).")
+@stage
+def tokenizer(ctx, out, preset, vocab_size, model_type, from_model) -> None:
+    """Train the SentencePiece tokenizer on the corpus and the pairs."""
+    if from_model is not None:
+        copy_model_tokenizer(from_model, out)
+        return
+    run_tokenizer(out, vocab_size or _plan(preset).vocab_size, model_type)
+
+
+def _read_model(path: Path):
+    """An inference model file (InferenceCheckpoint); a bad file is a one-line StageError."""
+    from tinyllm.formats.checkpoint import CheckpointError, load_inference
+
+    try:
+        return load_inference(path)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from None
+
+
+def copy_model_tokenizer(model_path: Path, out: Path) -> Path:
+    """Write the tokenizer stored in an inference model to OUT/tokenizer/tokenizer.model."""
+    ckpt = _read_model(model_path)
+    dest = out / "tokenizer" / "tokenizer.model"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(ckpt.tokenizer_bytes)
+    return dest
+
+
+def run_tokenizer(out: Path, vocab_size: int, model_type: str = "bpe") -> Path:
+    from .tokenizer_train import train_tokenizer
+
+    corpus_txt = out / "corpus" / "corpus.txt"
+    if not corpus_txt.is_file():
+        raise StageError(f"{corpus_txt} not found: run `nl2cmd-train corpus --out {out}` first")
+    return train_tokenizer(corpus_txt, [out / "pairs" / "train.jsonl"], out / "tokenizer" / "tokenizer",
+                           vocab_size=vocab_size, model_type=model_type)
+
+
+@cli.command()
+@out_opt
+@click.option("--workers", type=int, default=2, show_default=True)
+@stage
+def shards(ctx, out, workers) -> None:
+    """Tokenize the corpus into uint16 .npy shards with a manifest."""
+    run_shards(out, workers)
+
+
+def run_shards(out: Path, workers: int = 2) -> dict:
+    from .shards import write_shards
+
+    tok = out / "tokenizer" / "tokenizer.model"
+    if not tok.is_file():
+        raise StageError(f"{tok} not found: run `nl2cmd-train tokenizer --out {out}` first")
+    return write_shards(out / "corpus" / "corpus.txt", tok, out / "shards", workers=workers)
+
+
+# ---------------------------------------------------------------------------------------------
+def _train_overrides(tc, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every=None):
+    from dataclasses import replace
+
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "grad_accum": grad_accum, "ckpt_every": ckpt_every}
+    changes = {k: v for k, v in given.items() if v is not None}
+    changes["device"] = device
+    if compile_:
+        changes["compile"] = True
+    if no_bf16:
+        changes["bf16"] = False
+    return replace(tc, **changes)
+
+
+def train_opts(fn):
+    for opt in reversed([
+        click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's)."),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--grad-accum", type=int, default=None),
+        click.option("--ckpt-every", type=int, default=None, help="Checkpoint every N steps."),
+        click.option("--lr", type=float, default=None),
+        click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
+        click.option("--no-bf16", is_flag=True, help="Train in full fp32."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--until", type=int, default=None,
+                     help="Stop (checkpointed) at this step, keeping the --steps schedule: time-boxed runs, ablations."),
+        device_opt,
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command()
+@out_opt
+@preset_opt
+@train_opts
+@stage
+def pretrain(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until,
+             device) -> None:
+    """Pretrain on the token shards (resumable; DDP under torchrun)."""
+    plan = _plan(preset)
+    tc = _train_overrides(plan.pretrain, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
+    run_pretrain(out, plan, tc, resume, until)
+
+
+def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) -> None:
+    from tinyllm.formats.config import ModelConfig
+    from tinyllm.formats.tokenizer import Tokenizer
+
+    from .pretrain import pretrain as do_pretrain
+    from .shards import load_shards
+
+    tok = Tokenizer.from_file(out / "tokenizer" / "tokenizer.model")
+    cfg = ModelConfig.from_name(plan.model, vocab_size=tok.vocab_size)
+    manifest = json.loads((out / "shards" / "manifest.json").read_text())
+    meta = {"tokenizer_sha256": tok.sha256, "shards": manifest.get("fingerprint", "")}
+    t0 = time.time()
+    do_pretrain(cfg, tc, load_shards(out / "shards", "train"), load_shards(out / "shards", "val"), out / "pretrain",
+                meta, seq_len=plan.seq_len, resume=resume, until=until)
+    _record_time(out, "pretrain", time.time() - t0)
+
+
+@cli.command()
+@out_opt
+@preset_opt
+@train_opts
+@click.option("--from-scratch", is_flag=True, help="Skip pretrained weights (ablation).")
+@click.option("--init", "init_ckpt", type=click.Path(path_type=Path), default=None,
+              help="Start from a training checkpoint (.pt) or an inference model (.npz) with the same config and tokenizer (default: OUT/pretrain/last.pt).")
+@click.option("--retrieval-k", default=None, help="Comma list of k drawn per row, e.g. 0,2 (default: preset's).")
+@click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of --out for this SFT run.")
+@click.option("--max-train-pairs", type=int, default=None, help="Use a deterministic subset of the train pairs.")
+@click.option("--no-augment", is_flag=True, help="Drop the augmented rows (ablation).")
+@stage
+def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until, device,
+        from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment) -> None:
+    """Instruction fine-tuning with the prompt masked; keeps the best dev checkpoint as best.npz."""
+    plan = _plan(preset)
+    tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
+    ks = tuple(int(k) for k in retrieval_k.split(",")) if retrieval_k else plan.retrieval_k
+    run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until)
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    """Rows of a pairs file written by the data stage."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_ckpt: Path | None = None,
+            ks: tuple[int, ...] = (0,), sft_dir: str = "sft", max_train_pairs: int | None = None,
+            augment: bool = True, until: int | None = None) -> Path:
+    import numpy as np
+    import torch
+
+    from tinyllm.formats.config import ModelConfig
+    from tinyllm.formats.prompt import training_platform
+    from tinyllm.formats.tokenizer import Tokenizer
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    from .evaluate import evaluate, model_predictor, neighbours
+    from .export import export_inference
+    from .model import Transformer
+    from .sft import build_example
+    from .sft import sft as do_sft
+    from .state import load_train_state
+
+    tok = Tokenizer.from_file(out / "tokenizer" / "tokenizer.model")
+    cfg = ModelConfig.from_name(plan.model, vocab_size=tok.vocab_size)
+    rows = load_jsonl(out / "pairs" / "train.jsonl")
+    if not augment:
+        rows = [r for r in rows if not r["source"].endswith("_aug")]
+    if max_train_pairs:
+        keep = np.random.default_rng(0).permutation(len(rows))[:max_train_pairs]
+        rows = [rows[i] for i in sorted(keep)]
+    dev = load_jsonl(out / "pairs" / "dev.jsonl")
+    index = BM25Index.build(rows)
+    index.with_tools()  # saved with it: serving's named-program step reads it
+    run_dir = out / sft_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    index.save(run_dir / "retrieval.idx")
+    rng = np.random.default_rng(tc.seed)
+    examples = []
+    for row in rows:
+        k = int(rng.choice(ks))
+        shown = training_platform(row.get("platform", "linux"), row["instruction"])  # the tag build_example uses
+        ex = build_example(tok, row, neighbours(index, row, k, shown) if k else (), plan.sft_max_len)
+        if ex is not None:
+            examples.append(ex)
+    click.echo(f"sft: {len(examples)} examples, retrieval k in {ks}", err=True)
+
+    torch.manual_seed(tc.seed)
+    model = Transformer(cfg)
+    source = "scratch"
+    if not from_scratch:
+        init_ckpt = init_ckpt or out / "pretrain" / "last.pt"
+        if init_ckpt.suffix == ".npz":  # continue from an inference checkpoint (e.g. the shipped model)
+            _load_inference_init(model, init_ckpt, cfg, tok)
+        else:
+            st = load_train_state(init_ckpt)
+            if st["model_config"] != cfg.to_dict() or st["run"].get("tokenizer_sha256") != tok.sha256:
+                raise StageError(f"{init_ckpt}: pretrained with another model config or tokenizer")
+            model.load_state_dict(st["model"])
+        source = str(init_ckpt)
+    eval_k = max(ks)
+    dev_rows = dev[:: max(1, len(dev) // plan.dev_eval_rows)][: plan.dev_eval_rows]  # spread over all sources
+    pairs_manifest = json.loads((out / "pairs" / "pairs_manifest.json").read_text())
+    meta = {"tokenizer_sha256": tok.sha256, "init": source, "retrieval_k": eval_k, "retrieval_k_train": list(ks),
+            "data_fingerprint": pairs_manifest.get("fingerprint", ""), "augment": augment}
+
+    def eval_fn(m: Transformer, step: int) -> dict:
+        runtime = _runtime_from_torch(m, tok, eval_k)
+        summary, _ = evaluate(dev_rows, model_predictor(runtime, index, eval_k))
+        score = (summary["exact_match"] + summary["template_acc"]) / 2
+        return {"step": step, "n": summary["n"], "exact_match": summary["exact_match"],
+                "template_acc": summary["template_acc"], "command_name_acc": summary["command_name_acc"], "metric": score}
+
+    def on_best(m: Transformer, metrics: dict) -> None:
+        export_inference(m, tok, run_dir / "best.npz", {**meta, "step": metrics["step"], "dev": metrics,
+                                                        "preset": plan.model})
+
+    t0 = time.time()
+    trainer = do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
+    if trainer.rank == 0:  # the final weights as an inference file too: the 300-row dev pick is noisy
+        export_inference(trainer.model, tok, run_dir / "last.npz", {**meta, "step": trainer.step, "preset": plan.model})
+    _record_time(out, sft_dir, time.time() - t0)
+    return run_dir / "best.npz"
+
+
+def _load_inference_init(model, path: Path, cfg, tok) -> None:
+    """Initialise `model` from an inference checkpoint (.npz: float16 weights, no optimizer state)."""
+    from tinyllm.formats.tokenizer import Tokenizer
+
+    from .model import load_numpy_state
+
+    ckpt = _read_model(path)
+    if ckpt.config.to_dict() != cfg.to_dict() or Tokenizer(ckpt.tokenizer_bytes).sha256 != tok.sha256:
+        raise StageError(f"{path}: trained with another model config or tokenizer")
+    load_numpy_state(model, ckpt.weights)
+
+
+def _runtime_from_torch(model, tok, retrieval_k: int):
+    """A numpy Runtime over the current torch weights (eval uses exactly the serving engine)."""
+    from tinyllm.formats.checkpoint import InferenceCheckpoint
+    from tinyllm.infer.runtime import Runtime
+
+    from .model import state_to_numpy
+
+    ckpt = InferenceCheckpoint(model.cfg, state_to_numpy(model), tok.model_bytes, {"retrieval_k": retrieval_k})
+    return Runtime(ckpt, "<training>")
+
+
+def _record_time(out: Path, stage_name: str, seconds: float) -> None:
+    path = out / "times.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[stage_name] = round(times.get(stage_name, 0) + seconds, 1)
+    path.write_text(json.dumps(times, indent=1))
+
+
+# ---------------------------------------------------------------------------------------------
+@cli.command(name="eval")
+@click.option("--ckpt", type=click.Path(path_type=Path), default=None, help="Model file (default: the shipped model).")
+@click.option("--instructions", type=click.Path(exists=True, path_type=Path), default=None, help="One per line.")
+@click.option("--gold", type=click.Path(exists=True, path_type=Path), default=None, help="One per line.")
+@click.option("--jsonl", "jsonl_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Rows with instruction, command (and platform).")
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Retrieval index (default: the one shipped beside the model).")
+@click.option("--retrieval-k", type=int, default=None, help="Retrieved examples per prompt (default: the model's).")
+@click.option("--max-new-tokens", type=int, default=96, show_default=True)
+@click.option("--limit", type=int, default=None)
+@click.option("--beam", type=int, default=1, show_default=True)
+@click.option("--rerank", type=int, default=None,
+              help="Add the commands of the N nearest training requests to the beam n-best and let the model pick "
+                   "(default: the model's own setting).")
+@click.option("--output-jsonl", type=click.Path(path_type=Path), default=None)
+@click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also score the BM25 nearest neighbour.")
+@click.option("--summary-json", type=click.Path(path_type=Path), default=None)
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Inference engine (default: NL2CMD_ENGINE, else auto: int8 C where built, as served).")
+@click.option("--named-tools/--no-named-tools", default=None,
+              help="Try a command that starts with the program the request names (default: the model's setting).")
+@user_errors
+def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
+             output_jsonl, baseline, summary_json, engine, named_tools) -> None:
+    """Exact-match evaluation (the serving engine by default; no torch needed) with failure analysis and a
+    BM25 baseline row."""
+    from tinyllm.formats.checkpoint import default_model_path
+
+    rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
+    result, scored, table = run_eval(ckpt or default_model_path(), rows, index_path, retrieval_k, beam,
+                                     max_new_tokens, baseline, rerank, engine, named_tools)
+    click.echo(f"engine: {result['model']['engine']}")
+    click.echo(table)
+    click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
+    if output_jsonl:
+        from .evaluate import write_jsonl
+
+        write_jsonl(output_jsonl, scored)
+    if summary_json:
+        Path(summary_json).write_text(json.dumps(result, indent=1))
+
+
+def default_index_path(ckpt: Path) -> Path:
+    """The retrieval index that goes with a model file: MODEL.idx beside a shipped model, else the
+    run folder's retrieval.idx beside best.npz (eval and ship both look here)."""
+    beside = ckpt.with_suffix(".idx")
+    return beside if beside.is_file() else ckpt.parent / "retrieval.idx"
+
+
+def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
+             beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
+             rerank: int | None = None, engine: str | None = None,
+             named_tools: bool | None = None) -> tuple[dict, list[dict], str]:
+    """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table).
+    Decoding settings left None are the model's own (as it serves)."""
+    from tinyllm.infer.runtime import EngineError, Runtime
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
+
+    try:
+        runtime = Runtime.load(ckpt, engine)
+    except EngineError as exc:
+        raise StageError(str(exc)) from None
+    index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
+    index = BM25Index.load(index_path) if index_path.is_file() else None
+    k = runtime.retrieval_k if retrieval_k is None else retrieval_k
+    if k and index is None:
+        raise StageError(f"retrieval k={k} needs an index; {index_path} not found (pass --index or --retrieval-k 0)")
+    rerank = runtime.rerank_n if rerank is None else rerank
+    if rerank and index is None:
+        raise StageError(f"--rerank needs a retrieval index; {index_path} not found")
+    named_tools = runtime.named_tools if named_tools is None else named_tools
+    tools = index.with_tools() if (named_tools and index is not None) else None
+    summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
+                                                     rerank=rerank, tools=tools))
+    mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
+    mode += ", named tools" if tools is not None else ""
+    lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
+    summary["engine"] = runtime.engine
+    result = {"model": summary}
+    if baseline and index is not None:
+        base, _ = evaluate(rows, nearest_neighbour_predictor(index))
+        lines.append(format_summary("nearest neighbour (BM25)", base))
+        result["nearest_neighbour"] = base
+    return result, scored, "\n".join(lines)
+
+
+def _eval_rows(instructions, gold, jsonl_path) -> list[dict]:
+    if jsonl_path:
+        rows = load_jsonl(jsonl_path)
+        bad = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get("instruction"), str) or not isinstance(r.get("command"), str)]
+        if bad:
+            raise StageError(f"{jsonl_path}:{bad[0]}: row needs string fields 'instruction' and 'command'")
+        return rows
+    if not (instructions and gold):
+        raise StageError("give --jsonl FILE, or both --instructions FILE and --gold FILE")
+    ins = Path(instructions).read_text().splitlines()
+    gol = Path(gold).read_text().splitlines()
+    if len(ins) != len(gol):
+        raise StageError(f"{instructions} has {len(ins)} lines but {gold} has {len(gol)}")
+    return [{"instruction": i, "command": g, "platform": "linux"} for i, g in zip(ins, gol)]
+
+
+@cli.command(name="all")
+@preset_opt
+@data_opt
+@out_opt
+@device_opt
+@click.option("--man-cache", default=DEFAULT_MAN_CACHE, show_default=True)
+@click.option("--limit-man", type=int, default=None, help="Default: the preset's.")
+@click.option("--max-train-pairs", type=int, default=None, help="Train SFT on a subset (smoke tests).")
+@click.option("--force", is_flag=True, help="Reuse --out even if it holds a run of another preset.")
+@stage
+def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_pairs, force) -> None:
+    """Every stage in order; finished stages are skipped, interrupted ones resume."""
+    from dataclasses import replace
+
+    from .report import write_report
+
+    plan = _plan(preset)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "run.json"
+    run = {"preset": preset, "data_dir": str(data_dir.resolve()), "max_train_pairs": max_train_pairs}
+    if run_file.is_file() and not force:
+        old = json.loads(run_file.read_text())
+        if old != run:
+            raise StageError(f"{out} holds a different run ({old}); use another --out or --force")
+    run_file.write_text(json.dumps(run, indent=1))
+    steps = [
+        ("data", lambda: run_data(data_dir, out)),
+        ("corpus", lambda: run_corpus(data_dir, out, man_cache, limit_man or plan.limit_man)),
+        ("tokenizer", lambda: run_tokenizer(out, plan.vocab_size)),
+        ("shards", lambda: run_shards(out)),
+        ("pretrain", lambda: _maybe_train(out / "pretrain", plan.pretrain.steps,
+                                          lambda r: run_pretrain(out, plan, replace(plan.pretrain, device=device), r))),
+        ("sft", lambda: _maybe_train(out / "sft", plan.sft.steps,
+                                     lambda r: run_sft(out, plan, replace(plan.sft, device=device), r,
+                                                       ks=plan.retrieval_k, max_train_pairs=max_train_pairs))),
+        ("eval", lambda: _eval_dev(out)),
+        ("report", lambda: write_report(out)),
+    ]
+    for name, fn in steps:
+        t0 = time.time()
+        click.echo(f"== {name}", err=True)
+        fn()
+        if name in ("data", "corpus", "tokenizer", "shards"):
+            _record_time(out, name, time.time() - t0)
+    click.echo(f"done: {out / 'report.md'}", err=True)
+
+
+def _eval_dev(out: Path) -> None:
+    """Score OUT/sft/best.npz on the full dev split; write OUT/eval/dev_summary.json and dev_rows.jsonl."""
+    from .evaluate import write_jsonl
+
+    result, scored, table = run_eval(out / "sft" / "best.npz", load_jsonl(out / "pairs" / "dev.jsonl"),
+                                     out / "sft" / "retrieval.idx")
+    (out / "eval").mkdir(exist_ok=True)
+    (out / "eval" / "dev_summary.json").write_text(json.dumps(result, indent=1))
+    write_jsonl(out / "eval" / "dev_rows.jsonl", scored)
+    click.echo(table, err=True)
+
+
+def _maybe_train(run_dir: Path, steps: int, train) -> None:
+    """Skip a finished training stage, resume an interrupted one, else start it."""
+    last = run_dir / "last.pt"
+    if last.is_file():
+        from .state import load_train_state
+
+        if int(load_train_state(last)["step"]) >= steps:
+            click.echo(f"{run_dir.name}: finished, skipping", err=True)
+            return
+        train(True)
+    else:
+        train(False)
+
+
+@cli.command()
+@out_opt
+@stage
+def report(ctx, out) -> None:
+    """Write OUT/report.md (config, data sizes, stage times, metrics) and loss-curve PNGs."""
+    from .report import write_report
+
+    click.echo(write_report(out))
+
+
+@cli.command(name="ship")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Candidate model, e.g. RUN/sft/best.npz.")
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Its retrieval index (default: retrieval.idx beside the model).")
+@click.option("--dev-jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--run-note", default="", help="Free text stored in the model metadata (which run shipped).")
+@click.option("--beam", type=int, default=1, show_default=True, help="Serving beam width stored with the model.")
+@click.option("--rerank", type=int, default=0, show_default=True,
+              help="Serving rerank setting stored with the model (see eval --rerank).")
+@click.option("--retrieval-k", type=int, default=None, help="Serving prompt examples (default: the model's).")
+@click.option("--named-tools/--no-named-tools", default=True, show_default=True,
+              help="Serving setting stored with the model (see eval --named-tools).")
+@click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
+@user_errors
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, force) -> None:
+    """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
+    from tinyllm.formats.checkpoint import default_model_path, read_meta
+
+    from .ship import ship
+
+    index_path = index_path or default_index_path(model_path)
+    rows = load_jsonl(dev_jsonl)
+    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools)
+    click.echo(table)
+    current = None
+    if default_model_path().is_file() and not force:  # score the shipped model now, on the same rows and protocol
+        served_beam = int(read_meta(default_model_path())["meta"].get("beam", 1))  # as it serves: own beam, own index
+        current, _, current_table = run_eval(default_model_path(), rows, None, None, served_beam, baseline=False)
+        click.echo("shipped now:\n" + current_table)
+    settings = {"run_note": run_note, "beam": beam, "rerank": rerank, "named_tools": named_tools}
+    if retrieval_k is not None:
+        settings["retrieval_k"] = retrieval_k
+    click.echo(ship(model_path, index_path, result, default_model_path(), force, settings, current))
+
+
+def main() -> None:
+    """Entry point of `nl2cmd-train`."""
+    try:
+        cli(prog_name="nl2cmd-train")
+    except KeyboardInterrupt:
+        click.echo("nl2cmd-train: interrupted (resume with --resume)", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Install a trained model as the package's default, only when it beats the one shipped now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tinyllm.formats.checkpoint import load_inference, read_meta, save_inference
+from tinyllm.knowledge.retrieval import BM25Index
+
+
+def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, force: bool = False,
+         extra_meta: dict[str, Any] | None = None, current_summary: dict[str, Any] | None = None) -> str:
+    """Copy `model` (+ its retrieval index) to `dest` (.npz/.idx) with the full dev summary in its metadata.
+
+    Refuses (ValueError) unless the candidate's dev exact match beats the shipped model's, or `force`.
+    The shipped model's score is `current_summary` (it scored on the same rows with the same settings
+    just now) when given, else the summary stored in its metadata when it was shipped.
+    """
+    candidate = dev_summary["model"]["exact_match"]
+    if dest.is_file() and not force:
+        stored = current_summary or read_meta(dest)["meta"].get("dev_full", {})
+        current = stored.get("model", {}).get("exact_match")
+        if current is not None and candidate <= current:
+            raise ValueError(f"candidate dev exact match {candidate:.4f} does not beat the shipped {current:.4f} "
+                             "(use --force to ship anyway)")
+    ckpt = load_inference(model)
+    meta = {**ckpt.meta, **(extra_meta or {}), "dev_full": dev_summary, "shipped_from": str(model)}
+    save_inference(dest, ckpt.weights, ckpt.config, ckpt.tokenizer_bytes, meta, dtype="float16")
+    served = BM25Index.load(index)
+    served.with_tools()  # serving reads the tool lexicon from the index; an older run's index gets it now
+    served.save(dest.with_suffix(".idx"))
+    return f"shipped {model} -> {dest} (dev exact match {candidate:.4f})"

@@ -1,1 +1,0 @@
-"""Training pipeline (installed as tinyllm.train): data, tokenizer, shards, pretrain, SFT, eval."""
