@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_fault_table_holds() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "faults.py"), "--backend", "fake"],
