@@ -237,17 +237,17 @@ def bare_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No NL2CMD_HOME, no XDG_RUNTIME_DIR, no /run/user/UID: the shared temporary directory is next.
     Yields a short private root holding HOME (home/) and TMPDIR (tmp/)."""
     root = Path(tempfile.mkdtemp(prefix="n2cd", dir="/tmp"))
-    (root / "home").mkdir()
-    (root / "tmp").mkdir()
-    for var in ("NL2CMD_HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(root / "home"))
-    monkeypatch.setenv("TMPDIR", str(root / "tmp"))
-    for key, value in fake_backend.environment(dict(os.environ)).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(state_paths, "RUN_USER_DIR", str(root / "no-such-run-user-{uid}"), raising=False)
-    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
     try:
+        (root / "home").mkdir()
+        (root / "tmp").mkdir()
+        for var in ("NL2CMD_HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HOME", str(root / "home"))
+        monkeypatch.setenv("TMPDIR", str(root / "tmp"))
+        for key, value in fake_backend.environment(dict(os.environ)).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(state_paths, "RUN_USER_DIR", str(root / "no-such-run-user-{uid}"), raising=False)
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
