@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ from .shellparse import Token, lex
 
 __all__ = ["Explanation", "Part", "explain", "tldr_summaries"]
 
-MAX_TEXT = 320
+MAX_TEXT = 240
 """Longest explanation text of one part, in characters (cut at a sentence end when possible)."""
 MAX_DEPTH = 4
 
@@ -234,9 +232,9 @@ def _redirection_text(op: str, target: str) -> str:
 _SUMMARY_CACHE: dict[str, dict[str, str]] = {}
 
 
-def _read_npy_json(zf: zipfile.ZipFile, member: str) -> object:
+def _read_npy_json(zf: object, member: str) -> object:
     """A JSON document stored as a uint8 .npy array inside an .npz (the retrieval index's format)."""
-    raw = zf.read(member)
+    raw = zf.read(member)  # type: ignore[attr-defined]
     if not raw.startswith(b"\x93NUMPY"):
         raise ValueError(f"{member} is not an .npy array")
     major = raw[6]
@@ -269,6 +267,8 @@ def tldr_summaries(index_path: str | Path | None, cache_dir: Path | None = None)
                 return found
         except (OSError, ValueError):
             pass
+    import zipfile
+
     summaries: dict[str, str] = {}
     try:
         with zipfile.ZipFile(path) as zf:
@@ -293,6 +293,8 @@ def tldr_summaries(index_path: str | Path | None, cache_dir: Path | None = None)
 
 def _builtin_help(name: str) -> str:
     """bash's one-line description of a builtin (``help -d cd``), or ""."""
+    import subprocess
+
     bash = shutil.which("bash")
     if bash is None or name not in _BASH_BUILTINS:
         return ""
@@ -321,15 +323,17 @@ class _Explainer:
         self.cache_dir = cache_dir
         self.parts: list[Part] = []
         self._pages: dict[str, ManualPage | None] = {}
+        self._custom = pages is not None
         self._find = pages or (lambda name: manpages.find_page(name, cache_dir=cache_dir))
         self.stopped_at: int | None = None
 
     # -- pages ------------------------------------------------------------------------------------
 
-    def page(self, name: str) -> ManualPage | None:
+    def page(self, name: str, ask_man: bool = True) -> ManualPage | None:
         if name not in self._pages:
             try:
-                self._pages[name] = self._find(name)
+                self._pages[name] = self._find(name) if ask_man or self._custom else \
+                    manpages.find_page(name, cache_dir=self.cache_dir, ask_man=False)
             except Exception:  # a broken man installation must not break explanations
                 self._pages[name] = None
         return self._pages[name]
@@ -591,7 +595,8 @@ class _Explainer:
         v = tok.value
         if not re.fullmatch(r"[a-z][a-z0-9-]*", v):
             return None
-        sub = self.page(f"{name}-{v}")
+        # A sub-command page is tried only when the program's page names it (git(1) cites git-commit(1)).
+        sub = self.page(f"{name}-{v}", ask_man=False) if f"{name}-{v}" in page.text else None
         if sub is not None:
             self.add(s, e, "subcommand", tok.raw, sub.summary or f"see {sub.ref}", f"man:{sub.ref}", depth, name)
             return sub

@@ -26,10 +26,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +82,8 @@ def clean_man_text(text: str) -> str:
 
 def render_man_file(path: Path | str, timeout: float = 60.0) -> str:
     """Render one man page file to cleaned plain text, 80 columns (empty string if man fails)."""
+    import subprocess
+
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="", MANPAGER="cat", PAGER="cat")
     try:
         # --nh/--nj: no hyphenation or justification, so words and spacing come out as written.
@@ -385,10 +384,11 @@ def man_roots() -> list[Path]:
     return [Path(p) for p in dict.fromkeys(parts) if os.path.isdir(p)]
 
 
-def locate_page(name: str, sections: Iterable[str] = SECTIONS) -> Path | None:
+def locate_page(name: str, sections: Iterable[str] = SECTIONS, *, ask_man: bool = True) -> Path | None:
     """The page file for program `name` in `sections` (symlinks resolved), or None.
 
-    Tries ``manN/NAME.N[.gz]`` under each root first (a few stat calls), then ``man -w``.
+    Tries ``manN/NAME.N[.gz]`` under each root first (a few stat calls), then ``man -w`` (unless
+    `ask_man` is False: a subprocess costs tens of milliseconds).
     """
     if not name or not _NAME_OK.fullmatch(name) or len(name) > 100:
         return None
@@ -403,7 +403,10 @@ def locate_page(name: str, sections: Iterable[str] = SECTIONS) -> Path | None:
                         return candidate.resolve()
                 except OSError:
                     continue
-    if shutil.which("man") is None:
+    import shutil
+    import subprocess
+
+    if not ask_man or shutil.which("man") is None:
         return None
     try:
         out = subprocess.run(["man", "-w", "-s", ",".join(sections), "--", name], capture_output=True, text=True,
@@ -472,11 +475,12 @@ def load_page(path: Path, cache_dir: Path | None = None, *, use_cache: bool = Tr
     return page
 
 
-def find_page(program: str, subcommand: str | None = None, *, cache_dir: Path | None = None) -> ManualPage | None:
+def find_page(program: str, subcommand: str | None = None, *, cache_dir: Path | None = None,
+              ask_man: bool = True) -> ManualPage | None:
     """The manual page of `program` (``tar``), or of its sub-command (``git commit`` -> ``git-commit(1)``,
-    ``docker run`` -> ``docker-run(1)``); None when this machine has no such page."""
+    ``docker run`` -> ``docker-run(1)``); None when this machine has no such page. `ask_man`: see `locate_page`."""
     name = f"{program}-{subcommand}" if subcommand else program
-    path = locate_page(name)
+    path = locate_page(name, ask_man=ask_man)
     return load_page(path, cache_dir) if path is not None else None
 
 
@@ -486,5 +490,7 @@ def find_pages(names: Iterable[str], *, cache_dir: Path | None = None, workers: 
     unique = list(dict.fromkeys(n for n in names if n))
     if len(unique) <= 1:
         return {n: find_page(n, cache_dir=cache_dir) for n in unique}
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
         return dict(zip(unique, pool.map(lambda n: find_page(n, cache_dir=cache_dir), unique)))
