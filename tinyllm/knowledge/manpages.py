@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 SECTIONS = ("1", "8")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when the parsed form changes: cached pages of another version are parsed again."""
 DEFAULT_ROOTS = ("/usr/local/share/man", "/usr/share/man", "/usr/local/man")
 
@@ -57,6 +57,7 @@ _FLAG_RE = re.compile(r"(--?|\+)((?:\[no-\])?[A-Za-z0-9?#@.][\w.+#@?-]*)(.*)")
 _WORD_TAG_RE = re.compile(r"[a-z][a-z0-9-]*(?=$|\s)")
 _BULLET_RE = re.compile(r"^(?:[o\u25cb\u2022*\u00b7]|\d+\.)\s+(?=[-+])")
 _GAP_RE = re.compile(r"\S(\s{2,})\S")
+_STREAM_RE = re.compile(r"-[\w-]+:(?:[avsdt](?::\d+)?|\d+)")
 _ITEM_SPLIT_RE = re.compile(r"\s*(?:,|\s/|\bor\b)\s+(?=[-+])")
 
 
@@ -145,9 +146,11 @@ def _parse_tag(tag: str) -> tuple[list[str], str, bool] | None:
         rest = rest.strip()
         if rest.startswith("[:"):  # ffmpeg's "-c[:stream_specifier] codec"
             rest = rest.split("]", 1)[1].strip() if "]" in rest else ""
-        if rest.startswith("["):
-            optional = True
+        if rest.startswith("[") and re.match(r"\[[^\]]*\](?:$|[\s,])", rest):
+            optional = True  # "-i[SUFFIX]", "--in-place[=SUFFIX]", "--help [arg]"
             argument = argument or rest[1:].split("]", 1)[0].lstrip("=")
+        elif rest.startswith("["):  # "-L [bind_address:]port:host:hostport": a value with an optional part
+            argument = argument or rest.split()[0]
         elif rest.startswith("="):
             value = rest[1:].split()
             argument = argument or (value[0] if value else "")
@@ -309,7 +312,7 @@ class ManualPage:
             return self.options[flag]
         if "=" in flag:
             return self.entry(flag.split("=", 1)[0])
-        if ":" in flag[1:]:
+        if _STREAM_RE.fullmatch(flag):  # ffmpeg's per-stream "-c:v", "-b:a:0"
             return self.options.get(flag.split(":", 1)[0])
         return None
 
