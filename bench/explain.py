@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -55,17 +56,37 @@ def nl2cmd_exe() -> list[str]:
     return [sys.executable, "-c", "import sys; from tinyllm.cli.entry import console_main; console_main()"]
 
 
-def timed_call(exe: list[str], command: str, home: str) -> float:
-    """Wall seconds of one `nl2cmd explain COMMAND` (exit status checked)."""
+CPU: dict[str, list[float]] = {"cold": [], "warm": [], "python": []}
+"""CPU ms (user + system, the process and its children such as man) per call kind: on a loaded machine
+the wall time mostly measures waiting for a core, the CPU time what the call costs."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def timed_call(exe: list[str], command: str, home: str, kind: str = "warm") -> float:
+    """Wall seconds of one `nl2cmd explain COMMAND` (exit status checked); its CPU ms go to CPU[kind]."""
     # As installed: bytecode is written and reused (pip compiles it at install time).
     env = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_") and k != "PYTHONDONTWRITEBYTECODE"}
     env["NL2CMD_HOME"] = home
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
     out = subprocess.run([*exe, "explain", "--", command], env=env, capture_output=True, text=True, timeout=60,
                          stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
+    CPU[kind].append(_children_cpu() - cpu)
     if out.returncode != 0:
         raise RuntimeError(f"nl2cmd explain {command!r} failed: {out.stderr.strip()[-300:]}")
+    return elapsed
+
+
+def python_startup(env_home: str) -> float:
+    """Wall seconds of a bare `python -c pass` (the floor under any nl2cmd call, measured beside it)."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env={**os.environ, "NL2CMD_HOME": env_home})
+    elapsed = time.perf_counter() - start
+    CPU["python"].append(_children_cpu() - cpu)
     return elapsed
 
 
@@ -101,9 +122,10 @@ def main() -> int:
     cold: dict[str, list[float]] = {c: [] for c in commands}
     warm: dict[str, list[float]] = {c: [] for c in commands}
     inproc: dict[str, float | None] = {}
+    base: dict[str, list[float]] = {c: [] for c in commands}
     warmup = tempfile.mkdtemp(prefix="n2c-bench-")
     try:
-        timed_call(exe, commands[0], warmup)  # writes the bytecode caches, as an installed package has them
+        timed_call(exe, commands[0], warmup, "python")  # writes the bytecode caches, as an installed package has them
     finally:
         shutil.rmtree(warmup, ignore_errors=True)
     for r in range(rounds):
@@ -111,26 +133,26 @@ def main() -> int:
         for command in order:
             home = tempfile.mkdtemp(prefix="n2c-bench-")
             try:
-                cold[command].append(timed_call(exe, command, home) * 1000)
+                cold[command].append(timed_call(exe, command, home, "cold") * 1000)
                 for _ in range(repeats):
                     warm[command].append(timed_call(exe, command, home) * 1000)
+                    base[command].append(python_startup(home) * 1000)
                 if r == rounds - 1:
                     inproc[command] = in_process_ms(command, home, repeats)
             finally:
                 shutil.rmtree(home, ignore_errors=True)
-    baseline = []
-    for _ in range(max(3, repeats)):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        baseline.append((time.perf_counter() - start) * 1000)
+    baseline = [b for c in commands for b in base[c]]
     rows = []
     for command in commands:
         rows.append({"command": command, "cold_ms": median(cold[command]), "warm_ms": median(warm[command]),
                      "warm_max_ms": max(warm[command]), "in_process_ms": inproc.get(command),
+                     "warm_over_python_ms": median([w - b for w, b in zip(warm[command], base[command])]),
                      "cold_samples": cold[command], "warm_samples": warm[command]})
     info = machine_info(torch_threads=False)
     payload = {"bench": "explain", "quick": args.quick, "machine": info, "repeats": repeats, "rounds": rounds,
                "targets_ms": {"warm": 100, "cold": 500}, "rows": rows, "python_startup_ms": median(baseline),
+               "cpu_ms": {"cold_median": median(CPU["cold"]), "warm_median": median(CPU["warm"]),
+                          "python_startup_median": median(CPU["python"][1:])},
                "summary": {"cold_median_ms": median([r["cold_ms"] for r in rows]),
                            "warm_median_ms": median([r["warm_ms"] for r in rows]),
                            "cold_max_ms": max(r["cold_ms"] for r in rows),
@@ -140,13 +162,17 @@ def main() -> int:
     print("\n".join(machine_lines(info)))
     print()
     print(markdown_table(
-        ["command", "first lookup ms (median)", "warm ms (median)", "warm ms (max)", "explain() in-process ms"],
-        [[r["command"], fmt(r["cold_ms"]), fmt(r["warm_ms"]), fmt(r["warm_max_ms"]), fmt(r["in_process_ms"])]
-         for r in rows]))
+        ["command", "first lookup ms", "warm ms", "warm ms (max)", "warm minus python start-up ms",
+         "explain() in-process ms"],
+        [[r["command"], fmt(r["cold_ms"]), fmt(r["warm_ms"]), fmt(r["warm_max_ms"]), fmt(r["warm_over_python_ms"]),
+          fmt(r["in_process_ms"])] for r in rows]))
     s = payload["summary"]
     print()
     print(f"median over commands: first lookup {fmt(s['cold_median_ms'])} ms, warm {fmt(s['warm_median_ms'])} ms "
-          f"(targets: 500 / 100 ms); a bare `python -c pass` takes {fmt(median(baseline))} ms here")
+          f"(targets: 500 / 100 ms); a bare `python -c pass`, timed after each warm call, takes {fmt(median(baseline))} ms here")
+    c = payload["cpu_ms"]
+    print(f"CPU time (user + system, with man and groff): first lookup {fmt(c['cold_median'])} ms, warm "
+          f"{fmt(c['warm_median'])} ms, bare python start-up {fmt(c['python_startup_median'])} ms (medians over calls)")
     write_json(args.out, payload)
     return 0
 

@@ -334,3 +334,12 @@ def test_repl_explain(nl2cmd_home: Path) -> None:
     assert "nothing to explain yet" in result.stderr
     assert "printf" in result.stdout and "format and print data" in result.stdout  # the last suggestion
     assert "use a long listing format" in result.stdout
+
+
+def test_explain_path_imports_neither_click_nor_numpy(tmp_path: Path) -> None:
+    code = ("import sys\nfrom tinyllm.cli.entry import main\ntry:\n    main(['explain', 'ls -l'])\nexcept SystemExit:\n"
+            "    pass\nheavy = [m for m in ('click', 'numpy', 'torch', 'prompt_toolkit') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    env = {**os.environ, "NL2CMD_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr

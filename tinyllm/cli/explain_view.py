@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -106,7 +105,7 @@ def terminal_width(stream: object) -> int:
     """Columns of the terminal `stream` writes to; $COLUMNS or 80 when it is not one."""
     try:
         if stream is not None and stream.isatty():  # type: ignore[attr-defined]
-            return shutil.get_terminal_size((80, 24)).columns
+            return os.get_terminal_size(stream.fileno()).columns  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):
         pass
     try:

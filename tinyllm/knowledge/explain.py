@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -256,9 +255,9 @@ def tldr_summaries(index_path: str | Path | None, cache_dir: Path | None = None)
     key = f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
     if key in _SUMMARY_CACHE:
         return _SUMMARY_CACHE[key]
-    import hashlib
+    import zlib
 
-    cache = cache_dir / f"tldr-{hashlib.sha1(key.encode()).hexdigest()[:20]}.json" if cache_dir else None
+    cache = cache_dir / f"tldr-{zlib.crc32(key.encode()):08x}{st.st_size:x}.json" if cache_dir else None
     if cache is not None:
         try:
             found = json.loads(cache.read_text(encoding="utf-8"))
@@ -293,6 +292,7 @@ def tldr_summaries(index_path: str | Path | None, cache_dir: Path | None = None)
 
 def _builtin_help(name: str) -> str:
     """bash's one-line description of a builtin (``help -d cd``), or ""."""
+    import shutil
     import subprocess
 
     bash = shutil.which("bash")
@@ -513,7 +513,11 @@ class _Explainer:
         if builtin:
             self.add(s, e, "program", raw, f"shell builtin: {builtin}", "bash help", depth, name)
             return
+        import shutil
+
         where = "" if shutil.which(name) else f"; no program named {name} on PATH either"
+        if shutil.which("man") is None:
+            where += " (man is not installed)"
         self.add(s, e, "program", raw, f"no manual page found for {name}{where}", "", depth, name, found=False)
 
     # -- arguments --------------------------------------------------------------------------------

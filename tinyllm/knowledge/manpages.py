@@ -22,10 +22,10 @@ Standard library only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -434,8 +434,10 @@ def default_cache_dir() -> Path | None:
 
 
 def _cache_file(cache_dir: Path, page: Path) -> Path:
+    # The key names the page file, its version (mtime, size) and the parser's; zlib rather than hashlib,
+    # whose import costs milliseconds of every `nl2cmd explain`.
     st = page.stat()
-    key = hashlib.sha1(f"{page}:{st.st_mtime_ns}:{st.st_size}:{CACHE_VERSION}".encode()).hexdigest()[:20]
+    key = f"{zlib.crc32(str(page).encode()):08x}{st.st_mtime_ns:x}{st.st_size:x}v{CACHE_VERSION}"
     return cache_dir / f"{page.name.split('.', 1)[0][:60]}-{key}.json"
 
 
