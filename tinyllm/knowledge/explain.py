@@ -600,7 +600,7 @@ class _Explainer:
         if not re.fullmatch(r"[a-z][a-z0-9-]*", v):
             return None
         # A sub-command page is tried only when the program's page names it (git(1) cites git-commit(1)).
-        sub = self.page(f"{name}-{v}", ask_man=False) if f"{name}-{v}" in page.text else None
+        sub = self.page(f"{name}-{v}", ask_man=False) if page.mentions(f"{name}-{v}") else None
         if sub is not None:
             self.add(s, e, "subcommand", tok.raw, sub.summary or f"see {sub.ref}", f"man:{sub.ref}", depth, name)
             return sub

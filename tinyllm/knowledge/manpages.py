@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 SECTIONS = ("1", "8")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bump when the parsed form changes: cached pages of another version are parsed again."""
 DEFAULT_ROOTS = ("/usr/local/share/man", "/usr/share/man", "/usr/local/man")
 
@@ -57,6 +57,7 @@ _FLAG_RE = re.compile(r"(--?|\+)((?:\[no-\])?[A-Za-z0-9?#@.][\w.+#@?-]*)(.*)")
 _WORD_TAG_RE = re.compile(r"[a-z][a-z0-9-]*(?=$|\s)")
 _BULLET_RE = re.compile(r"^(?:[o\u25cb\u2022*\u00b7]|\d+\.)\s+(?=[-+])")
 _GAP_RE = re.compile(r"\S(\s{2,})\S")
+_REF_RE = re.compile(r"([A-Za-z0-9_][\w.+-]*)\(\d\w*\)")
 _STREAM_RE = re.compile(r"-[\w-]+:(?:[avsdt](?::\d+)?|\d+)")
 _ITEM_SPLIT_RE = re.compile(r"\s*(?:,|\s/|\bor\b)\s+(?=[-+])")
 
@@ -297,9 +298,27 @@ class ManualPage:
     section: str
     path: str
     summary: str
-    text: str = ""
+    body: str = ""
+    """The rendered text; "" while it waits in `text_file` (see `text`)."""
     options: dict[str, Entry] = field(default_factory=dict)
     words: dict[str, Entry] = field(default_factory=dict)
+    refs: frozenset[str] = frozenset()
+    """The pages this one cites (``git-commit`` for "git-commit(1)"): sub-command pages are looked for here."""
+    text_file: str = ""
+
+    @property
+    def text(self) -> str:
+        """The whole page as plain text (read from the cache on first use)."""
+        if not self.body and self.text_file:
+            try:
+                self.body = Path(self.text_file).read_text(encoding="utf-8")
+            except OSError:
+                pass
+        return self.body
+
+    def mentions(self, name: str) -> bool:
+        """Does the page cite the page `name` ("see git-commit(1)")?"""
+        return name in self.refs
 
     @property
     def ref(self) -> str:
@@ -332,7 +351,8 @@ class ManualPage:
             return [[e.tag, list(e.names), e.text, e.argument, e.optional] for e in unique]
 
         return {"version": CACHE_VERSION, "name": self.name, "section": self.section, "path": self.path,
-                "summary": self.summary, "text": self.text, "options": table(self.options), "words": table(self.words)}
+                "summary": self.summary, "text": self.text, "options": table(self.options), "words": table(self.words),
+                "refs": sorted(self.refs)}
 
     @classmethod
     def from_json(cls, obj: dict[str, object]) -> ManualPage:
@@ -350,7 +370,8 @@ class ManualPage:
 
         try:
             return cls(str(obj["name"]), str(obj["section"]), str(obj["path"]), str(obj["summary"]),
-                       str(obj["text"]), table(obj["options"]), table(obj["words"]))
+                       str(obj["text"]), table(obj["options"]), table(obj["words"]),
+                       frozenset(str(r) for r in obj["refs"]))  # type: ignore[union-attr]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed cached manual page ({exc})") from None
 
@@ -372,7 +393,8 @@ def parse_page(text: str, path: Path | str = "", name: str = "", section: str = 
         guessed = _page_name(Path(path))
         name, section = name or guessed[0], section or guessed[1]
     options, words = parse_entries(text)
-    return ManualPage(name, section, str(path), _summary(text.splitlines()), text, options, words)
+    refs = frozenset(m.group(1) for m in _REF_RE.finditer(text))
+    return ManualPage(name, section, str(path), _summary(text.splitlines()), text, options, words, refs)
 
 
 # ------------------------------------------------------------------------------------------- locating
@@ -459,6 +481,7 @@ def load_page(path: Path, cache_dir: Path | None = None, *, use_cache: bool = Tr
     if cached is not None:
         try:
             page = ManualPage.from_json(json.loads(cached.read_text(encoding="utf-8")))
+            page.text_file = str(cached.with_suffix(".txt"))
             _MEMO[memo_key] = page
             return page
         except (OSError, ValueError):
@@ -470,9 +493,12 @@ def load_page(path: Path, cache_dir: Path | None = None, *, use_cache: bool = Tr
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(page.to_json(), ensure_ascii=False), encoding="utf-8")
-            tmp.replace(cached)
+            # The rendered text goes beside the parsed page (read only when asked for: it is most of the bytes).
+            for target, content in ((cached.with_suffix(".txt"), page.text),
+                                    (cached, json.dumps({**page.to_json(), "text": ""}, ensure_ascii=False))):
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_text(content, encoding="utf-8")
+                tmp.replace(target)
         except OSError:
             pass  # a read-only cache only costs speed
     if use_cache:
