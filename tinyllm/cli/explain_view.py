@@ -105,7 +105,9 @@ def terminal_width(stream: object) -> int:
     """Columns of the terminal `stream` writes to; $COLUMNS or 80 when it is not one."""
     try:
         if stream is not None and stream.isatty():  # type: ignore[attr-defined]
-            return os.get_terminal_size(stream.fileno()).columns  # type: ignore[attr-defined]
+            columns = os.get_terminal_size(stream.fileno()).columns  # type: ignore[attr-defined]
+            if columns > 0:  # a pseudo-terminal without a size says 0
+                return max(20, columns)
     except (AttributeError, ValueError, OSError):
         pass
     try:
