@@ -31,6 +31,8 @@ from pathlib import Path
 
 from common import use_fake_backend
 
+from tinyllm.infer import ENGINES
+
 
 def nl2cmd_command() -> list[str]:
     """The installed entry point beside this interpreter (not a pyenv shim), else `python -m tinyllm.cli.app`."""
@@ -103,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if not threads or min(threads) < 1:
         parser.error("--threads must be a comma list of positive integers")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if not engines or set(engines) - {"auto", "c-int8", "numpy"}:
-        parser.error("--engines must be a comma list of auto, c-int8, numpy")
+    if not engines or set(engines) - set(ENGINES):
+        parser.error(f"--engines must be a comma list of {', '.join(ENGINES)}")
     configs = [(e, t) for e in engines for t in threads]
 
     home = tempfile.mkdtemp(prefix="n2cb", dir="/tmp")  # short: the socket lives under it

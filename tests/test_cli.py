@@ -16,7 +16,7 @@ from tinyllm import __version__
 from tinyllm.cli import entry
 from tinyllm.cli.app import DefaultGroup, clean_arg, cli
 from tinyllm.formats import paths, settings
-from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS
 
 from .fake_backend import BACKEND as FAKE_BACKEND
 
@@ -65,7 +65,7 @@ def test_entry_routes_only_plain_requests_past_click(argv: list[str], plain: boo
 
 
 @pytest.mark.parametrize("argv", [["list", "large", "files"], ["find", "files", "-name", "foo"], ["   "],
-                                  ["x" * (MAX_INSTRUCTION_CHARS + 1)], ["list caf\udce9 files"]])
+                                  ["x" * (MAX_REQUEST_CHARS + 1)], ["list caf\udce9 files"]])
 def test_entry_fast_path_matches_the_click_cli(nl2cmd_home: Path, argv: list[str]) -> None:
     """Same stdout, stderr and exit status through tinyllm.cli.entry (no click) and through the click CLI."""
     config = paths.resolve().config_file
@@ -143,9 +143,9 @@ def test_no_words_at_all_is_an_empty_instruction(nl2cmd_home: Path) -> None:
 
 
 def test_too_long_instruction(nl2cmd_home: Path) -> None:
-    line = one_error_line(run("--no-daemon", "x" * (MAX_INSTRUCTION_CHARS + 1)))
-    assert "too long" in line and str(MAX_INSTRUCTION_CHARS) in line
-    assert run("--no-daemon", "x" * MAX_INSTRUCTION_CHARS).exit_code == 0
+    line = one_error_line(run("--no-daemon", "x" * (MAX_REQUEST_CHARS + 1)))
+    assert "too long" in line and str(MAX_REQUEST_CHARS) in line
+    assert run("--no-daemon", "x" * MAX_REQUEST_CHARS).exit_code == 0
 
 
 def test_control_characters_and_ansi_are_stripped(nl2cmd_home: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS
 from tinyllm.serve.protocol import (
     MAX_ALTERNATIVES,
     MAX_REQUEST_BYTES,
@@ -36,7 +36,7 @@ def _parse_or_protocol_error(line: bytes) -> Request | None:
     assert isinstance(req, Request)
     assert req.op in ("suggest", "ping", "shutdown", "reload")
     if req.op == "suggest":
-        assert req.instruction and len(req.instruction) <= MAX_INSTRUCTION_CHARS
+        assert req.instruction and len(req.instruction) <= MAX_REQUEST_CHARS
         req.instruction.encode("utf-8")  # never a lone surrogate
         assert 1 <= req.n <= MAX_ALTERNATIVES
     return req
@@ -99,7 +99,7 @@ def test_defaults_for_platform_and_n() -> None:
         ({"v": 1, "op": "suggest"}, "'instruction' must be a string"),
         ({"v": 1, "op": "suggest", "instruction": 5}, "'instruction' must be a string"),
         ({"v": 1, "op": "suggest", "instruction": " \t\x07 "}, "empty instruction"),
-        ({"v": 1, "op": "suggest", "instruction": "a" * (MAX_INSTRUCTION_CHARS + 1)}, "too long"),
+        ({"v": 1, "op": "suggest", "instruction": "a" * (MAX_REQUEST_CHARS + 1)}, "too long"),
         ({"v": 1, "op": "suggest", "instruction": "a" * 10_000}, "too long"),
         ({"v": 1, "op": "suggest", "instruction": "x", "platform": "windows"}, "'platform'"),
         ({"v": 1, "op": "suggest", "instruction": "x", "n": 0}, "'n' must be from 1"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tinyllm.knowledge import userpairs
-from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS
 from tinyllm.knowledge.userpairs import UserPair, UserPairsError
 
 
@@ -62,8 +62,8 @@ def test_normalisation_and_validation(pairs_file: Path) -> None:
     for instr, cmd, fragment in [
         ("   ", "ls", "empty instruction"),
         ("list", " \x07 ", "empty command"),
-        ("x" * (MAX_INSTRUCTION_CHARS + 1), "ls", "instruction too long"),
-        ("list", "x" * (userpairs.MAX_COMMAND_CHARS + 1), "command too long"),
+        ("x" * (MAX_REQUEST_CHARS + 1), "ls", "instruction too long"),
+        ("list", "x" * (userpairs.MAX_USER_COMMAND_CHARS + 1), "command too long"),
     ]:
         with pytest.raises(UserPairsError, match=fragment):
             userpairs.add(instr, cmd, path=pairs_file)

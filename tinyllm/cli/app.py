@@ -22,9 +22,10 @@ import click
 
 from tinyllm import __version__
 from tinyllm.formats.paths import StateDirError, ensure_dir
-from tinyllm.formats.settings import PLATFORM_CHOICES
+from tinyllm.formats.prompt import USER_PLATFORMS
+from tinyllm.formats.settings import MAX_ALTERNATIVES
 from tinyllm.knowledge.text import safe_line, strip_control
-from tinyllm.serve.protocol import MAX_ALTERNATIVES, PROTOCOL_VERSION
+from tinyllm.serve.protocol import PROTOCOL_VERSION
 
 from .frontend import (
     PROG,
@@ -99,7 +100,7 @@ def _suggest_options(f: Any) -> Any:
     for deco in reversed([
         click.option("-n", "--num", type=click.IntRange(1, MAX_ALTERNATIVES), default=None,
                      help="Print N alternatives, best first, one per line."),
-        click.option("--platform", type=click.Choice(PLATFORM_CHOICES), default=None,
+        click.option("--platform", type=click.Choice(USER_PLATFORMS), default=None,
                      help="Target platform (default: this OS, or the config file)."),
         click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to use."),
         click.option("--no-daemon/--daemon", "no_daemon", default=None,
@@ -356,7 +357,7 @@ def _danger(command: str) -> list[str]:
 @click.option("--list", "list_", is_flag=True, help="List the learnt pairs, numbered.")
 @click.option("--import", "import_path", type=click.Path(dir_okay=False), default=None,
               help="Add the pairs of a JSONL file ({\"instruction\": ..., \"command\": ...} per line).")
-@click.option("--platform", "pair_platform", type=click.Choice(PLATFORM_CHOICES), default=None,
+@click.option("--platform", "pair_platform", type=click.Choice(USER_PLATFORMS), default=None,
               help="Use the pair only on this platform.")
 def learn_cmd(instruction: str | None, command: str | None, list_: bool, import_path: str | None,
               pair_platform: str | None) -> None:

@@ -1,7 +1,8 @@
 """Render the shell widgets printed by `nl2cmd init SHELL` (bash, zsh, fish).
 
 The scripts live in the `tinyllm.shell` package data (shell/nl2cmd.{bash,zsh,fish}).  Rendering
-substitutes the key binding lines and the name of the nl2cmd executable.  Keys are accepted in a
+substitutes the key binding lines and the name of the nl2cmd executable, and writes the request
+function the bash and zsh widgets share (shell/ask.sh) where their scripts say so.  Keys are accepted in a
 friendly form ("ctrl-g", "alt-j", "ctrl-alt-g") or in the usual shell notations ("\\C-g", "^G",
 "\\M-j", "\\ej", "\\cg") and converted for each shell.
 
@@ -25,6 +26,8 @@ _EXE_MARK = "@NL2CMD_EXE@"
 _BIND_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<colon>: )?# @NL2CMD_BINDINGS@[ \t]*$", re.MULTILINE)
 _WIDGET = "__nl2cmd_widget"
 _EXPLAIN_WIDGET = "__nl2cmd_explain_widget"
+# The line in the bash and zsh scripts replaced by shell/ask.sh (valid in both shells).
+_ASK_RE = re.compile(r"^(?P<indent>[ \t]*)# @NL2CMD_ASK@[ \t]*$", re.MULTILINE)
 
 # Ctrl keys that cannot work or would break the line editor: ^C and ^Z are taken by the terminal
 # (SIGINT, SIGTSTP); ^I is Tab, ^J and ^M are Enter.
@@ -153,10 +156,15 @@ def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = 
         raise ValueError(f"the explain key {explain_text!r} is the suggestion key too; pick another (or 'none')")
     if not exe or "\n" in exe or "\0" in exe:
         raise ValueError(f"invalid nl2cmd executable {exe!r}")
-    script = resources.files("tinyllm.shell").joinpath(f"nl2cmd.{shell}").read_text(encoding="utf-8")
+    package = resources.files("tinyllm.shell")
+    script = package.joinpath(f"nl2cmd.{shell}").read_text(encoding="utf-8")
     marker = _BIND_RE.search(script)
-    if marker is None or _EXE_MARK not in script:
+    if marker is None or _EXE_MARK not in script or (shell != "fish") != bool(_ASK_RE.search(script)):
         raise RuntimeError(f"the packaged {shell} widget script is missing its template markers")
+    if shell != "fish":
+        ask = package.joinpath("ask.sh").read_text(encoding="utf-8").rstrip("\n").split("\n")
+        script = _ASK_RE.sub(lambda m: "\n".join(m.group("indent") + line if line else line for line in ask), script)
+        marker = _BIND_RE.search(script)
     indent, colon = marker.group("indent"), marker.group("colon") or ""
     if bind:
         lines = _bindings(shell, parsed)

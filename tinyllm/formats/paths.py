@@ -33,45 +33,29 @@ class StateDirError(Exception):
     """A state directory is unusable (owned by someone else, not a directory, ...)."""
 
 
+def _file(directory: str, name: str, doc: str) -> property:
+    """A read-only attribute: the file `name` in the directory field `directory` (str or Path, as the
+    class joins them)."""
+
+    def get(self: _Files) -> str | Path:
+        return self._join(getattr(self, directory), name)
+
+    return property(get, doc=doc)
+
+
 class _Files:
     """The files inside the five directories (shared by Locations and StatePaths)."""
 
     __slots__ = ()
 
-    @property
-    def config_file(self):
-        """The settings file (tiny TOML subset, see tinyllm.formats.settings)."""
-        return self._join(self.config_dir, "config.toml")
-
-    @property
-    def user_pairs(self):
-        """The user's own instruction/command pairs (JSONL)."""
-        return self._join(self.data_dir, "user_pairs.jsonl")
-
-    @property
-    def history(self):
-        """REPL history."""
-        return self._join(self.state_dir, "repl_history")
-
-    @property
-    def log(self):
-        """Daemon log (its stdout and stderr)."""
-        return self._join(self.state_dir, "daemon.log")
-
-    @property
-    def socket(self):
-        """The daemon's Unix domain socket."""
-        return self._join(self.runtime_dir, f"{APP}.sock")
-
-    @property
-    def pid(self):
-        """The running daemon's pid (the authority on which daemon owns the socket)."""
-        return self._join(self.runtime_dir, f"{APP}.pid")
-
-    @property
-    def lock(self):
-        """flock()ed while a daemon is being started, so racing clients start exactly one."""
-        return self._join(self.runtime_dir, f"{APP}.lock")
+    config_file = _file("config_dir", "config.toml", "The settings file (tiny TOML subset, see tinyllm.formats.settings).")
+    user_pairs = _file("data_dir", "user_pairs.jsonl", "The user's own instruction/command pairs (JSONL).")
+    history = _file("state_dir", "repl_history", "REPL history.")
+    log = _file("state_dir", "daemon.log", "Daemon log (its stdout and stderr).")
+    socket = _file("runtime_dir", f"{APP}.sock", "The daemon's Unix domain socket.")
+    pid = _file("runtime_dir", f"{APP}.pid", "The running daemon's pid (the authority on which daemon owns the socket).")
+    lock = _file("runtime_dir", f"{APP}.lock",
+                 "flock()ed while a daemon is being started, so racing clients start exactly one.")
 
 
 _DIRS = "config_dir data_dir state_dir cache_dir runtime_dir"

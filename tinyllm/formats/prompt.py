@@ -53,7 +53,7 @@ def training_platform(platform: str, key: str) -> str:
     """The tag a training pair is shown with: its own for a linux or macos command; a command for both
     ("common") is a right answer for a user on either, so it gets linux or macos, half each, by a hash
     of `key` (its request: the same tag in every run). Training on the "common" tag, which serving never
-    sends, taught Linux prompts mostly from NL2Bash (session 5: `find .` for "list files")."""
+    sends, taught Linux prompts mostly from NL2Bash (v4 answered "list files" with `find .`; fixed in v12b)."""
     if platform in USER_PLATFORMS:
         return platform
     return USER_PLATFORMS[zlib.crc32(key.encode("utf-8")) & 1]

@@ -24,7 +24,7 @@ import os
 import re
 from collections import namedtuple
 
-from .prompt import current_platform
+from .prompt import USER_PLATFORMS, current_platform
 
 # typing is not imported at run time: it costs ~3 ms of the thin client's start-up (every
 # `nl2cmd` call); annotations are strings (PEP 563).
@@ -32,10 +32,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_NUM = 10
-"""Most alternatives a client may ask for."""
-
-PLATFORM_CHOICES = ("linux", "macos")
+MAX_ALTERNATIVES = 10
+"""The most alternatives one request may ask for: the `num` setting, ``nl2cmd -n`` and the protocol's `n`."""
 
 
 _DEFAULTS = {
@@ -117,12 +115,12 @@ def parse_value(raw: str) -> Any:
 def _check(key: str, value: Any) -> Any:
     """Validate/convert a parsed value for `key`; raises ValueError with a human message."""
     if key == "platform":
-        if value not in PLATFORM_CHOICES:
-            raise ValueError(f"platform must be one of {', '.join(PLATFORM_CHOICES)}")
+        if value not in USER_PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(USER_PLATFORMS)}")
         return value
     if key == "num":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NUM:
-            raise ValueError(f"num must be an integer from 1 to {MAX_NUM}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ALTERNATIVES:
+            raise ValueError(f"num must be an integer from 1 to {MAX_ALTERNATIVES}")
         return value
     if key == "model":
         if not isinstance(value, str) or not value.strip():

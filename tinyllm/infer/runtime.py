@@ -14,7 +14,7 @@ from tinyllm.knowledge.shellparse import command_name
 from tinyllm.knowledge.text import normalize_command
 from tinyllm.knowledge.tools import ToolLexicon
 
-from . import generate
+from . import ENGINES, generate
 from .engine import NumpyTransformer
 
 
@@ -28,8 +28,6 @@ class Generated:
     mean_logprob: float | None = None
     """Mean log-prob per decoded token (<eos> included), where the decoder knows it."""
 
-
-ENGINES = ("auto", "numpy", "c-int8")
 
 
 class EngineError(ValueError):

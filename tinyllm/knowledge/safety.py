@@ -1,9 +1,9 @@
 """Warn about shell commands that destroy data or take the system down.
 
-A heuristic classifier, not a sandbox: it parses the command roughly as a shell would (shlex,
-with a regex fallback for unbalanced quotes), looks at every simple command in every
-``&&``/``||``/``;``/``|`` chain after stripping wrappers such as ``sudo``, ``env VAR=x`` and
-``nohup``, and recurses into ``sh -c '...'``, ``eval``, ``$(...)`` and backticks.
+A heuristic classifier, not a sandbox: it reads the command with the project's shell lexer
+(tinyllm.knowledge.shellparse.line_tokens, with a rough split for unbalanced quotes), looks at
+every simple command in every ``&&``/``||``/``;``/``|`` chain after stripping wrappers such as
+``sudo``, ``env VAR=x`` and ``nohup``, and recurses into ``sh -c '...'``, ``eval``, ``$(...)`` and backticks.
 
 Policy decisions (so that everyday commands stay quiet):
 
@@ -26,10 +26,17 @@ Pure standard library, regexes compiled once at import: the daemon imports this.
 from __future__ import annotations
 
 import re
-import shlex
-from collections.abc import Collection
 from dataclasses import dataclass
 
+from .shellparse import (
+    line_tokens,
+    pipelines,
+    program_name,
+    shell_words,
+    simple_commands,
+    strip_wrappers,
+    substitutions,
+)
 from .text import safe_line
 
 __all__ = ["DangerWarning", "classify", "is_dangerous", "shell_words", "simple_commands", "strip_wrappers"]
@@ -41,174 +48,6 @@ class DangerWarning:
 
     code: str
     message: str
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenising
-# ---------------------------------------------------------------------------------------------
-
-# tldr "{{[-r|--recursive]}}" = "either spelling of the same option": keep the first one.
-_ALTERNATIVES_RE = re.compile(r"\{\{\[([^|\]{}]*)\|[^\]{}]*\]\}\}")
-# Any other tldr placeholder; a "|" inside one ("{{start|stop}}") lists values, it is not a pipe.
-_PLACEHOLDER_RE = re.compile(r"\{\{[^{}]*\}\}")
-# "2>file", "2>&1": the fd number glued to a redirection would otherwise become an argument.
-_FD_REDIRECT_RE = re.compile(r"(^|[\s;&|(])\d+(?=[<>])")
-# Fallback tokeniser for text shlex rejects (unbalanced quotes): operators or runs of word chars.
-_FALLBACK_TOKEN_RE = re.compile(r"\|\||&&|;;|\|&|[<>]+&?|&>>?|[;&|()]|[^\s;&|()<>]+")
-_PUNCT = frozenset("();<>|&")
-_ASSIGNMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-# Shell keywords that may precede a command in a compound statement.
-_LEADING_KEYWORDS = frozenset({"{", "}", "!", "then", "do", "else", "elif", "if", "while", "until", "time", "fi", "done"})
-
-
-def _is_operator(token: str) -> bool:
-    return bool(token) and all(c in _PUNCT for c in token)
-
-
-def shell_words(line: str) -> list[str]:
-    """Split one line of shell into words and operator tokens (``|``, ``&&``, ``;``, ``>``, ...).
-
-    Quotes are removed as the shell would; tldr ``{{[a|b]}}`` alternatives are resolved to ``a``;
-    a word starting with ``#`` ends the line (comment). Never raises: on unbalanced quotes a
-    regex tokeniser is used instead.
-    """
-    line = _ALTERNATIVES_RE.sub(r"\1", line)
-    if "{{" in line:
-        line = _PLACEHOLDER_RE.sub(lambda m: m.group(0).replace("|", "/"), line)
-    line = _FD_REDIRECT_RE.sub(r"\1", line)
-    try:
-        lex = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lex.whitespace_split = True
-        lex.commenters = ""  # '#' only starts a comment at a word start, handled below
-        tokens = list(lex)
-    except ValueError:
-        tokens = [t.replace("'", "").replace('"', "") for t in _FALLBACK_TOKEN_RE.findall(line)]
-    for i, tok in enumerate(tokens):
-        if tok.startswith("#"):
-            return tokens[:i]
-    return tokens
-
-
-@dataclass
-class _Simple:
-    """A simple command: its words (wrappers not yet stripped) and redirections (operator, target)."""
-
-    words: list[str]
-    redirects: list[tuple[str, str]]
-
-
-def _parse(line: str) -> list[list[_Simple]]:
-    """A line as a list of pipelines, each a list of simple commands."""
-    pipelines: list[list[_Simple]] = [[]]
-    current = _Simple([], [])
-    tokens = shell_words(line)
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if _is_operator(tok) and ("<" in tok or ">" in tok):
-            target = tokens[i + 1] if i + 1 < len(tokens) and not _is_operator(tokens[i + 1]) else ""
-            current.redirects.append((tok, target))
-            i += 2 if target else 1
-            continue
-        if _is_operator(tok):
-            if current.words or current.redirects:
-                pipelines[-1].append(current)
-            current = _Simple([], [])
-            if not ("|" in tok and "||" not in tok):  # anything but a pipe ends the pipeline
-                if pipelines[-1]:
-                    pipelines.append([])
-        else:
-            current.words.append(tok)
-        i += 1
-    if current.words or current.redirects:
-        pipelines[-1].append(current)
-    return [p for p in pipelines if p]
-
-
-def simple_commands(command: str) -> list[list[str]]:
-    """The words of every simple command in `command` (split on pipes, ``&&``, ``;``, newlines ...).
-
-    Wrappers are *not* stripped (see `strip_wrappers`); redirections are dropped.
-    """
-    return [simple.words for line in command.splitlines() for pipe in _parse(line) for simple in pipe if simple.words]
-
-
-# ---------------------------------------------------------------------------------------------
-# Wrappers: sudo, env, nohup, ...
-# ---------------------------------------------------------------------------------------------
-
-# Wrapper -> options of that wrapper that take a separate argument.
-_WRAPPERS: dict[str, frozenset[str]] = {
-    "sudo": frozenset({"-u", "-g", "-p", "-C", "-U", "-r", "-t", "-T", "-D", "-h", "--user", "--group", "--prompt"}),
-    "doas": frozenset({"-u", "-C"}),
-    "env": frozenset({"-u", "-C", "--unset", "--chdir"}),
-    "nohup": frozenset(),
-    "time": frozenset({"-f", "-o", "--format", "--output"}),
-    "nice": frozenset({"-n", "--adjustment"}),
-    "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
-    "command": frozenset(),
-    "builtin": frozenset(),
-    "exec": frozenset({"-a"}),
-    "stdbuf": frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}),
-    "xargs": frozenset({"-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s", "--arg-file", "--delimiter",
-                        "--max-args", "--max-procs", "--max-chars", "--max-lines", "--replace"}),
-    "busybox": frozenset(),
-    "caffeinate": frozenset({"-t", "-w"}),
-    "chronic": frozenset(),
-    "unbuffer": frozenset(),
-}
-WRAPPERS = frozenset({*_WRAPPERS, "timeout"})
-"""Names `strip_wrappers` knows how to skip."""
-
-
-def _basename(word: str) -> str:
-    return word.rsplit("/", 1)[-1] if "/" in word.rstrip("/") else word
-
-
-def strip_wrappers(words: list[str], names: Collection[str] | None = None) -> list[str]:
-    """Drop leading ``VAR=x`` assignments, shell keywords and wrappers (``sudo -u x``, ``env -i``,
-    ``nohup``, ``time``, ``nice -n 5``, ``timeout 10``, ``xargs -0`` ...) with their options.
-
-    `names` restricts which wrappers are stripped (default: all known ones). The first remaining
-    word is the utility; a path such as ``/bin/rm`` is reduced to ``rm``.
-    """
-    wrappers = WRAPPERS if names is None else frozenset(names) & WRAPPERS
-    i = 0
-    n = len(words)
-    while i < n:
-        word = words[i]
-        name = _basename(word)
-        if word in _LEADING_KEYWORDS or _ASSIGNMENT_RE.match(word):
-            i += 1
-            continue
-        if name == "timeout" and name in wrappers:  # timeout [options] DURATION command
-            i += 1
-            while i < n and words[i].startswith("-"):
-                i += 2 if words[i] in ("-s", "-k", "--signal", "--kill-after") else 1
-            i += 1  # the duration
-            continue
-        if name not in wrappers or name == "timeout":
-            break
-        takes_arg = _WRAPPERS[name]
-        i += 1
-        while i < n:
-            opt = words[i]
-            if opt == "--":
-                i += 1
-                break
-            if name in ("env", "sudo") and _ASSIGNMENT_RE.match(opt):
-                i += 1
-            elif opt.startswith("-") and len(opt) > 1:
-                if name == "nice" and opt[1:].isdigit():  # nice -10 cmd
-                    i += 1
-                else:
-                    i += 2 if opt in takes_arg else 1
-            else:
-                break
-    rest = words[i:]
-    if rest:
-        rest = [_basename(rest[0]), *rest[1:]]
-    return rest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +163,7 @@ def _rule_find(args: list[str]) -> list[DangerWarning]:
         starts.append(arg)
     deletes = "-delete" in args
     for i, arg in enumerate(args[:-1]):
-        if arg in ("-exec", "-execdir", "-ok", "-okdir") and _basename(args[i + 1]) in ("rm", "shred", "unlink"):
+        if arg in ("-exec", "-execdir", "-ok", "-okdir") and program_name(args[i + 1]) in ("rm", "shred", "unlink"):
             deletes = True
     if not deletes:
         return []
@@ -622,7 +461,6 @@ _PROC_SUBST_DOWNLOAD_RE = re.compile(
     r"|\b(?:source|\.)\s+<\(\s*(?:curl|wget)\b",
 )
 _DROP_RE = re.compile(r"\b(?:drop\s+(?:database|schema|table)|truncate\s+table)\b|\.dropDatabase\(", re.IGNORECASE)
-_SUBST_RE = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
 # A bare truncation: a redirection with no producer (or one that writes nothing) as a whole command.
 # Matched on the raw text so that "cmd \; > out", "(a; b) > out" and "done > out" do not count.
 _BARE_TRUNCATE_RE = re.compile(
@@ -640,18 +478,20 @@ def _classify(command: str, depth: int) -> list[DangerWarning]:
         out.append(_W("fork-bomb", "fork bomb: spawns processes until the system freezes"))
     if _PROC_SUBST_DOWNLOAD_RE.search(command):
         out.append(_W("pipe-to-shell", "runs a script downloaded from the internet without reviewing it"))
-    for m in _SUBST_RE.finditer(command):
-        out += _classify(m.group(1) if m.group(1) is not None else m.group(2), depth + 1)
+    spans = substitutions(command)
+    for start, end in spans:
+        out += _classify(command[start + (2 if command[start] == "$" else 1):end - 1], depth + 1)
     for line in command.splitlines():
         for m in _BARE_TRUNCATE_RE.finditer(line):
             target = m.group("target").strip("'\"")
             if target and target != "/dev/null" and not _is_device(target) and _norm_path(target) not in _CRITICAL_FILES:
                 out.append(_W("truncate", f"empties {target}"))
     # Substitutions were classified on their own: parse the rest with each one as a single word.
-    command = _SUBST_RE.sub("SUBST", command)
+    for start, end in reversed(spans):
+        command = command[:start] + "SUBST" + command[end:]
     utilities: set[str] = set()
     for line in command.splitlines():
-        for pipeline in _parse(line):
+        for pipeline in pipelines(line_tokens(line)):
             downloaded = False
             for simple in pipeline:
                 words = strip_wrappers(simple.words)

@@ -1,32 +1,77 @@
-"""Shell command structure without running a shell: a quote-aware lexer, the simple commands of a
-pipeline, and the utility each one runs (``sudo``/``env X=1``/``time``/``nohup`` prefixes skipped).
+"""The shell lexer: one reading of shell text for the whole project, without running a shell.
 
-Standard library only. Used by evaluation (tinyllm.train.metrics) and by serving (tinyllm.knowledge.tools).
+* `lex`: quote-aware tokens: operators, and words that remember whether they held quotes or tldr
+  ``{{placeholders}}``; ``$(...)`` and backticks stay inside one word.
+* `pipelines`: the simple commands of a token list, pipeline by pipeline, with their redirections.
+* `WRAPPERS` and `wrapper_length`/`strip_wrappers`: the one table of command prefixes (``sudo``,
+  ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument.
+* Evaluation and serving (`parse_commands`, `utilities`, `command_name`: tinyllm.train.metrics,
+  tinyllm.knowledge.tools, tinyllm.infer.runtime) skip only the `PREFIXES` (xargs, watch, timeout ...
+  *are* the utility there, as in NLC2CMD). The danger classifier (tinyllm.knowledge.safety) reads a
+  line the cautious way (`line_tokens`, `shell_words`, `simple_commands`): comments dropped, every
+  wrapper and leading keyword skipped, and a rough split when a quote is never closed, so that a
+  stray quote cannot hide a command.
+
+Standard library only.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
-# Prefixes that are not "the" utility (kept deliberately smaller than tinyllm.knowledge.safety's list:
-# xargs, watch, timeout ... *are* the utility for evaluation purposes, as in NLC2CMD).
+# Prefixes that are not "the" utility for evaluation (a subset of WRAPPERS: xargs, watch, timeout ...
+# *are* the utility for evaluation purposes, as in NLC2CMD).
 PREFIXES = frozenset({"sudo", "doas", "env", "time", "nohup", "command", "builtin", "exec", "nice"})
-_PREFIX_ARG_OPTS = {"sudo": {"-u", "-g", "-p", "-C", "-U", "-h", "-D", "-r", "-t", "-T"}, "doas": {"-u", "-C"},
-                    "env": {"-u", "-C", "-S"}, "nice": {"-n"}, "time": {"-f", "-o"}, "exec": {"-a"}}
+# Wrapper -> options of that wrapper that take a separate argument.
+WRAPPER_OPTIONS: dict[str, frozenset[str]] = {
+    "sudo": frozenset({"-u", "-g", "-p", "-C", "-U", "-r", "-t", "-T", "-D", "-h", "--user", "--group", "--prompt"}),
+    "doas": frozenset({"-u", "-C"}),
+    "env": frozenset({"-u", "-C", "-S", "--unset", "--chdir"}),
+    "nohup": frozenset(),
+    "time": frozenset({"-f", "-o", "--format", "--output"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
+    "command": frozenset(),
+    "builtin": frozenset(),
+    "exec": frozenset({"-a"}),
+    "stdbuf": frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}),
+    "xargs": frozenset({"-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s", "--arg-file", "--delimiter",
+                        "--max-args", "--max-procs", "--max-chars", "--max-lines", "--replace"}),
+    "busybox": frozenset(),
+    "caffeinate": frozenset({"-t", "-w"}),
+    "chronic": frozenset(),
+    "unbuffer": frozenset(),
+}
+WRAPPERS = frozenset({*WRAPPER_OPTIONS, "timeout"})
+"""Names `strip_wrappers` knows how to skip (``timeout [options] DURATION`` has its own rule)."""
+_TIMEOUT_ARG_OPTS = frozenset({"-s", "-k", "--signal", "--kill-after"})
+# Shell keywords that may precede a command in a compound statement.
+KEYWORDS = frozenset({"{", "}", "!", "then", "do", "else", "elif", "if", "while", "until", "time", "fi", "done"})
 # Tools whose options are single-dash long words (-name, -type): never split into letters.
 SINGLE_DASH_LONG = frozenset({
     "find", "java", "javac", "ffmpeg", "ffprobe", "ffplay", "convert", "magick", "mogrify", "identify", "montage",
     "gcc", "g++", "cc", "clang", "clang++", "xrandr", "xdotool", "xmllint", "openssl", "go", "terraform",
     "qemu-system-x86_64", "qemu-img", "mplayer", "tcpdump", "xset", "xwininfo", "ant", "gs", "pdftoppm", "swift",
 })
+# tldr "{{[-r|--recursive]}}" = "either spelling of the same option".
 _ALTERNATIVES_RE = re.compile(r"\{\{\[([^\]{}]*)\]\}\}")
+OPERATOR_CHARS = frozenset("();<>|&")
 OP_RE = re.compile(r"\|\||&&|;;|\|&|&>>|&>|\d*(?:>>|>&|>\||<<<|<<-?|<>|<&|>|<)(?:&?\d+|&-)?|[|;&()]")
+# Inside double quotes a backslash escapes only these (POSIX).
+_DQUOTE_ESCAPE_RE = re.compile(r'\\([$`"\\\n])')
+# A redirection operator: its fd number, the operator, and a target glued to it ("2>&1", ">&-").
+_REDIRECT_RE = re.compile(r"\d*(\D*?)(\d+|(?<=&)-)?")
 ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 NUMBER_RE = re.compile(r"^[+-]?\d[\d.,:]*[A-Za-z%]{0,2}$")
 NEGATIVE_RE = re.compile(r"^-\d+(?:\.\d+)?$")
 KEY_RE = re.compile(r"^(-{0,2}[\w.-]+)=")
 PATHISH_RE = re.compile(r"[/~*?$@\[\]]|^\.|\w\.\w|://")
+# The rough split of text with an unclosed quote: the fd number glued to a redirection goes, then
+# operators or runs of other characters (quotes dropped).
+_FD_NUMBER_RE = re.compile(r"(^|[\s;&|(])\d+(?=[<>])")
+_ROUGH_TOKEN_RE = re.compile(r"\|\||&&|;;|\|&|[<>]+&?|&>>?|[;&|()]|[^\s;&|()<>]+")
 
 
 @dataclass(frozen=True)
@@ -59,7 +104,13 @@ def lex(command: str) -> list[Token]:
 
     ``$(...)`` and backticks stay inside one word. Never raises (an unclosed quote runs to the end).
     """
+    return _lex(command)[0]
+
+
+def _lex(command: str) -> tuple[list[Token], bool]:
+    """`lex`'s tokens, and whether every quote, placeholder and substitution was closed."""
     toks: list[Token] = []
+    closed = True
     i, n = 0, len(command)
     while i < n:
         if command[i].isspace():
@@ -75,6 +126,7 @@ def lex(command: str) -> list[Token]:
             c = command[i]
             if command.startswith("{{", i):
                 j = command.find("}}", i + 2)
+                closed = closed and j >= 0
                 j = n if j < 0 else j + 2
                 value.append(command[i:j])
                 placeholder, i = True, j
@@ -82,7 +134,9 @@ def lex(command: str) -> list[Token]:
                 j = i + 1
                 while j < n and command[j] != c:
                     j += 2 if c == '"' and command[j] == "\\" else 1
-                value.append(command[i + 1:min(j, n)])
+                closed = closed and j < n
+                inner = command[i + 1:min(j, n)]
+                value.append(_DQUOTE_ESCAPE_RE.sub(r"\1", inner) if c == '"' else inner)
                 placeholder = placeholder or "{{" in value[-1]
                 quoted, i = True, min(j + 1, n)
             elif c == "\\" and i + 1 < n:
@@ -101,6 +155,7 @@ def lex(command: str) -> list[Token]:
                         if depth == 0:
                             break
                     j += 1
+                closed = closed and j < n
                 value.append(command[i:j + 1])
                 i = j + 1
             elif c in "|;&()<>":
@@ -109,47 +164,177 @@ def lex(command: str) -> list[Token]:
                 value.append(c)
                 i += 1
         toks.append(Token("word", command[raw_start:i], "".join(value), quoted, placeholder))
+    return toks, closed
+
+
+def _rough(line: str) -> list[Token]:
+    """The rough split of a line whose quotes do not close: operators or runs of other characters."""
+    toks = []
+    for raw in _ROUGH_TOKEN_RE.findall(_FD_NUMBER_RE.sub(r"\1", line)):
+        value = raw.replace("'", "").replace('"', "")
+        kind = "op" if raw and all(c in OPERATOR_CHARS for c in raw) else "word"
+        toks.append(Token(kind, raw, value, quoted=value != raw))
     return toks
 
 
-def _segments(toks: list[Token]) -> list[list[Token]]:
-    """Split on control operators and pipes; redirections and their targets are dropped."""
-    segments: list[list[Token]] = [[]]
-    skip_next = False
-    for tok in toks:
-        if skip_next:
-            skip_next = False
-            if tok.kind == "word":
-                continue
-        if tok.kind == "op":
-            if "<" in tok.value or ">" in tok.value:
-                skip_next = not tok.value[-1].isdigit() and not tok.value.endswith("-")
-            elif segments[-1]:
-                segments.append([])
-            continue
-        segments[-1].append(tok)
-    return [s for s in segments if s]
+def line_tokens(line: str) -> list[Token]:
+    """One line read the cautious way: tldr ``{{[a|b]}}`` alternatives resolved to ``a``, a word that
+    starts with ``#`` ends the line (comment), and if a quote, placeholder or substitution is never
+    closed, the rough split (operators, or runs of other characters, quotes dropped) instead of `lex`.
+    """
+    text = resolve_alternatives(line)[0]
+    toks, closed = _lex(text)
+    if not closed:
+        toks = _rough(text)
+    for i, tok in enumerate(toks):
+        if tok.kind == "word" and tok.raw.startswith("#"):
+            return toks[:i]
+    return toks
 
 
-def _strip_prefixes(words: list[Token]) -> list[Token]:
-    """Drop ``VAR=x`` assignments and sudo/env/time/nohup-style prefixes with their options."""
-    i = 0
-    while i < len(words):
-        value = words[i].value
-        name = value.rsplit("/", 1)[-1]
-        if ASSIGN_RE.match(value) and not words[i].quoted:
-            i += 1
-        elif name in PREFIXES:
-            i += 1
-            while i < len(words) and (words[i].value.startswith("-") or
-                                      (name in ("env", "sudo") and ASSIGN_RE.match(words[i].value))):
-                if words[i].value == "--":
-                    i += 1
-                    break
-                i += 2 if words[i].value in _PREFIX_ARG_OPTS.get(name, ()) else 1
+def split_redirect(op: str) -> tuple[str, str]:
+    """A redirection operator without its fd number, and the target glued to it (``2>&1`` -> ``>&``, ``1``)."""
+    m = _REDIRECT_RE.fullmatch(op)
+    return (m.group(1), m.group(2) or "") if m else (op, "")
+
+
+def shell_words(line: str) -> list[str]:
+    """`line_tokens` as strings: quotes removed as the shell would, redirections without their fd
+    number, a target glued to a redirection as a word of its own. Never raises."""
+    words: list[str] = []
+    for tok in line_tokens(line):
+        if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
+            words += [w for w in split_redirect(tok.value) if w]
         else:
+            words.append(tok.value)
+    return words
+
+
+def substitutions(text: str) -> list[tuple[int, int]]:
+    """The spans ``(start, end)`` of the outermost closed ``$(...)`` and backtick command substitutions in
+    `text`, in order. Quotes are not considered: a cautious reader looks inside them too. Linear time."""
+    spans: list[tuple[int, int]] = []
+    opened: list[int] = []  # where each open "(" started; -1 for a plain one
+    tick = -1
+    for i, c in enumerate(text):
+        if c == "`":
+            if tick < 0:
+                tick = i
+            else:
+                spans.append((tick, i + 1))
+                tick = -1
+        elif c == "(":
+            opened.append(i - 1 if i and text[i - 1] == "$" else -1)
+        elif c == ")" and opened:
+            start = opened.pop()
+            if start >= 0:
+                spans.append((start, i + 1))
+    outer: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if not outer or start >= outer[-1][1]:
+            outer.append((start, end))
+    return outer
+
+
+@dataclass
+class SimpleCommand:
+    """A simple command: its words (wrappers not yet stripped) and redirections (operator, target)."""
+
+    tokens: list[Token] = field(default_factory=list)
+    redirects: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def words(self) -> list[str]:
+        """The words' values (quotes removed)."""
+        return [t.value for t in self.tokens]
+
+
+def pipelines(toks: list[Token]) -> list[list[SimpleCommand]]:
+    """Tokens as a list of pipelines, each a list of simple commands (control operators end a pipeline,
+    ``|`` and ``|&`` continue it). A redirection takes the next word as its target (or the one glued to it)."""
+    out: list[list[SimpleCommand]] = [[]]
+    current = SimpleCommand()
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
+            op, target = split_redirect(tok.value)
+            if not target and i + 1 < len(toks) and toks[i + 1].kind == "word":
+                target = toks[i + 1].value
+                i += 1
+            current.redirects.append((op, target))
+        elif tok.kind == "op":
+            if current.tokens or current.redirects:
+                out[-1].append(current)
+            current = SimpleCommand()
+            if not ("|" in tok.value and "||" not in tok.value) and out[-1]:
+                out.append([])
+        else:
+            current.tokens.append(tok)
+        i += 1
+    if current.tokens or current.redirects:
+        out[-1].append(current)
+    return [p for p in out if p]
+
+
+def simple_commands(command: str) -> list[list[str]]:
+    """The words of every simple command in `command` (split on pipes, ``&&``, ``;``, newlines ...), each
+    line read by `line_tokens`. Wrappers are *not* stripped (see `strip_wrappers`); redirections are dropped.
+    """
+    return [simple.words for line in command.splitlines() for pipe in pipelines(line_tokens(line))
+            for simple in pipe if simple.tokens]
+
+
+def program_name(word: str) -> str:
+    """A command word reduced to the program it names: ``/usr/bin/rm`` -> ``rm`` (``/`` stays ``/``)."""
+    return word.rsplit("/", 1)[-1] if "/" in word.rstrip("/") else word
+
+
+def wrapper_length(words: Sequence[str], names: Collection[str] | None = None, *, keywords: bool = True,
+                   quoted: Sequence[bool] = ()) -> int:
+    """How many leading `words` are not the command itself: ``VAR=x`` assignments (unless `quoted` marks
+    them), shell keywords (with `keywords`) and wrappers (``sudo -u x``, ``env -i``, ``nohup``,
+    ``time``, ``nice -n 5``, ``timeout 10``, ``xargs -0`` ...) with their options.
+
+    `names` restricts which wrappers are skipped (default: all of `WRAPPERS`).
+    """
+    wrappers = WRAPPERS if names is None else frozenset(names) & WRAPPERS
+    i, n = 0, len(words)
+    while i < n:
+        word = words[i]
+        name = program_name(word)
+        if (keywords and word in KEYWORDS) or (ASSIGN_RE.match(word) and not (i < len(quoted) and quoted[i])):
+            i += 1
+            continue
+        if name == "timeout" and name in wrappers:  # timeout [options] DURATION command
+            i += 1
+            while i < n and words[i].startswith("-"):
+                i += 2 if words[i] in _TIMEOUT_ARG_OPTS else 1
+            i += 1  # the duration
+            continue
+        if name not in wrappers or name == "timeout":
             break
-    return words[i:]
+        takes_arg = WRAPPER_OPTIONS[name]
+        i += 1
+        while i < n:
+            opt = words[i]
+            if opt == "--":
+                i += 1
+                break
+            if name in ("env", "sudo") and ASSIGN_RE.match(opt):
+                i += 1
+            elif opt.startswith("-"):
+                i += 2 if opt in takes_arg else 1
+            else:
+                break
+    return i
+
+
+def strip_wrappers(words: list[str], names: Collection[str] | None = None) -> list[str]:
+    """`words` without what `wrapper_length` skips; the first remaining word (the utility) reduced by
+    `program_name` (``/bin/rm`` -> ``rm``). `names` restricts which wrappers are stripped (default: all)."""
+    rest = words[wrapper_length(words, names):]
+    return [program_name(rest[0]), *rest[1:]] if rest else rest
 
 
 def utility_name(tok: Token) -> str:
@@ -162,8 +347,9 @@ def parse_commands(command: str, mapping: dict[str, str] | None = None) -> list[
     text, own = resolve_alternatives(command)
     mapping = {**own, **(mapping or {})}
     out = []
-    for segment in _segments(lex(text)):
-        words = _strip_prefixes(segment)
+    for segment in (simple.tokens for pipe in pipelines(lex(text)) for simple in pipe):
+        words = segment[wrapper_length([t.value for t in segment], PREFIXES, keywords=False,
+                                       quoted=[t.quoted for t in segment]):]
         if not words:
             continue
         name = utility_name(words[0])

@@ -26,8 +26,9 @@ _WS_RE = re.compile(r"\s+")
 # turned into spaces before controls are stripped, so "a\rb" does not become "ab".
 _SEPARATOR_RE = re.compile("[\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
 
-MAX_INSTRUCTION_CHARS = 500
-"""Longest instruction accepted by the CLI and daemon (characters, after normalisation)."""
+MAX_REQUEST_CHARS = 500
+"""Longest request (instruction) accepted by the CLI, the daemon and the user pairs (characters, after
+normalisation). Training data has its own, stricter filter (tinyllm.train.pairs.MAX_INSTRUCTION_CHARS)."""
 
 
 def strip_control(text: str) -> str:

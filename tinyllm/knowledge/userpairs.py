@@ -25,9 +25,9 @@ from pathlib import Path
 
 from tinyllm.formats.prompt import PLATFORMS
 
-from .text import MAX_INSTRUCTION_CHARS, normalize_command, normalize_instruction
+from .text import MAX_REQUEST_CHARS, normalize_command, normalize_instruction
 
-MAX_COMMAND_CHARS = 2000
+MAX_USER_COMMAND_CHARS = 2000
 
 
 class UserPairsError(Exception):
@@ -80,12 +80,12 @@ def make_pair(instruction: str, command: str, platform: str | None = None, added
     cmd = normalize_command(command.encode("utf-8", "replace").decode("utf-8"))
     if not instr:
         raise UserPairsError("empty instruction")
-    if len(instr) > MAX_INSTRUCTION_CHARS:
-        raise UserPairsError(f"instruction too long ({len(instr)} characters; max {MAX_INSTRUCTION_CHARS})")
+    if len(instr) > MAX_REQUEST_CHARS:
+        raise UserPairsError(f"instruction too long ({len(instr)} characters; max {MAX_REQUEST_CHARS})")
     if not cmd:
         raise UserPairsError("empty command")
-    if len(cmd) > MAX_COMMAND_CHARS:
-        raise UserPairsError(f"command too long ({len(cmd)} characters; max {MAX_COMMAND_CHARS})")
+    if len(cmd) > MAX_USER_COMMAND_CHARS:
+        raise UserPairsError(f"command too long ({len(cmd)} characters; max {MAX_USER_COMMAND_CHARS})")
     if platform is not None and platform not in PLATFORMS:
         raise UserPairsError(f"platform must be one of {', '.join(PLATFORMS)}")
     if added is not None and not isinstance(added, str):

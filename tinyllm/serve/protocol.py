@@ -19,7 +19,8 @@ import json
 from collections import namedtuple
 
 from tinyllm.formats.prompt import PLATFORMS
-from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS, normalize_instruction
+from tinyllm.formats.settings import MAX_ALTERNATIVES
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS, normalize_instruction
 
 # typing is not imported at run time: it costs ~3 ms of the thin client's start-up (every
 # `nl2cmd` call); annotations are strings (PEP 563).
@@ -31,7 +32,6 @@ PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 64 * 1024
 """Largest request line (bytes, newline included); longer => error reply and the connection is closed."""
 MAX_REPLY_BYTES = 1024 * 1024
-MAX_ALTERNATIVES = 10
 OPS = ("suggest", "ping", "shutdown", "reload")
 VERSIONLESS_OPS = ("ping", "shutdown")
 
@@ -84,9 +84,9 @@ def validate_instruction(raw: str) -> str:
     instruction = normalize_instruction(clean_text(raw))
     if not instruction:
         raise ProtocolError("empty instruction", code="bad_instruction")
-    if len(instruction) > MAX_INSTRUCTION_CHARS:
+    if len(instruction) > MAX_REQUEST_CHARS:
         raise ProtocolError(
-            f"instruction too long ({len(instruction)} characters; max {MAX_INSTRUCTION_CHARS})",
+            f"instruction too long ({len(instruction)} characters; max {MAX_REQUEST_CHARS})",
             code="bad_instruction",
         )
     return instruction
@@ -119,8 +119,8 @@ def parse_request(line: bytes) -> Request:
     raw = obj.get("instruction")
     if not isinstance(raw, str):
         raise ProtocolError("'instruction' must be a string")
-    if len(raw) > 4 * MAX_INSTRUCTION_CHARS:  # cheap bound before normalising
-        raise ProtocolError(f"instruction too long ({len(raw)} characters; max {MAX_INSTRUCTION_CHARS})",
+    if len(raw) > 4 * MAX_REQUEST_CHARS:  # cheap bound before normalising
+        raise ProtocolError(f"instruction too long ({len(raw)} characters; max {MAX_REQUEST_CHARS})",
                             code="bad_instruction")
     instruction = validate_instruction(raw)
     platform = obj.get("platform", "linux")

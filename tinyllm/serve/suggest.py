@@ -11,10 +11,11 @@ from pathlib import Path
 
 from tinyllm.formats.checkpoint import CheckpointError, default_model_path
 from tinyllm.formats.prompt import PLATFORMS, Example
+from tinyllm.formats.settings import MAX_ALTERNATIVES
 from tinyllm.infer.runtime import EngineError, Runtime
 from tinyllm.knowledge import safety, userpairs
 from tinyllm.knowledge.retrieval import BM25Index, load_tool_lexicon, tokenize_for_search
-from tinyllm.knowledge.text import MAX_INSTRUCTION_CHARS, normalize_instruction
+from tinyllm.knowledge.text import MAX_REQUEST_CHARS, normalize_instruction
 from tinyllm.knowledge.tools import ToolLexicon
 
 from .suggestion import Suggestion
@@ -111,11 +112,11 @@ class Suggester:
         text = normalize_instruction(instruction)
         if not text:
             raise SuggestError("empty instruction")
-        if len(text) > MAX_INSTRUCTION_CHARS:
-            raise SuggestError(f"instruction too long ({len(text)} > {MAX_INSTRUCTION_CHARS} characters)")
+        if len(text) > MAX_REQUEST_CHARS:
+            raise SuggestError(f"instruction too long ({len(text)} > {MAX_REQUEST_CHARS} characters)")
         if platform not in PLATFORMS:
             raise SuggestError(f"unknown platform {platform!r}")
-        n = max(1, min(int(n), 10))
+        n = max(1, min(int(n), MAX_ALTERNATIVES))
         alts = self._model_answers(text, platform, n)
         source = "model"
         pair = self._user_match(text, platform)

@@ -25,11 +25,12 @@ __nl2cmd_msg() {
   fi
 }
 
+# @NL2CMD_ASK@
+
 __nl2cmd_widget() {
   # Capture $? first and return it at the end: the exit status of a `bind -x` command becomes $?.
   \builtin local __nl2cmd_rc=$?
-  \builtin local __nl2cmd_bin __nl2cmd_all __nl2cmd_out __nl2cmd_rest __nl2cmd_err __nl2cmd_pre
-  \builtin local __nl2cmd_code __nl2cmd_tty=0
+  \builtin local __nl2cmd_bin __nl2cmd_out __nl2cmd_err __nl2cmd_pre __nl2cmd_tty=0 __nl2cmd_failed=0
 
   if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
     __nl2cmd_msg "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
@@ -46,37 +47,12 @@ __nl2cmd_widget() {
     __nl2cmd_tty=1
     \builtin printf '\rnl2cmd: thinking...' >&2
   fi
-  # One subshell captures stderr, then \037 + exit status + \037 + stdout.  The CLI strips
-  # control characters from what it prints, so \037 is a safe separator; we split from the end.
-  # The request is one argv element (never eval'ed); stdin is /dev/null.
-  __nl2cmd_all=$(
-    { __nl2cmd_out=$(\command "$__nl2cmd_bin" suggest -- "$READLINE_LINE" </dev/null); __nl2cmd_code=$?; } 2>&1
-    \builtin printf '\037%s\037%s' "$__nl2cmd_code" "$__nl2cmd_out"
-  )
+  __nl2cmd_ask "$__nl2cmd_bin" "$READLINE_LINE" || __nl2cmd_failed=1
   if (( __nl2cmd_tty )); then
     \builtin printf '\r\033[K' >&2
   fi
-  __nl2cmd_out=${__nl2cmd_all##*$'\037'}
-  __nl2cmd_rest=${__nl2cmd_all%$'\037'*}
-  __nl2cmd_code=${__nl2cmd_rest##*$'\037'}
-  __nl2cmd_err=${__nl2cmd_rest%$'\037'*}
-  while [[ $__nl2cmd_err == *$'\n' ]]; do
-    __nl2cmd_err=${__nl2cmd_err%$'\n'}
-  done
-
-  if [[ $__nl2cmd_code != 0 ]]; then
-    if [[ -z $__nl2cmd_err ]]; then
-      if [[ $__nl2cmd_code == 130 ]]; then
-        __nl2cmd_err="nl2cmd: cancelled"
-      else
-        __nl2cmd_err="nl2cmd: error: nl2cmd failed (exit status $__nl2cmd_code)"
-      fi
-    fi
+  if (( __nl2cmd_failed )); then
     __nl2cmd_msg "$__nl2cmd_err"
-    \builtin return "$__nl2cmd_rc"
-  fi
-  if [[ -z ${__nl2cmd_out//[[:space:]]/} || $__nl2cmd_out == *$'\n'* ]]; then
-    __nl2cmd_msg "nl2cmd: error: no usable suggestion (expected one line of output)"
     \builtin return "$__nl2cmd_rc"
   fi
   # Danger warnings (or other notes) are shown; the command is only placed, never run.

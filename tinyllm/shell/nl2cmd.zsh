@@ -7,6 +7,8 @@
 if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
   typeset -g __NL2CMD_LOADED=1
 
+  # @NL2CMD_ASK@
+
   function __nl2cmd_widget() {
     # zle restores $? after a widget, so the user's last exit status survives.  Return 0 throughout:
     # a non-zero widget status makes zle beep.
@@ -14,7 +16,7 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
     \builtin emulate -L zsh
     \builtin setopt extended_glob
     # (Plain strings, compared as text: nothing read back is ever evaluated, not even arithmetically.)
-    \builtin local __nl2cmd_bin __nl2cmd_all __nl2cmd_out __nl2cmd_rest __nl2cmd_err __nl2cmd_pre __nl2cmd_code
+    \builtin local __nl2cmd_bin __nl2cmd_out __nl2cmd_err __nl2cmd_pre
 
     if [[ -z ${BUFFER//[[:space:]]/} ]]; then
       \builtin zle -M "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
@@ -27,31 +29,8 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
     fi
 
     \builtin zle -R "nl2cmd: thinking..."
-    # One subshell captures stderr, then \037 + exit status + \037 + stdout.  The CLI strips
-    # control characters from what it prints, so \037 is a safe separator; we split from the end.
-    # The request is one argv element (never eval'ed); stdin is /dev/null.
-    __nl2cmd_all=$(
-      { __nl2cmd_out=$(\command "$__nl2cmd_bin" suggest -- "$BUFFER" </dev/null); __nl2cmd_code=$?; } 2>&1
-      \builtin printf '\037%s\037%s' "$__nl2cmd_code" "$__nl2cmd_out"
-    )
-    __nl2cmd_out=${__nl2cmd_all##*$'\037'}
-    __nl2cmd_rest=${__nl2cmd_all%$'\037'*}
-    __nl2cmd_code=${__nl2cmd_rest##*$'\037'}
-    __nl2cmd_err=${${__nl2cmd_rest%$'\037'*}%%$'\n'##}
-
-    if [[ $__nl2cmd_code != 0 ]]; then
-      if [[ -z $__nl2cmd_err ]]; then
-        if [[ $__nl2cmd_code == 130 ]]; then
-          __nl2cmd_err="nl2cmd: cancelled"
-        else
-          __nl2cmd_err="nl2cmd: error: nl2cmd failed (exit status $__nl2cmd_code)"
-        fi
-      fi
+    if ! __nl2cmd_ask "$__nl2cmd_bin" "$BUFFER"; then
       \builtin zle -M "$__nl2cmd_err"
-      \builtin return 0
-    fi
-    if [[ -z ${__nl2cmd_out//[[:space:]]/} || $__nl2cmd_out == *$'\n'* ]]; then
-      \builtin zle -M "nl2cmd: error: no usable suggestion (expected one line of output)"
       \builtin return 0
     fi
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from tinyllm.infer import ENGINES
+
 DEFAULT_MAN_CACHE = "~/.cache/nl2cmd/man"
 TRAIN_EXTRA_HINT = "training needs the [train] extra: pip install 'nl2cmd[train]'"
 
@@ -435,7 +437,7 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
 @click.option("--output-jsonl", type=click.Path(path_type=Path), default=None)
 @click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also score the BM25 nearest neighbour.")
 @click.option("--summary-json", type=click.Path(path_type=Path), default=None)
-@click.option("--engine", type=click.Choice(["auto", "numpy", "c-int8"]), default=None,
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Inference engine (default: NL2CMD_ENGINE, else auto: int8 C where built, as served).")
 @click.option("--named-tools/--no-named-tools", default=None,
               help="Try a command that starts with the program the request names (default: the model's setting).")

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,13 +279,27 @@ def _read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def _read_pairs(path: Path | str, strict: bool, problems: Problems | None, unit: str,
+                rows: Callable[[Path, Problems], Iterator[Row]]) -> Iterator[Row]:
+    """The rows `rows(path, problems)` yields. Problems go to `problems`, or, when it is None, to a
+    collector of this call's own (`strict`: the first is fatal) whose one-line summary, counting
+    malformed `unit`, is printed on stderr at the end."""
+    path = Path(path)
+    collector = problems if problems is not None else Problems(strict=strict)
+    yield from rows(path, collector)
+    if problems is None:
+        collector.warn_summary(f"{unit} in {path}")
+
+
 def iter_raw_pairs(
     path: Path | str, *, strict: bool = False, problems: Problems | None = None, source: str = "raw"
 ) -> Iterator[Row]:
     """Yield pairs from a raw pair file (format in the module docstring)."""
-    path = Path(path)
-    own = problems is None
-    problems = problems if problems is not None else Problems(strict=strict)
+    return _read_pairs(path, strict, problems, "blocks", lambda p, report: _raw_rows(p, report, source))
+
+
+def _raw_rows(path: Path, problems: Problems, source: str) -> Iterator[Row]:
+    """The pairs of a raw pair file; malformed blocks and lines are reported to `problems`."""
     block: list[tuple[int, str]] = []
 
     def flush() -> Iterator[Row]:
@@ -313,17 +327,17 @@ def iter_raw_pairs(
         else:
             block.append((lineno, line))
     yield from flush()
-    if own:
-        problems.warn_summary(f"blocks in {path}")
 
 
 def iter_jsonl_pairs(
     path: Path | str, *, strict: bool = False, problems: Problems | None = None, source: str = "user"
 ) -> Iterator[Row]:
     """Yield pairs from JSONL with ``instruction`` and ``command`` string fields (optional ``platform``)."""
-    path = Path(path)
-    own = problems is None
-    problems = problems if problems is not None else Problems(strict=strict)
+    return _read_pairs(path, strict, problems, "lines", lambda p, report: _jsonl_rows(p, report, source))
+
+
+def _jsonl_rows(path: Path, problems: Problems, source: str) -> Iterator[Row]:
+    """The pairs of a JSONL pair file; malformed lines are reported to `problems`."""
     for lineno, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
@@ -341,8 +355,6 @@ def iter_jsonl_pairs(
             continue
         plat = obj.get("platform", "common")
         yield _row(instr, cmd, str(obj.get("source", source)), platform_of(plat if isinstance(plat, str) else "common"))
-    if own:
-        problems.warn_summary(f"lines in {path}")
 
 
 def iter_pair_file(path: Path | str, *, strict: bool = False) -> Iterator[Row]:
