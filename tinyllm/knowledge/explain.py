@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import manpages
+from . import manpages, shellparse
 from .manpages import Entry, ManualPage
 from .shellparse import Token, lex
 
@@ -40,20 +40,16 @@ MAX_TEXT = 240
 """Longest explanation text of one part, in characters (cut at a sentence end when possible)."""
 MAX_DEPTH = 4
 
-# Programs whose arguments end with a command that they run.
-WRAPPERS = frozenset({"sudo", "doas", "env", "nohup", "time", "nice", "ionice", "timeout", "xargs", "watch",
-                      "exec", "command", "builtin", "stdbuf", "chroot", "unbuffer", "caffeinate", "strace",
-                      "flock", "setsid", "torsocks", "proxychains", "runuser"})
+# Programs whose arguments end with a command that they run: shellparse's wrappers and a few more.
+WRAPPERS = frozenset({*shellparse.WRAPPERS, "watch", "chroot", "strace", "flock", "setsid", "torsocks", "proxychains",
+                      "runuser"})
 # Wrappers' options that take a value, for when their page is not installed.
-_WRAPPER_ARGS = {"sudo": {"-u", "-g", "-p", "-C", "-U", "-h", "-D", "-r", "-t", "-T"}, "doas": {"-u", "-C"},
-                 "env": {"-u", "-C", "-S"}, "nice": {"-n"}, "time": {"-f", "-o"}, "exec": {"-a"},
-                 "timeout": {"-s", "-k"}, "xargs": {"-I", "-n", "-d", "-P", "-L", "-a", "-s", "-E"},
-                 "watch": {"-n", "-d"}, "ionice": {"-c", "-n", "-p"}, "stdbuf": {"-i", "-o", "-e"}}
-# Wrappers with operands before the command: timeout DURATION, chroot DIR, flock FILE.
+_WRAPPER_ARGS: dict[str, frozenset[str]] = {**shellparse.WRAPPER_OPTIONS, "timeout": frozenset({"-s", "-k"}),
+                                            "watch": frozenset({"-n", "-d"})}
 _WRAPPER_OPERANDS = {"timeout": 1, "chroot": 1, "flock": 1}
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
-_ASSIGN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_ASSIGN_RE = shellparse.ASSIGN_RE
 _NUMBER_RE = re.compile(r"^-\d+(?:\.\d+)?[A-Za-z]?$")
 _BSD_LETTERS = {"ps"}  # `ps aux`: letters without a dash are options of their own, documented as words
 _OLD_STYLE = {"tar", "ar"}  # `tar xzvf f.tgz`: the first word is options without their dash
@@ -643,7 +639,7 @@ class _Explainer:
         def value_of(entry: Entry | None) -> bool:
             return bool(entry and entry.argument and not entry.optional and nxt is not None)
 
-        if v.startswith("--") or len(v) == 2 or self.lookup(pages, v)[0] is not None or name in _SINGLE_DASH_LONG:
+        if v.startswith("--") or len(v) == 2 or self.lookup(pages, v)[0] is not None or name in shellparse.SINGLE_DASH_LONG:
             flag = v.split("=", 1)[0] if v.startswith("--") else v
             entry, _ = self.lookup(pages, flag)
             takes = "=" not in v and value_of(entry) and not (name == "find" and flag in _FIND_EXEC)
@@ -731,41 +727,15 @@ class _Explainer:
     def substitutions(self, word: Word, depth: int) -> None:
         """``$(...)`` and backticks inside a word (not in single quotes): explained one level deeper."""
         tok, s, _ = word
-        raw = tok.raw
-        if raw.startswith("'") or depth >= MAX_DEPTH:
+        if tok.raw.startswith("'") or depth >= MAX_DEPTH:
             return
-        i = 0
-        while i < len(raw):
-            if raw.startswith("$(", i) and not raw.startswith("$((", i):
-                depth_count, j = 0, i + 1
-                while j < len(raw):
-                    if raw[j] == "(":
-                        depth_count += 1
-                    elif raw[j] == ")":
-                        depth_count -= 1
-                        if depth_count == 0:
-                            break
-                    j += 1
-                inner = raw[i + 2:j]
-                self.add(s + i, s + min(j + 1, len(raw)), "substitution", raw[i:j + 1],
-                         "command substitution: replaced by the output of the command inside", "shell", depth)
-                self.run(inner, s + i + 2, depth + 1)
-                i = j + 1
-            elif raw[i] == "`":
-                j = raw.find("`", i + 1)
-                if j < 0:
-                    return
-                self.add(s + i, s + j + 1, "substitution", raw[i:j + 1],
-                         "command substitution: replaced by the output of the command inside", "shell", depth)
-                self.run(raw[i + 1:j], s + i + 1, depth + 1)
-                i = j + 1
-            else:
-                i += 1
-
-
-_SINGLE_DASH_LONG = frozenset({"find", "java", "javac", "ffmpeg", "ffprobe", "ffplay", "convert", "magick", "mogrify",
-                               "identify", "gcc", "g++", "cc", "clang", "xrandr", "openssl", "go", "terraform",
-                               "qemu-img", "tcpdump", "gs", "pdftoppm"})
+        for start, end in shellparse.substitutions(tok.raw):
+            inner = (start + 2, end - 1) if tok.raw[start] == "$" else (start + 1, end - 1)
+            if tok.raw.startswith("$((", start):
+                continue  # arithmetic, not a command
+            self.add(s + start, s + end, "substitution", tok.raw[start:end],
+                     "command substitution: replaced by the output of the command inside", "shell", depth)
+            self.run(tok.raw[inner[0]:inner[1]], s + inner[0], depth + 1)
 
 
 def explain(command: str, *, index_path: str | Path | None = None, cache_dir: Path | None = None,
