@@ -5,8 +5,9 @@ import pytest
 
 from tinyllm.formats.checkpoint import expected_weight_shapes
 from tinyllm.formats.config import ModelConfig
+from tinyllm.formats.quant import dequantized_weights, group_size, quantize
 from tinyllm.infer import generate
-from tinyllm.infer.cengine import CTransformer, dequantized_weights, group_size, quantize, unavailable_reason
+from tinyllm.infer.cengine import CTransformer, unavailable_reason
 from tinyllm.infer.engine import NumpyTransformer
 
 needs_c = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))

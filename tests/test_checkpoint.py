@@ -62,3 +62,44 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(saved, tmp_path, damag
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         Runtime.load(tmp_path / "nope.npz")
+
+
+def test_int8_file_holds_exactly_what_the_c_engine_computes_with(saved, tmp_path):
+    """int8 storage: matrices come back as their int8 rounding (what the C engine quantises to at load),
+    norms unchanged; quantising the loaded weights again reproduces the stored int8 values and scales."""
+    from tinyllm.formats.checkpoint import save_inference
+    from tinyllm.formats.quant import dequantized_weights, group_size, quantize
+
+    tok, _, path32, path16 = saved
+    ref = load_inference(path32)
+    path8 = tmp_path / "m8.npz"
+    save_inference(path8, ref.weights, ref.config, ref.tokenizer_bytes, {"step": 7}, dtype="int8")
+    got = load_inference(path8)
+    assert read_meta(path8)["dtype"] == "int8" and got.meta["step"] == 7
+    want = dequantized_weights(ref.config, ref.weights)
+    assert set(got.weights) == set(want)
+    for name, w in want.items():
+        np.testing.assert_array_equal(got.weights[name], w, err_msg=name)
+    group = group_size(ref.config)
+    for name, w in ref.weights.items():
+        if w.ndim == 2:
+            q1, s1 = quantize(w, group)
+            q2, s2 = quantize(got.weights[name], group)
+            np.testing.assert_array_equal(q1, q2, err_msg=name)
+            np.testing.assert_allclose(s1, s2, rtol=1e-6, err_msg=name)
+    assert path8.stat().st_size < 0.65 * path16.stat().st_size
+
+
+def test_int8_file_without_scales_is_refused(saved, tmp_path):
+    from tinyllm.formats.checkpoint import save_inference
+
+    _, _, path32, _ = saved
+    ref = load_inference(path32)
+    path8 = tmp_path / "m8.npz"
+    save_inference(path8, ref.weights, ref.config, ref.tokenizer_bytes, {}, dtype="int8")
+    with np.load(path8, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "tok_emb.weight@scale"}
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, **arrays)
+    with pytest.raises(CheckpointError, match="tok_emb.weight has no scales"):
+        load_inference(broken)

@@ -1,6 +1,7 @@
 """Self-describing model files, readable without torch and without pickle.
 
-An inference checkpoint is one ``.npz`` file holding the weights (float16 or float32), the model
+An inference checkpoint is one ``.npz`` file holding the weights (int8 with per-group scales, float16 or
+float32), the model
 config, the SentencePiece model bytes and metadata (format version, step, data fingerprint, eval
 results, retrieval settings). ``np.load(allow_pickle=False)`` reads it, so no arbitrary objects are
 ever unpickled. Training checkpoints (optimizer state) are torch files: see tinyllm.train.state.
@@ -19,10 +20,13 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
+from .quant import dequantize, group_size, quantize
 
 FORMAT = "tinyllm-npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: int8 weights (each matrix as NAME int8 + NAME@scale float32 per group)
+DTYPES = ("int8", "float16", "float32")
 _META_KEY, _TOKENIZER_KEY = "__meta__", "__tokenizer__"
+_SCALE = "@scale"
 
 
 class CheckpointError(Exception):
@@ -71,12 +75,24 @@ def save_inference(
     meta: dict[str, Any] | None = None,
     dtype: str = "float16",
 ) -> None:
-    """Write an inference checkpoint atomically; weights are cast to `dtype` (float16 or float32)."""
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"dtype must be float16 or float32, not {dtype}")
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_dict(),
-              "dtype": dtype, "meta": meta or {}}
-    arrays = {name: np.ascontiguousarray(w, dtype=dtype) for name, w in weights.items()}
+    """Write an inference checkpoint atomically. `dtype` int8 stores every matrix as int8 with a float32
+    scale per group of inputs (what the C engine computes with; about half the size of float16) and
+    the norms as float32; float16 or float32 store every weight in that type."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype}")
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION if dtype == "int8" else 1,
+              "config": config.to_dict(), "dtype": dtype, "meta": meta or {}}
+    if dtype == "int8":
+        group = group_size(config)
+        header["group"] = group
+        arrays = {}
+        for name, w in weights.items():
+            if w.ndim == 2:
+                arrays[name], arrays[name + _SCALE] = quantize(np.asarray(w, np.float32), group)
+            else:
+                arrays[name] = np.ascontiguousarray(w, dtype=np.float32)
+    else:
+        arrays = {name: np.ascontiguousarray(w, dtype=dtype) for name, w in weights.items()}
     arrays[_META_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     arrays[_TOKENIZER_KEY] = np.frombuffer(tokenizer_bytes, dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -112,7 +128,15 @@ def load_inference(path: str | Path) -> InferenceCheckpoint:
     header, npz = _open(path)
     try:
         config = ModelConfig.from_dict(header["config"])
-        weights = {k: npz[k].astype(np.float32) for k in npz.files if not k.startswith("__")}
+        names = [k for k in npz.files if not k.startswith("__") and not k.endswith(_SCALE)]
+        if header.get("dtype") == "int8":
+            unscaled = [k for k in names if npz[k].dtype == np.int8 and k + _SCALE not in npz.files]
+            if unscaled:
+                raise CheckpointError(f"{path}: int8 weight {unscaled[0]} has no scales")
+            weights = {k: dequantize(npz[k], npz[k + _SCALE]) if k + _SCALE in npz.files else npz[k].astype(np.float32)
+                       for k in names}
+        else:
+            weights = {k: npz[k].astype(np.float32) for k in names}
         tok = npz[_TOKENIZER_KEY].tobytes()
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: corrupt model file ({type(exc).__name__}: {exc})") from None

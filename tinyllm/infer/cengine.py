@@ -1,12 +1,12 @@
 """Int8 C engine: the decoder's forward pass in C (tinyllm/infer/_kernels.c) over int8 weights, via ctypes.
 
 Same step-model API as tinyllm.infer.engine.NumpyTransformer (``setup_cache``, ``prefill``, ``decode``,
-``reorder_cache``, ``forward``). Every matrix is quantised at load to int8 in groups of ``GROUP``
+``reorder_cache``, ``forward``). Every matrix is quantised at load to int8 in groups of ``tinyllm.formats.quant.GROUP``
 inputs with one float32 scale per group (symmetric, round half to even). By default each matrix
 input is quantised the same way on the fly (``activations="int8"``), so the dot products are exact
 int8 integer sums (AVX2 vpmaddubsw), 1.2-1.5x faster than float32 activations; norms, attention,
 softmax and the KV cache stay float32. With ``activations="float32"`` the engine computes exactly
-what the numpy engine computes on `dequantized_weights` (the tests' reference).
+what the numpy engine computes on `tinyllm.formats.quant.dequantized_weights` (the tests' reference).
 
 Unlike the numpy engine, rows are not left-padded: each cache row keeps its own length, and token i
 of a call attends to slots 0..pos[i] of its own row.
@@ -20,21 +20,9 @@ import os
 import numpy as np
 
 from tinyllm.formats.config import ModelConfig
+from tinyllm.formats.quant import group_size
 
 from .engine import fused_matrices, rope_tables
-
-GROUP = 64  # inputs per int8 scale: small enough that one outlier costs little precision
-
-
-def group_size(cfg: ModelConfig) -> int:
-    """The largest of 64, 32, 16 inputs per scale that divides every matrix's input width (the AVX2
-    kernels take 16 float32 or 32 int8 inputs at a time, else the portable loops run); ValueError for a
-    model whose widths allow none."""
-    for g in (GROUP, 32, 16):
-        if cfg.dim % g == 0 and cfg.hidden % g == 0:
-            return g
-    raise ValueError(f"the C engine needs dim and ffn width divisible by 16 (got {cfg.dim}, {cfg.hidden})")
-
 
 _i8p, _f32p, _i32p = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
 
@@ -115,30 +103,6 @@ def unavailable_reason() -> str | None:
     if not lib.tl_simd():
         return "C kernels built, but this CPU lacks AVX2/FMA (only the portable C loops would run)"
     return None
-
-
-def quantize(w: np.ndarray, group: int = GROUP) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per group of `group` inputs: w (rows, cols) -> q int8 (rows, cols), scales (rows, cols/group)."""
-    rows, cols = w.shape
-    if cols % group:
-        raise ValueError(f"{cols} columns are not a multiple of the group size {group}")
-    g = w.astype(np.float32).reshape(rows, cols // group, group)
-    scale = np.abs(g).max(axis=-1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(g / scale[..., None]), -127, 127).astype(np.int8)
-    return q.reshape(rows, cols), scale.astype(np.float32)
-
-
-def _dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    rows, cols = q.shape
-    return (q.reshape(rows, scale.shape[1], -1).astype(np.float32) * scale[..., None]).reshape(rows, cols)
-
-
-def dequantized_weights(cfg: ModelConfig, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Checkpoint weights (state_dict names) rounded through int8 exactly as the C engine stores them:
-    every matrix (the 2-D weights: embedding and layer matrices); norms stay as they are."""
-    group = group_size(cfg)
-    return {name: _dequantize(*quantize(w, group)) if w.ndim == 2 else w for name, w in weights.items()}
 
 
 class CTransformer:

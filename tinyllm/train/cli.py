@@ -607,6 +607,40 @@ def report(ctx, out) -> None:
     click.echo(write_report(out))
 
 
+@cli.command(name="validate-pairs")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@data_opt
+@click.option("--eval-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench/data"),
+              show_default=True, help="Evaluation sets: a pair within word-overlap F1 0.7 of one of their requests is rejected.")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write each file's accepted rows to this folder under the same name.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the rejections (file, reason, request, command) as TSV.")
+@click.option("--man-cache", default="~/.cache/nl2cmd/man-text", show_default=True, help="Rendered man page cache.")
+@user_errors
+def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_cache) -> None:
+    """Check own instruction/command pairs (syntax, shellcheck, programs, options, values, duplicates,
+    closeness to the evaluation sets); exit 1 if any is rejected and --write is not given."""
+    from .validate import held_out_requests, known_program_test, validate_files, write_report
+
+    held = held_out_requests(sorted(Path(eval_dir).glob("*.jsonl"))) if Path(eval_dir).is_dir() else []
+    by_file, report = validate_files(list(files), held, known_program_test(data_dir), Path(man_cache).expanduser())
+    for row, why in report.rejected[:20]:
+        click.echo(f"{Path(row.get('_file', '')).name}: {why}: {row.get('instruction')!r} -> {row.get('command')!r}")
+    total = sum(len(v) for v in by_file.values()) + len(report.rejected)
+    click.echo(f"{total} pairs, {total - len(report.rejected)} accepted, {len(report.rejected)} rejected "
+               f"{json.dumps(report.reasons())}")
+    if report_path:
+        write_report(report, report_path)
+    if write_dir:
+        write_dir.mkdir(parents=True, exist_ok=True)
+        for path, rows in by_file.items():
+            with open(write_dir / path.name, "w") as f:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif report.rejected:
+        sys.exit(1)
+
+
 @cli.command(name="ship")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Candidate model, e.g. RUN/sft/best.npz.")

@@ -22,7 +22,7 @@ def score_rows(rows: Sequence[dict], predictions: Sequence[str]) -> list[dict]:
     """Per-row results: instruction, gold, prediction, and every metric."""
     out = []
     for row, pred in zip(rows, predictions):
-        gold = row["command"]
+        gold = closest_gold(pred, row)
         out.append({
             "instruction": row["instruction"], "gold": gold, "prediction": pred,
             "platform": row.get("platform", "linux"), "source": row.get("source", ""),
@@ -33,6 +33,16 @@ def score_rows(rows: Sequence[dict], predictions: Sequence[str]) -> list[dict]:
             "category": metrics.failure_category(pred, gold),
         })
     return out
+
+
+def closest_gold(pred: str, row: dict) -> str:
+    """The reference a prediction is scored against: the row's command, or the first of its `accept` list
+    (equivalent answers) that the prediction matches exactly, else the one with the best NLC2CMD score."""
+    golds = [row["command"], *(a for a in row.get("accept", ()) if isinstance(a, str))]
+    for g in golds:
+        if metrics.exact_match(pred, g):
+            return g
+    return max(golds, key=lambda g: metrics.nlc2cmd_score(pred, g))
 
 
 def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,

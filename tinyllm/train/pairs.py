@@ -41,10 +41,10 @@ MAX_HELD_OUT_GROUP = 50
 # fraction of its find rows so "list all files in the current directory" is not pulled towards find.
 NL2BASH_FIND_KEEP = 0.5
 SUMMARY_REPEAT = 2  # tldr page summaries ("List directory contents" -> ls) are few; each is seen twice
-# This project's own hand-written everyday pairs (train only; see train/data/README.md), and how
-# often each is repeated: a few hundred rows against NL2Bash's thousands of `find` answers.
-CORE_PAIRS = Path(__file__).parent / "data" / "core_pairs.jsonl"
-CORE_REPEAT = 5
+# This project's own everyday pairs, one JSONL file per domain (train only; see data/README.md), and
+# how often each is repeated against NL2Bash's thousands of `find` answers.
+CORE_PAIRS = Path(__file__).parent / "data" / "pairs"
+CORE_REPEAT = 3
 SPLITS = ("train", "dev", "test")
 PAIRS_VERSION = 4  # bump when cleaning/splitting/augmentation changes, to invalidate cached outputs
 FIELDS = ("instruction", "command", "source", "platform")
@@ -573,6 +573,14 @@ def load_rows(data_dir: Path, extra: Sequence[Path] = (), strict: bool = False) 
     return rows
 
 
+def own_pair_files(path: Path | str) -> list[Path]:
+    """The project's own pair files: every ``*.jsonl`` in a folder (sorted), or one file; [] if missing."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(path.glob("*.jsonl"))
+    return [path] if path.is_file() else []
+
+
 def build_pairs(
     data_dir: Path | str,
     out_dir: Path | str,
@@ -598,8 +606,9 @@ def build_pairs(
         if not p.is_file():
             raise DataError(f"pair file not found: {p}")
     core_repeat = CORE_REPEAT if core_repeat is None else core_repeat
-    core = Path(core_pairs) if core_pairs is not None and Path(core_pairs).is_file() and core_repeat else None
-    inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra + ([core] if core else [])
+    core_files = own_pair_files(core_pairs) if core_pairs is not None and core_repeat else []
+    core = Path(core_pairs) if core_files else None
+    inputs = [p for p in (data_dir / "tldr" / "pages", data_dir / "nl2bash") if p.exists()] + extra + core_files
     code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], _sources, _text)))
     params = {"augment": augment, "seed": seed, "version": PAIRS_VERSION, "code": code.hexdigest(),
               "core_repeat": core_repeat}
@@ -628,9 +637,9 @@ def build_pairs(
     split_rows["train"] = drop_unwanted_targets(thin_find(split_rows["train"]))
     if (data_dir / "tldr" / "pages").is_dir():
         split_rows["train"].extend(add_summaries(split_rows, iter_tldr_summaries(data_dir / "tldr" / "pages"), rows))
-    if core is not None:
-        split_rows["train"].extend(train_only(split_rows, iter_jsonl_pairs(core, strict=strict, source="core"),
-                                               core_repeat, vary=True, seed=seed))
+    if core_files:
+        own = (row for f in core_files for row in iter_jsonl_pairs(f, strict=strict, source="core"))
+        split_rows["train"].extend(train_only(split_rows, own, core_repeat, vary=True, seed=seed))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:

@@ -9,6 +9,12 @@ from tinyllm.formats.checkpoint import load_inference, read_meta, save_inference
 from tinyllm.knowledge.retrieval import BM25Index
 
 
+def run_path(path: str | Path) -> str:
+    """A run file's path as the model records it: RUN/<stage>/<file> (a machine's folders stay out of the package)."""
+    parts = Path(path).parts
+    return str(Path("RUN", *parts[-2:])) if len(parts) > 2 else str(path)
+
+
 def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, force: bool = False,
          extra_meta: dict[str, Any] | None = None, current_summary: dict[str, Any] | None = None) -> str:
     """Copy `model` (+ its retrieval index) to `dest` (.npz/.idx) with the full dev summary in its metadata.
@@ -25,8 +31,10 @@ def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, forc
             raise ValueError(f"candidate dev exact match {candidate:.4f} does not beat the shipped {current:.4f} "
                              "(use --force to ship anyway)")
     ckpt = load_inference(model)
-    meta = {**ckpt.meta, **(extra_meta or {}), "dev_full": dev_summary, "shipped_from": str(model)}
-    save_inference(dest, ckpt.weights, ckpt.config, ckpt.tokenizer_bytes, meta, dtype="float16")
+    meta = {**ckpt.meta, **(extra_meta or {}), "dev_full": dev_summary, "shipped_from": run_path(model)}
+    if "init" in meta:
+        meta["init"] = run_path(meta["init"])
+    save_inference(dest, ckpt.weights, ckpt.config, ckpt.tokenizer_bytes, meta, dtype="int8")
     served = BM25Index.load(index)
     served.with_tools()  # serving reads the tool lexicon from the index; an older run's index gets it now
     served.save(dest.with_suffix(".idx"))

@@ -1,0 +1,19 @@
+"""Evaluation scoring: an answer equal to any accepted alternative counts as exact."""
+
+from tinyllm.train.evaluate import closest_gold, score_rows
+from tinyllm.train.ship import run_path
+
+
+def test_accepted_alternatives_count_as_exact_and_the_command_stays_the_reference_otherwise():
+    row = {"instruction": "which process is using port 8080", "command": "sudo lsof -i :8080",
+           "accept": ["lsof -i :8080", "sudo ss -ltnp 'sport = :8080'"]}
+    assert closest_gold("lsof  -i :8080", row) == "lsof -i :8080"
+    assert closest_gold("sudo lsof -i :9090", row) == "sudo lsof -i :8080"
+    scored = score_rows([row, row, {"instruction": "x", "command": "ls"}], ["lsof -i :8080", "netstat -tlnp", "ls"])
+    assert [r["exact_match"] for r in scored] == [True, False, True]
+    assert scored[1]["gold"] == "sudo lsof -i :8080"
+
+
+def test_run_path_keeps_a_machines_folders_out_of_the_model():
+    assert run_path("/home/me/runs/v18/sft/best.npz") == "RUN/sft/best.npz"
+    assert run_path("best.npz") == "best.npz"

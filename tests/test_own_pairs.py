@@ -1,0 +1,151 @@
+"""The project's own training pairs: size, breadth, and every pair passing the validators; the validators
+themselves reject what they should."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tinyllm.knowledge.shellparse import command_name
+from tinyllm.knowledge.values import invented_values, missing_values, request_values
+from tinyllm.train import pairs
+from tinyllm.train.validate import (
+    PAGE_CACHE,
+    ManualPages,
+    held_out_requests,
+    known_program_test,
+    stage_options,
+    validate,
+    validate_files,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_SETS = sorted((ROOT / "bench" / "data").glob("*.jsonl"))
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def own_files() -> list[Path]:
+    return pairs.own_pair_files(pairs.CORE_PAIRS)
+
+
+def own_rows() -> list[dict]:
+    return [json.loads(line) for f in own_files() for line in f.read_text().splitlines() if line.strip()]
+
+
+def test_own_pairs_are_many_broad_and_one_file_per_domain():
+    files = {f.stem for f in own_files()}
+    assert {"files", "text", "archives", "processes", "disk_memory", "network", "users_permissions", "packages", "git",
+            "containers", "services_logs", "media", "development", "macos", "compound"} <= files
+    rows = own_rows()
+    assert len(rows) >= 20_000
+    assert all(set(r) == {"instruction", "command", "platform", "source"} for r in rows)
+    assert len({command_name(r["command"]) for r in rows} - {""}) >= 400
+    compound = [json.loads(x) for x in (pairs.CORE_PAIRS / "compound.jsonl").read_text().splitlines() if x.strip()]
+    assert len(compound) >= 4_000
+    assert sum(r["platform"] == "macos" for r in rows) >= 500
+
+
+@pytest.mark.slow
+def test_every_own_pair_passes_the_validators():
+    """Syntax, shellcheck, programs, options (where the man page is installed), values, duplicates, and no pair
+    within word-overlap F1 0.7 of an evaluation request."""
+    held = held_out_requests(EVAL_SETS)
+    assert len(held) >= 500
+    known = known_program_test(SHARED if SHARED.is_dir() else None)
+    _, report = validate_files(own_files(), held, known, Path(PAGE_CACHE).expanduser())
+    shown = [(Path(r["_file"]).name, why, r["instruction"], r["command"]) for r, why in report.rejected[:10]]
+    assert report.rejected == [], shown
+
+
+def _check(rows, held=(), pages=None, known=lambda name: name in {"ls", "tail", "head", "git", "tar", "grep", "rm"}):
+    rows = [{"platform": "common", "source": "core", **r} for r in rows]
+    return validate(rows, known, held, pages)
+
+
+def test_validator_rejects_each_kind_of_bad_pair():
+    report = _check([
+        {"instruction": "list files", "command": "ls 'unclosed"},
+        {"instruction": "frobnicate the widget", "command": "frobnicatorx -v"},
+        {"instruction": "show the end of app.log", "command": "tail -n 20 server.log"},
+        {"instruction": "show the first lines of a file", "command": "head notes.txt"},
+        {"instruction": "list the files here", "command": "ls"},
+        {"instruction": "List the files here!", "command": "ls"},
+        {"instruction": "list the files here", "command": "ls -l"},
+        {"instruction": "undo my last git commit please", "command": "git reset --soft HEAD~1"},
+        {"instruction": 3, "command": "ls"},
+        {"instruction": "two lines", "command": "ls\nls"},
+    ], held=["undo the last git commit"])
+    reasons = [why.split(":", 1)[0] for _, why in report.rejected]
+    assert reasons == ["schema", "schema", "syntax", "program", "value", "invented", "duplicate", "conflict", "held-out"]
+    assert [r["command"] for r in report.accepted] == ["ls"]
+
+
+def test_validator_collapses_near_duplicates_but_keeps_other_phrasings():
+    report = _check([
+        {"instruction": "show hidden files in the current folder", "command": "ls -a"},
+        {"instruction": "show hidden files in the current folder now", "command": "ls -a"},
+        {"instruction": "what dotfiles are here?", "command": "ls -a"},
+    ])
+    assert [why.split(":")[0] for _, why in report.rejected] == ["near-duplicate"]
+    assert len(report.accepted) == 2
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_validator_runs_shellcheck_at_error_level_past_a_line_it_cannot_parse():
+    report = _check([
+        {"instruction": "is there a file called x", "command": "[ -f x]"},
+        {"instruction": "list files", "command": "ls"},
+        {"instruction": "is there a folder called y", "command": "[ -d y]"},
+    ], known=lambda name: True)
+    assert [why.split(":")[0] for _, why in report.rejected] == ["shellcheck", "shellcheck"]
+
+
+@pytest.mark.skipif(ManualPages().page("ls") is None or ManualPages().page("tar") is None,
+                    reason="ls and tar manual pages not installed")
+def test_validator_checks_options_against_the_manual_page(tmp_path):
+    pages = ManualPages(tmp_path)
+    report = _check([
+        {"instruction": "long listing with hidden files", "command": "ls -la"},
+        {"instruction": "extract logs.tar.gz", "command": "tar -xzf logs.tar.gz"},
+        {"instruction": "list in colour", "command": "ls --colour-please"},
+        {"instruction": "list with the j flag", "command": "ls -lj"},
+    ], pages=pages)
+    assert [why for _, why in report.rejected] == ["option: ls --colour-please not in its manual page",
+                                                  "option: ls -lj not in its manual page"]
+    assert (tmp_path / "ls.txt").is_file()  # rendered once, then read from the cache
+
+
+def test_stage_options_follow_wrappers_and_subcommands():
+    stages = stage_options("find . -name '*.log' -mtime +30 -exec rm -f {} \\; | xargs -0 -n 1 grep -l ERROR")
+    assert [(s.program, s.options) for s in stages] == [
+        ("rm", ("-f",)), ("find", ("-name", "-mtime", "-exec")), ("xargs", ("-0", "-n")), ("grep", ("-l",))]
+    (git,) = stage_options("git -C repo commit -m 'msg' --amend")
+    assert (git.program, git.subcommand, git.options) == ("git", "commit", ("-C", "-m", "--amend"))
+    assert stage_options("for f in *.png; do ./convert.sh \"$f\"; done") == []
+    (py,) = stage_options("python3 -m http.server 8080 --bind 127.0.0.1")
+    assert py.options == ("-m",)
+
+
+def test_request_values_are_what_the_user_named():
+    assert request_values("copy report_q3.pdf to /tmp.") == ["report_q3.pdf", "/tmp"]
+    assert request_values("ping db01 5 times") == ["db01", "5"]
+    assert request_values("switch to branch feature/login") == ["feature/login"]
+    assert request_values("send it to pi@raspberrypi.local") == ["pi@raspberrypi.local"]
+    assert request_values("search for \"TODO\" in src") == ["TODO"]
+    assert request_values("show only ipv4 addresses, in-place and human-readable") == []
+    assert request_values("install node.js") == []
+
+
+def test_missing_and_invented_values():
+    assert missing_values("show the last 50 lines of app.log", "tail -n 50 app.log") == []
+    assert missing_values("show the last 50 lines of app.log", "tail -n 20 app.log") == ["50"]
+    assert missing_values("create a 1GB file", "fallocate -l 1G big.img") == []
+    assert missing_values("top 5 processes by memory", "ps aux --sort=-%mem | head -n 6") == []
+    assert missing_values("add ~/bin to PATH", 'export PATH="$HOME/bin:$PATH"') == []
+    assert missing_values("ping DB01", "ping db01") == []
+    assert invented_values("compress the logs folder", "tar -czf logs.tar.gz logs") == []
+    assert invented_values("resize video.mp4 to 720p", "ffmpeg -i video.mp4 -vf scale=-2:720 video_720p.mp4") == []
+    assert invented_values("show the first lines of a file", "head notes.txt") == ["notes.txt"]

@@ -1,0 +1,459 @@
+"""Validation of the project's own training pairs: a wrong pair teaches a wrong answer.
+
+Every pair is checked, and each rejection is reported with its reason:
+
+- ``schema``: string fields, one line, a known platform;
+- ``syntax``: ``bash -n`` parses the command;
+- ``shellcheck``: no finding at error level (``shellcheck -S error``), when shellcheck is installed;
+- ``program``: the first program of each pipeline stage is known to the lexicon or installed here;
+- ``option``: each option appears in the program's manual page, when the page is installed here;
+- ``value``: every value the request names appears in the command;
+- ``invented``: the command names no file the request never mentions (a placeholder should hold it);
+- ``duplicate`` / ``conflict``: the same request twice (with the same or another command);
+- ``near-duplicate``: a request almost identical (word-overlap F1 >= 0.9) to another with the same command;
+- ``held-out``: within word-overlap F1 0.7 of a request of an evaluation set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyllm.formats.prompt import PLATFORMS
+from tinyllm.knowledge.retrieval import tokenize_for_search
+from tinyllm.knowledge.shellparse import PREFIXES, WRAPPER_OPTIONS, lex, pipelines, utility_name, wrapper_length
+from tinyllm.knowledge.values import invented_values, missing_values
+
+PAGE_CACHE = "~/.cache/nl2cmd/man-text"  # rendered pages by program name (the corpus cache keys by file)
+HELD_OUT_F1 = 0.7
+NEAR_DUPLICATE_F1 = 0.9
+
+# Shell keywords and builtins: not programs, and their options are documented in bash(1) only.
+SHELL_WORDS = frozenset({
+    "for", "in", "do", "done", "if", "then", "else", "elif", "fi", "while", "until", "case", "esac", "select",
+    "function", "{", "}", "!", "[[", "]]", "time", "cd", "export", "source", ".", "read", "set", "unset", "alias",
+    "unalias", "history", "jobs", "fg", "bg", "disown", "wait", "trap", "ulimit", "umask", "type", "hash", "declare",
+    "local", "readonly", "shift", "exit", "return", "break", "continue", "eval", "exec", "let", "pushd", "popd",
+    "dirs", "builtin", "command", "complete", "shopt", "printf", "echo", "test", "[", "true", "false", ":",
+    "kill", "getopts", "caller", "enable", "help", "logout", "mapfile", "readarray", "suspend", "times", "compgen",
+})
+_LOOP_HEADS = frozenset({"for", "case", "select", "done", "fi", "esac", "}", "in"})
+# Wrappers whose operand is another command (beyond shellparse.WRAPPER_OPTIONS), with their options that take a value.
+_MORE_WRAPPERS = {"timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
+                  "watch": frozenset({"-n", "--interval", "-d"}), "flock": frozenset({"-w", "-E"}),
+                  "strace": frozenset({"-o", "-e", "-p", "-s"}), "chroot": frozenset(), "taskset": frozenset()}
+_SUBCOMMAND_PROGRAMS = frozenset({
+    "git", "docker", "kubectl", "systemctl", "apt", "apt-get", "dnf", "yum", "npm", "cargo", "pip", "pip3", "brew",
+    "podman", "helm", "go", "journalctl", "ip", "nmcli", "gh", "snap", "flatpak", "zypper", "pacman", "gem",
+    "diskutil", "launchctl", "defaults", "yarn", "pnpm", "rustup", "conda", "poetry", "ufw", "firewall-cmd",
+    "openssl", "perf",
+})
+# Programs documented in another program's manual page (zgrep passes its options to grep).
+_PAGE_OF = {"zgrep": "grep", "zegrep": "grep", "zfgrep": "grep", "bzgrep": "grep", "xzgrep": "grep",
+            "xzegrep": "grep", "zstdgrep": "grep", "egrep": "grep", "fgrep": "grep", "perl": "perlrun"}
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """One simple command: its program, subcommand (if any) and the options it uses."""
+
+    program: str
+    subcommand: str
+    options: tuple[str, ...]
+
+
+def _words(tokens) -> list:
+    return [t for t in tokens if t.kind == "word"]
+
+
+def stage_options(command: str) -> list[StageOptions]:
+    """The programs a command runs, with their options; wrappers (xargs, timeout, watch, find -exec) recurse."""
+    out: list[StageOptions] = []
+    for pipe in pipelines(lex(command)):
+        for simple in pipe:
+            _collect(simple.tokens, out)
+    return out
+
+
+def _collect(words: list, out: list[StageOptions]) -> None:
+    words = words[wrapper_length([t.value for t in words], PREFIXES, quoted=[t.quoted for t in words]):]
+    if not words or words[0].value in _LOOP_HEADS or words[0].placeholder or "=" in words[0].value:
+        return
+    if "/" in words[0].value and not words[0].quoted:
+        return  # a script or program named by its path (./deploy.sh, ~/bin/tool): the user's own
+    name = utility_name(words[0])
+    rest = words[1:]
+    takes = WRAPPER_OPTIONS.get(name, _MORE_WRAPPERS.get(name))
+    if takes is not None and name not in PREFIXES:
+        opts, i = [], 0
+        while i < len(rest) and rest[i].value.startswith("-") and not rest[i].quoted:
+            opts.append(rest[i].value)
+            i += 2 if rest[i].value in takes else 1
+        if name == "taskset" and any(o == "--pid" or (not o.startswith("--") and "p" in o) for o in opts):
+            out.append(StageOptions(name, "", tuple(opts)))
+            return  # taskset -p MASK PID: no command follows
+        if name in ("timeout", "taskset") and i < len(rest):
+            i += 1  # the duration, the CPU mask
+        out.append(StageOptions(name, "", tuple(opts)))
+        if name == "watch" and i < len(rest) and rest[i].quoted:  # watch 'cmd | cmd'
+            out.extend(stage_options(rest[i].value))
+            return
+        _collect(rest[i:], out)
+        return
+    if name == "find":
+        own, i = [], 0
+        while i < len(rest):
+            v = rest[i].value
+            if v in ("-exec", "-execdir", "-ok", "-okdir"):
+                own.append(v)
+                j = i + 1
+                while j < len(rest) and rest[j].value not in (";", "+", "\\;"):
+                    j += 1
+                _collect(rest[i + 1:j], out)
+                i = j + 1
+                continue
+            own.append(rest[i])
+            i += 1
+        out.append(StageOptions(name, "", tuple(_option_words([w for w in own if not isinstance(w, str)], True) +
+                                                 [w for w in own if isinstance(w, str)])))
+        return
+    if name in _INTERPRETERS:  # options after the script or module belong to it
+        for i, t in enumerate(rest):
+            if t.value in ("-m", "-c", "-e", "-jar"):
+                rest = rest[:i + 1]
+                break
+            if not t.value.startswith("-"):
+                rest = rest[:i]
+                break
+    if name in ("chmod", "chattr"):  # -x, -w, -i are modes and attributes, not options
+        rest = [t for t in rest if not re.fullmatch(r"[-+=][rwxXstugoaiAcdDeEjsStTu]+", t.value)]
+    sub = ""
+    if name in _SUBCOMMAND_PROGRAMS:
+        skip = False
+        for t in rest:
+            if skip:
+                skip = False
+                continue
+            if t.value.startswith("-"):
+                skip = t.value in ("-C", "-c", "-n", "--namespace", "-f", "--file", "-p", "--project-name")
+                continue
+            if re.fullmatch(r"[a-z][a-z0-9_-]*", t.value) and not t.quoted:
+                sub = t.value
+            break
+    out.append(StageOptions(name, sub, tuple(_option_words(rest))))
+
+
+_INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", "sh", "zsh", "java", "php", "deno"})
+# Programs whose installed manual page does not list options users rely on (pip's is a stub, apt's leaves
+# apt-get's options out, node's lags the releases people run): their options go unchecked.
+_UNCHECKED = frozenset({"apt", "pip", "pip3", "node", "npm", "npx", "docker", "kubectl", "nslookup", "openssl", "mvn"})
+# Pages whose options every subcommand accepts too (git stash list --date=relative is a log option).
+_MORE_PAGES = {"git": ("git-log", "git-diff")}
+
+
+def _option_words(words: Sequence, single_dash_long: bool = False) -> list[str]:
+    opts = []
+    for t in words:
+        v = t.value
+        if single_dash_long and not re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", v):
+            continue  # find -perm -u+x: a value
+        if t.quoted or t.placeholder:
+            continue
+        if v == "--":
+            break
+        if not v.startswith("-") or v == "-" or re.match(r"^-\d", v) or "$" in v or "{" in v or "`" in v:
+            continue
+        opts.append(v)
+    return opts
+
+
+# ------------------------------------------------------------------------------------------------ manual pages
+class ManualPages:
+    """Rendered manual pages by program name (section 1 or 8), cached on disk; None when not installed."""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self._docs: dict[str, str | None] = {}
+
+    def page(self, name: str) -> str | None:
+        if name not in self._docs:
+            self._docs[name] = self._load(name)
+        return self._docs[name]
+
+    def _load(self, name: str) -> str | None:
+        if not re.fullmatch(r"[\w.+-]+", name) or shutil.which("man") is None:
+            return None
+        cached = self.cache_dir / f"{name}.txt" if self.cache_dir else None
+        if cached is not None and cached.is_file():
+            text = cached.read_text()
+            return text or None
+        env = dict(os.environ, LC_ALL="C.UTF-8")
+        try:
+            where = subprocess.run(["man", "-w", "-s", "1,8,1p,1ssl", name], capture_output=True, text=True, env=env,
+                                   timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        path = where.stdout.strip().splitlines()[0] if where.returncode == 0 and where.stdout.strip() else ""
+        from .corpus import render_man_file
+
+        text = render_man_file(Path(path)) if path else ""
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(text)
+        return text or None
+
+
+def _documented(opt: str, doc: str) -> bool:
+    key = opt.split("=", 1)[0]
+
+    def has(flag: str) -> bool:
+        return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", doc) is not None
+
+    if has(key):
+        return True
+    if key.startswith("--"):
+        return key.startswith("--no-") and has("--" + key[5:])
+    if key.startswith("-newer") and has("-newerXY"):
+        return True
+    letters = key[1:]
+    if letters.isalpha():
+        if all(has("-" + c) for c in letters):
+            return True
+        return has("-" + letters[0]) and re.search(rf"\b{re.escape(letters[1:])}\b", doc) is not None  # -Iseconds
+    if letters[:1].isalpha() and has("-" + letters[0]):
+        return True  # a value glued to its option: -n5, -F:, -k2,2, -d,
+    return False
+
+
+def undocumented_options(stages: Iterable[StageOptions], pages: ManualPages) -> list[str]:
+    """`program option` for each option missing from an installed manual page (unchecked without a page)."""
+    bad = []
+    for st in stages:
+        if st.program in SHELL_WORDS or st.program in _UNCHECKED or not st.options:
+            continue
+        program = _PAGE_OF.get(st.program, st.program)
+        if program == "ffmpeg" and pages.page("ffmpeg-all"):
+            program = "ffmpeg-all"
+        names = [f"{program}-{st.subcommand}"] if st.subcommand else []
+        names += [program, *_MORE_PAGES.get(program, ())]  # global options, options shared by subcommands
+        docs = [d for d in map(pages.page, names) if d]
+        if not docs:
+            continue
+        doc = "\n".join(docs)
+        bad.extend(f"{st.program} {o}" for o in st.options if not _documented(o, doc))
+    return bad
+
+
+# ------------------------------------------------------------------------------------------------ shell checks
+def _bash_ok(command: str) -> bool:
+    try:
+        return subprocess.run(["bash", "-n", "-c", command], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def bash_parses(commands: Sequence[str], workers: int = 4) -> list[bool]:
+    """`bash -n` verdict per command."""
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(_bash_ok, commands, chunksize=64))
+
+
+def shellcheck_errors(commands: Sequence[str]) -> dict[int, str]:
+    """Index -> first error-level shellcheck finding (one script, a command a line; shellcheck stops at a
+    line it cannot parse, so the lines after one are checked again)."""
+    if shutil.which("shellcheck") is None:
+        return {}
+    errors: dict[int, str] = {}
+    start = 0
+    while start < len(commands):
+        findings = _shellcheck(commands[start:])
+        stop = None
+        for item in findings:
+            i = start + item["line"] - 2
+            errors.setdefault(i, f"SC{item['code']}: {item['message']}")
+            if item["code"] in _PARSE_ABORT:
+                stop = i if stop is None else min(stop, i)
+        if stop is None:
+            break
+        start = stop + 1
+    return errors
+
+
+_PARSE_ABORT = (1072, 1073)  # "fix any mentioned problems and try again": nothing after it was checked
+
+
+def _shellcheck(commands: Sequence[str]) -> list[dict]:
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
+        f.write("#!/bin/bash\n" + "\n".join(c.replace("\n", " ") for c in commands) + "\n")
+        script = f.name
+    try:
+        res = subprocess.run(["shellcheck", "-S", "error", "-s", "bash", "-f", "json", script],
+                             capture_output=True, text=True, timeout=600)
+        return json.loads(res.stdout or "[]")
+    finally:
+        os.unlink(script)
+
+
+# ------------------------------------------------------------------------------------------------ the validator
+@dataclass
+class Report:
+    """Accepted rows and (row, reason) rejections."""
+
+    accepted: list[dict] = field(default_factory=list)
+    rejected: list[tuple[dict, str]] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for _, why in self.rejected:
+            counts[why.split(":", 1)[0]] += 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _request_key(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _f1(a: set[str], b: set[str]) -> float:
+    common = len(a & b)
+    return 0.0 if not common else 2 * common / (len(a) + len(b))
+
+
+def _schema_error(row: dict) -> str | None:
+    for key in ("instruction", "command"):
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return f"schema: '{key}' must be a non-empty string"
+        if "\n" in value or "\r" in value:
+            return f"schema: '{key}' must be one line"
+    if row.get("platform") not in PLATFORMS:
+        return f"schema: platform must be one of {', '.join(PLATFORMS)}"
+    return None
+
+
+def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_out: Sequence[str] = (),
+             pages: ManualPages | None = None, check_shell: bool = True) -> Report:
+    """Check rows in order; the first of two duplicates is kept."""
+    report = Report()
+    candidates: list[dict] = []
+    for row in rows:
+        why = _schema_error(row)
+        if why:
+            report.rejected.append((row, why))
+        else:
+            candidates.append(row)
+    parses = bash_parses([r["command"] for r in candidates]) if check_shell else [True] * len(candidates)
+    sc_errors = shellcheck_errors([r["command"] for r in candidates]) if check_shell else {}
+    held = [set(tokenize_for_search(h)) for h in held_out]
+    held_by_word: dict[str, list[int]] = defaultdict(list)
+    for i, words in enumerate(held):
+        for w in words:
+            held_by_word[w].append(i)
+    seen: dict[str, str] = {}
+    by_command: dict[str, list[set[str]]] = defaultdict(list)
+    for i, row in enumerate(candidates):
+        request, command = row["instruction"].strip(), row["command"].strip()
+        why = None
+        if not parses[i]:
+            why = "syntax: bash -n fails"
+        elif i in sc_errors:
+            why = f"shellcheck: {sc_errors[i]}"
+        if why is None:
+            stages = stage_options(command)
+            unknown = [s.program for s in stages if s.program not in SHELL_WORDS and not known_programs(s.program)]
+            if unknown:
+                why = f"program: unknown {unknown[0]!r}"
+            elif pages is not None and row["platform"] != "macos" and (bad := undocumented_options(stages, pages)):
+                why = f"option: {bad[0]} not in its manual page"
+        if why is None and (missing := missing_values(request, command)):
+            why = f"value: {missing[0]!r} from the request is not in the command"
+        if why is None and (invented := invented_values(request, command)):
+            why = f"invented: {invented[0]!r} is not in the request"
+        key = _request_key(request)
+        words = set(tokenize_for_search(request))
+        if why is None and key in seen:
+            why = "duplicate: same request and command" if seen[key] == command else "conflict: same request, another command"
+        if why is None and any(_f1(words, other) >= NEAR_DUPLICATE_F1 for other in by_command[command]):
+            why = "near-duplicate: another request for this command differs by little"
+        if why is None and words:
+            counts: dict[int, int] = defaultdict(int)
+            for w in words:
+                for j in held_by_word.get(w, ()):
+                    counts[j] += 1
+            close = [j for j, c in counts.items() if 2 * c / (len(words) + len(held[j])) >= HELD_OUT_F1]
+            if close:
+                why = f"held-out: close to evaluation request {held_out[close[0]]!r}"
+        if why:
+            report.rejected.append((row, why))
+            continue
+        seen[key] = command
+        by_command[command].append(words)
+        report.accepted.append(row)
+    return report
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a malformed line becomes a row that fails the schema check."""
+    rows = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            row = {"instruction": None, "command": None, "_error": f"line {n}: {exc}"}
+        rows.append(row if isinstance(row, dict) else {"instruction": None})
+    return rows
+
+
+def held_out_requests(paths: Iterable[Path]) -> list[str]:
+    """The requests of evaluation sets (JSONL rows with an ``instruction``)."""
+    out = []
+    for path in paths:
+        out.extend(r["instruction"] for r in read_jsonl(path) if isinstance(r.get("instruction"), str))
+    return out
+
+
+def known_program_test(data_dir: Path | None = None) -> Callable[[str], bool]:
+    """Is a program known? The shipped lexicon, the tldr page names under `data_dir`, or installed here."""
+    from tinyllm.formats.checkpoint import default_model_path
+    from tinyllm.knowledge.retrieval import load_tool_lexicon
+
+    index = default_model_path().with_suffix(".idx")
+    known = set(load_tool_lexicon(index).known) if index.is_file() else set()
+    pages = Path(data_dir) / "tldr" / "pages" if data_dir else None
+    if pages is not None and pages.is_dir():
+        known.update(p.stem for p in pages.glob("*/*.md"))
+    return lambda name: name in known or shutil.which(name) is not None
+
+
+def validate_files(files: Sequence[Path], held_out: Sequence[str], known: Callable[[str], bool],
+                   man_cache: Path | None = None) -> tuple[dict[Path, list[dict]], Report]:
+    """Validate pair files together (duplicates are found across files); accepted rows by file, and the report."""
+    rows = []
+    for path in files:
+        for row in read_jsonl(path):
+            row["_file"] = path
+            rows.append(row)
+    report = validate(rows, known, held_out, ManualPages(man_cache))
+    by_file: dict[Path, list[dict]] = {p: [] for p in files}
+    for row in report.accepted:
+        by_file[row.pop("_file")].append(row)
+    return by_file, report
+
+
+def write_report(report: Report, path: Path) -> None:
+    """Rejections as TSV: file, reason, request, command."""
+    with open(path, "w") as f:
+        f.write("file\treason\tinstruction\tcommand\n")
+        for row, why in report.rejected:
+            name = Path(row.get("_file", "")).name
+            f.write(f"{name}\t{why}\t{row.get('instruction')}\t{row.get('command')}\n")
