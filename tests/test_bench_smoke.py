@@ -111,3 +111,17 @@ def test_named_tools_quick(tmp_path: Path) -> None:
     assert sets["naming a program"]["changed"] == 2  # both are fixed by the step (see test_shipped_model)
     for row in sets.values():
         assert row["p50_off_ms"] > 0 and row["p50_on_ms"] > 0 and row["ratio_p50"] > 0
+
+
+def test_explain_quick(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("man") is None:
+        pytest.skip("man is not installed")
+    out_json = tmp_path / "explain.json"
+    out = run_bench("explain.py", "--quick", "--out", str(out_json), timeout=180)
+    payload = check_output(out, "| command | first lookup ms | warm ms |", out_json)
+    assert len(payload["rows"]) == 3
+    for row in payload["rows"]:
+        assert row["cold_ms"] > 0 and row["warm_ms"] > 0 and row["in_process_ms"] >= 0
+    assert payload["cpu_ms"]["warm_median"] > 0

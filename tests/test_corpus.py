@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tinyllm.knowledge.manpages import clean_man_text
 from tinyllm.train import corpus
 from tinyllm.train.corpus import (
     build_corpus,
-    clean_man_text,
     iter_corpus_docs,
     iter_hf_text,
     list_man_pages,

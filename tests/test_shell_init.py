@@ -237,3 +237,21 @@ def test_not_loaded_in_non_interactive_shell(shell: str, tmp_path: Path) -> None
     result = subprocess.run([shell, "-c", f"source {path}; {check} || echo ABSENT"], capture_output=True, text=True, timeout=30)
     assert "ABSENT" in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("shell", "default_seq"), [("bash", '"\\ee": __nl2cmd_explain_widget'),
+                                                     ("zsh", "'^[e' __nl2cmd_explain_widget"),
+                                                     ("fish", "bind \\ee __nl2cmd_explain_widget")])
+def test_explain_key_default_custom_and_none(shell: str, default_seq: str) -> None:
+    from tinyllm.cli.shell_init import render
+
+    assert default_seq in render(shell)
+    custom = render(shell, explain_key="alt-x")
+    assert "__nl2cmd_explain_widget" in custom and default_seq not in custom
+    off = render(shell, explain_key="none")
+    assert not any("explain_widget" in line and ("bind" in line) for line in off.splitlines())
+    assert "__nl2cmd_explain_widget" in off  # the widget is still defined, for binding by hand
+    with pytest.raises(ValueError, match="suggestion key too"):
+        render(shell, key="alt-e")
+    with pytest.raises(ValueError):
+        render(shell, explain_key="ctrl-c")

@@ -358,3 +358,37 @@ def test_ctrl_g_still_cancels_history_search(tmux: Tmux, search_shell: str, tmp_
     pane.wait_line("typed")  # search cancelled, original line back, nothing suggested
     time.sleep(0.3)
     assert pane.prompt_line() == "typed"
+
+
+def _needs_ls_page() -> None:
+    from tinyllm.knowledge.manpages import locate_page
+
+    if shutil.which("man") is None or locate_page("ls") is None:
+        pytest.skip("the ls man page is not installed")
+
+
+def test_explain_key_shows_explanation_and_keeps_line(tmux: Tmux, shell: str, tmp_path: Path) -> None:
+    """Alt-E (the default explain key) prints the explanation and leaves the command line unchanged."""
+    _needs_ls_page()
+    pane = start_shell(tmux, shell, tmp_path)
+    pane.type("ls -l")
+    pane.wait_line("ls -l")
+    pane.key("M-e")
+    screen = pane.wait(lambda s: pane.prompt_line(s) == "ls -l" and any("use a long listing format" in line for line in s),
+                       "the explanation and the unchanged line", timeout=20)
+    assert any("list directory contents" in line for line in screen)
+    pane.type("X")  # still editing the same line
+    pane.wait_line("ls -lX")
+    time.sleep(0.2)
+    assert not any(line.startswith("total ") for line in pane.screen())  # nothing ran: no `ls -l` output
+
+
+def test_custom_explain_key_and_empty_line(tmux: Tmux, shell: str, tmp_path: Path) -> None:
+    _needs_ls_page()
+    pane = start_shell(tmux, shell, tmp_path, init_args=" --explain-key alt-x")
+    pane.key("M-x")
+    pane.wait_text("nl2cmd: type a command first")
+    pane.type("ls -a")
+    pane.key("M-x")
+    pane.wait(lambda s: pane.prompt_line(s) == "ls -a" and any("do not ignore entries" in line for line in s),
+              "the explanation with the custom key", timeout=20)

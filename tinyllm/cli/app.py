@@ -139,22 +139,48 @@ def suggest_cmd(words: tuple[str, ...], num: int | None, platform: str | None, m
     suggest_main(list(words), num=num, platform=platform, model=model, no_daemon=no_daemon, as_json=as_json)
 
 
+@cli.command("explain", context_settings={"allow_interspersed_args": False})
+@click.argument("words", nargs=-1, type=click.UNPROCESSED)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object per command (parts, spans, sources).")
+@click.option("--width", type=click.IntRange(20, 1000), default=None,
+              help="Wrap the text to this many columns (default: the terminal's width).")
+def explain_cmd(words: tuple[str, ...], as_json: bool, width: int | None) -> int:
+    """Explain COMMAND part by part from the local man pages ('-' reads commands from stdin).
+
+    Options of nl2cmd come before the command: nl2cmd explain --json tar -czf logs.tgz logs
+    """
+    from .explain_view import explain_main
+
+    return explain_main(list(words), as_json=as_json, width=width)
+
+
 @cli.command("repl")
 @_suggest_options
 def repl_cmd(num: int | None, platform: str | None, model: str | None, no_daemon: bool | None) -> None:
-    """Interactive prompt: type instructions, get commands (Ctrl-D exits)."""
+    """Interactive prompt: type instructions, get commands (Ctrl-D exits).
+
+    ":explain COMMAND" explains a command; ":explain" alone explains the last suggestion.
+    """
     from .repl import run_repl
 
     settings = load_settings(num=num, platform=platform, model=model, no_daemon=no_daemon)
     paths = state_paths()
     engine = Engine(settings, paths)
 
+    last: list[str] = []  # the last suggestion, for ":explain" without a command
+
     def answer(text: str) -> None:
+        if text == EXPLAIN_WORD or text.startswith(EXPLAIN_WORD + " "):
+            explain_in_repl(text[len(EXPLAIN_WORD):].strip() or (last[-1] if last else ""))
+            return
         try:
             result = engine.suggest(instruction_from(text), settings.platform, settings.num)
             emit(result, settings.num, as_json=False)
         except CliError as exc:
             err(f"error: {exc}")
+            return
+        if one_line(result.get("command", "")):
+            last[:] = [one_line(result["command"])]
 
     history: Path | None = paths.history
     try:
@@ -163,6 +189,22 @@ def repl_cmd(num: int | None, platform: str | None, model: str | None, no_daemon
         warn(f"history not kept: {exc}")
         history = None
     run_repl(answer, history)
+
+
+EXPLAIN_WORD = ":explain"
+
+
+def explain_in_repl(command: str) -> None:
+    """The REPL's ``:explain [COMMAND]``: explain COMMAND, or the last suggestion when it is empty."""
+    from .explain_view import explain_main
+
+    if not command:
+        err("nothing to explain yet: ask for a command first, or type :explain COMMAND")
+        return
+    try:
+        explain_main([command])
+    except CliError as exc:
+        err(f"error: {exc}")
 
 
 # --------------------------------------------------------------------------------------------- daemon
@@ -299,8 +341,10 @@ def daemon_run(model: str | None, idle_timeout: float | None) -> None:
 @cli.command("init")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 @click.option("--key", default=None, help="Key binding for the widget (shell syntax, e.g. '\\C-g').")
-@click.option("--no-bind", is_flag=True, help="Define the widget but bind no key.")
-def init_cmd(shell: str, key: str | None, no_bind: bool) -> None:
+@click.option("--explain-key", default=None,
+              help="Key that explains the command line below the prompt (default alt-e; 'none' binds no key).")
+@click.option("--no-bind", is_flag=True, help="Define the widgets but bind no key.")
+def init_cmd(shell: str, key: str | None, explain_key: str | None, no_bind: bool) -> None:
     """Print the shell integration: eval "$(nl2cmd init bash)"."""
     try:
         from .shell_init import render
@@ -309,6 +353,8 @@ def init_cmd(shell: str, key: str | None, no_bind: bool) -> None:
     kwargs: dict[str, Any] = {"bind": not no_bind}
     if key is not None:
         kwargs["key"] = key
+    if explain_key is not None:
+        kwargs["explain_key"] = explain_key
     try:
         script = render(shell, **kwargs)
     except ValueError as exc:

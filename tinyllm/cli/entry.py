@@ -11,12 +11,35 @@ from __future__ import annotations
 import sys
 
 # Must equal the click group's commands (tests/test_cli.py checks it).
-SUBCOMMANDS = frozenset({"daemon", "forget", "init", "learn", "repl", "suggest"})
+SUBCOMMANDS = frozenset({"daemon", "explain", "forget", "init", "learn", "repl", "suggest"})
 
 
 def is_plain_request(argv: list[str]) -> bool:
     """True when argv is just instruction words: the click CLI would run the default command with no options."""
     return bool(argv) and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS
+
+
+def fast_explain_args(args: list[str]) -> tuple[list[str], bool, int | None] | None:
+    """(words, as_json, width) for ``nl2cmd explain ARGS`` when the arguments need no click (only
+    --json, --width N and --); None otherwise (help, a bad option: click reports it)."""
+    as_json, width = False, None
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg == "--json":
+            as_json = True
+        elif arg == "--width" and i + 1 < len(args) and args[i + 1].isdigit() and 20 <= int(args[i + 1]) <= 1000:
+            width = int(args[i + 1])
+            i += 1
+        elif arg.startswith("--width=") and arg[8:].isdigit() and 20 <= int(arg[8:]) <= 1000:
+            width = int(arg[8:])
+        else:
+            return None
+        i += 1
+    return args[i:], as_json, width
 
 
 def console_main() -> None:
@@ -66,6 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         from .frontend import run_guarded, suggest_main
 
         run_guarded(lambda: suggest_main(args))
+    fast = fast_explain_args(args[1:]) if args and args[0] == "explain" else None
+    if fast is not None:  # `nl2cmd explain ...` without click, as fast as a plain request
+        from .explain_view import explain_main
+        from .frontend import run_guarded
+
+        words, as_json, width = fast
+        run_guarded(lambda: explain_main(words, as_json=as_json, width=width))
     from .app import main as cli_main
 
     cli_main(args)

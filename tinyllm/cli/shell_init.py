@@ -17,12 +17,15 @@ from importlib import resources
 
 SUPPORTED_SHELLS: tuple[str, ...] = ("bash", "zsh", "fish")
 DEFAULT_KEY = "ctrl-g"
+DEFAULT_EXPLAIN_KEY = "alt-e"
+NO_KEY = frozenset({"none", "off", ""})
 DEFAULT_EXE = "nl2cmd"
 
 _EXE_MARK = "@NL2CMD_EXE@"
 # The line in each script replaced by the key bindings (bash writes it after a `:` no-op command).
 _BIND_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<colon>: )?# @NL2CMD_BINDINGS@[ \t]*$", re.MULTILINE)
 _WIDGET = "__nl2cmd_widget"
+_EXPLAIN_WIDGET = "__nl2cmd_explain_widget"
 # The line in the bash and zsh scripts replaced by shell/ask.sh (valid in both shells).
 _ASK_RE = re.compile(r"^(?P<indent>[ \t]*)# @NL2CMD_ASK@[ \t]*$", re.MULTILINE)
 
@@ -107,21 +110,21 @@ def parse_key(key: str) -> Key:
     return Key(char=char, ctrl=ctrl, alt=alt)
 
 
-def _bindings(shell: str, key: Key) -> list[str]:
+def _bindings(shell: str, key: Key, widget: str = _WIDGET) -> list[str]:
     """Binding lines for every keymap the widget works in (emacs, vi insert, vi command)."""
     seq = key.for_shell(shell)
     if shell == "bash":
         # bind -x runs a shell function that may edit READLINE_LINE/READLINE_POINT.
-        return [f"\\builtin bind -m {km} -x '\"{seq}\": {_WIDGET}'" for km in ("emacs-standard", "vi-insert", "vi-command")]
+        return [f"\\builtin bind -m {km} -x '\"{seq}\": {widget}'" for km in ("emacs-standard", "vi-insert", "vi-command")]
     if shell == "zsh":
-        lines = [f"\\builtin bindkey -M {km} '{seq}' {_WIDGET}" for km in ("emacs", "viins", "vicmd")]
-        if key == Key("g", ctrl=True):
+        lines = [f"\\builtin bindkey -M {km} '{seq}' {widget}" for km in ("emacs", "viins", "vicmd")]
+        if key == Key("g", ctrl=True) and widget == _WIDGET:
             # Keys unbound in the isearch keymap end a Ctrl-R search and then run their main-keymap
             # widget: keep Ctrl-G meaning "cancel the search" there, as it does by default.
             lines.append("\\builtin bindkey -M isearch '^G' send-break")
         return lines
     # fish: the "default" mode (emacs bindings, or vi normal mode) plus vi insert mode.
-    return [f"bind {seq} {_WIDGET}", f"bind -M insert {seq} {_WIDGET}"]
+    return [f"bind {seq} {widget}", f"bind -M insert {seq} {widget}"]
 
 
 def _quote(shell: str, word: str) -> str:
@@ -134,16 +137,23 @@ def _quote(shell: str, word: str) -> str:
     return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
-def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = DEFAULT_EXE) -> str:
+def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = DEFAULT_EXE,
+           explain_key: str | None = None) -> str:
     """The widget script for `shell`, ready for `eval "$(nl2cmd init SHELL)"` / `| source`.
 
-    key: the key that triggers the widget (default ctrl-g); bind=False only defines the widget
-    function (`__nl2cmd_widget`) so users can bind it themselves.  exe: the nl2cmd executable the
-    script calls (NL2CMD_BIN overrides it at run time).  Raises ValueError for an unknown shell or key.
+    key: the key that triggers the suggestion widget (default ctrl-g); explain_key: the key that
+    explains the command line (default alt-e; "none" binds none); bind=False only defines the widget
+    functions (`__nl2cmd_widget`, `__nl2cmd_explain_widget`) so users can bind them themselves.  exe:
+    the nl2cmd executable the script calls (NL2CMD_BIN overrides it at run time).  Raises ValueError
+    for an unknown shell or key, or the same key for both widgets.
     """
     if shell not in SUPPORTED_SHELLS:
         raise ValueError(_shell_error(shell))
     parsed = parse_key(DEFAULT_KEY if key is None else key)
+    explain_text = DEFAULT_EXPLAIN_KEY if explain_key is None else explain_key
+    explain_parsed = None if explain_text.strip().lower() in NO_KEY else parse_key(explain_text)
+    if explain_parsed == parsed:
+        raise ValueError(f"the explain key {explain_text!r} is the suggestion key too; pick another (or 'none')")
     if not exe or "\n" in exe or "\0" in exe:
         raise ValueError(f"invalid nl2cmd executable {exe!r}")
     package = resources.files("tinyllm.shell")
@@ -157,9 +167,12 @@ def render(shell: str, key: str | None = None, bind: bool = True, *, exe: str = 
         marker = _BIND_RE.search(script)
     indent, colon = marker.group("indent"), marker.group("colon") or ""
     if bind:
-        block = "\n".join(indent + line for line in _bindings(shell, parsed))
+        lines = _bindings(shell, parsed)
+        if explain_parsed is not None:
+            lines += _bindings(shell, explain_parsed, _EXPLAIN_WIDGET)
+        block = "\n".join(indent + line for line in lines)
     else:
         # bash keeps its `:` so the enclosing branch is never empty.
-        block = f"{indent}{colon}# key bindings skipped (--no-bind): bind {_WIDGET} to a key yourself"
+        block = f"{indent}{colon}# key bindings skipped (--no-bind): bind {_WIDGET} and {_EXPLAIN_WIDGET} yourself"
     script = script[: marker.start()] + block + script[marker.end():]
     return script.replace(_EXE_MARK, _quote(shell, exe))

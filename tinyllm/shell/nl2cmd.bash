@@ -2,6 +2,7 @@
 #
 # Type a request in plain English, press the key (Ctrl-G by default): the command line is
 # replaced by the suggested shell command.  Nothing is ever executed: review it, press Enter.
+# A second key (Alt-E by default) explains the command on the line, part by part.
 # The nl2cmd executable can be overridden at run time with NL2CMD_BIN.
 if [[ $- == *i* ]] && [[ -z ${__NL2CMD_LOADED-} ]]; then
 __NL2CMD_LOADED=1
@@ -68,6 +69,25 @@ __nl2cmd_widget() {
   else
     __nl2cmd_point_bytes "$__nl2cmd_pre"
   fi
+  \builtin return "$__nl2cmd_rc"
+}
+
+# Explain the command line (Alt-E by default): the explanation is printed above the prompt and the
+# line is left as it is.  The line is one argv element (never eval'ed); stdin is /dev/null.
+__nl2cmd_explain_widget() {
+  \builtin local __nl2cmd_rc=$?
+  \builtin local __nl2cmd_bin __nl2cmd_out
+  if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
+    __nl2cmd_msg "nl2cmd: type a command first, then press the key to explain it"
+    \builtin return "$__nl2cmd_rc"
+  fi
+  __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
+  if ! \builtin type -P -- "$__nl2cmd_bin" >/dev/null 2>&1; then
+    __nl2cmd_msg "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
+    \builtin return "$__nl2cmd_rc"
+  fi
+  __nl2cmd_out=$(\command "$__nl2cmd_bin" explain --width "${COLUMNS:-80}" -- "$READLINE_LINE" </dev/null 2>&1)
+  __nl2cmd_msg "$__nl2cmd_out"
   \builtin return "$__nl2cmd_rc"
 }
 

@@ -2,6 +2,7 @@
 #
 # Type a request in plain English, press the key (Ctrl-G by default): the command line is
 # replaced by the suggested shell command.  Nothing is ever executed: review it, press Enter.
+# A second key (Alt-E by default) explains the command on the line, part by part.
 # The nl2cmd executable can be overridden at run time with NL2CMD_BIN.
 if status is-interactive; and not set -q __nl2cmd_loaded
     set -g __nl2cmd_loaded 1
@@ -74,6 +75,26 @@ if status is-interactive; and not set -q __nl2cmd_loaded
         if test (count $err) -gt 0
             __nl2cmd_msg $err
         end
+    end
+
+    # Explain the command line (Alt-E by default) below it; the line is left as it is.
+    function __nl2cmd_explain_widget --description 'nl2cmd: explain the command on the command line'
+        set -l line (commandline | string collect)
+        if not string match -qr '\S' -- "$line"
+            __nl2cmd_msg "nl2cmd: type a command first, then press the key to explain it"
+            return 0
+        end
+        set -l bin @NL2CMD_EXE@
+        if set -q NL2CMD_BIN; and test -n "$NL2CMD_BIN"
+            set bin $NL2CMD_BIN
+        end
+        if not command -sq -- $bin
+            __nl2cmd_msg "nl2cmd: '$bin' not found on PATH (is nl2cmd installed?)"
+            return 0
+        end
+        # The line is one argv element (never eval'ed); stdin is /dev/null.
+        set -l out (command $bin explain --width $COLUMNS -- $line </dev/null 2>&1)
+        __nl2cmd_msg $out
     end
 
     # @NL2CMD_BINDINGS@

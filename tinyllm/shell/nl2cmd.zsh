@@ -2,6 +2,7 @@
 #
 # Type a request in plain English, press the key (Ctrl-G by default): the command line is
 # replaced by the suggested shell command.  Nothing is ever executed: review it, press Enter.
+# A second key (Alt-E by default) explains the command on the line, part by part.
 # The nl2cmd executable can be overridden at run time with NL2CMD_BIN.
 if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
   typeset -g __NL2CMD_LOADED=1
@@ -46,6 +47,26 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
     \builtin return 0
   }
 
+  # Explain the command line (Alt-E by default) below it; the line is left as it is.
+  function __nl2cmd_explain_widget() {
+    \builtin emulate -L zsh
+    \builtin local __nl2cmd_bin __nl2cmd_out
+    if [[ -z ${BUFFER//[[:space:]]/} ]]; then
+      \builtin zle -M "nl2cmd: type a command first, then press the key to explain it"
+      \builtin return 0
+    fi
+    __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
+    if ! \builtin whence -p -- "$__nl2cmd_bin" >/dev/null 2>&1; then
+      \builtin zle -M "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
+      \builtin return 0
+    fi
+    # The line is one argv element (never eval'ed); stdin is /dev/null.
+    __nl2cmd_out=$(\command "$__nl2cmd_bin" explain --width "${COLUMNS:-80}" -- "$BUFFER" </dev/null 2>&1)
+    \builtin zle -M -- "$__nl2cmd_out"
+    \builtin return 0
+  }
+
   \builtin zle -N __nl2cmd_widget
+  \builtin zle -N __nl2cmd_explain_widget
   # @NL2CMD_BINDINGS@
 fi

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tinyllm.knowledge.text import ascii_typography, normalize_command, strip_control
+from tinyllm.knowledge.manpages import render_man_file
+from tinyllm.knowledge.text import normalize_command, strip_control
 
 from .sources import DataError, iter_tldr_pages, resolve_alternatives
 
@@ -26,9 +25,7 @@ DOC_SPLIT = "\n\f\n"
 CORPUS_VERSION = 1
 
 MAN_ROOTS = (Path("/usr/share/man"), Path("/usr/local/share/man"))
-_OVERSTRIKE_RE = re.compile(r".\x08")
 _BLANK_RUN_RE = re.compile(r"\n{3,}")
-_HEADER_RE = re.compile(r"^\S.*\(\w+\)\s*$")  # "LS(1)   User Commands   LS(1)" and the footer "... LS(1)"
 
 
 # ------------------------------------------------------------------------------------------- man pages
@@ -64,39 +61,6 @@ def list_man_pages(
     for group in by_prefix.values():
         kept.extend(sorted(group, key=lambda p: (len(p.name), p.name))[:max_per_prefix])
     return sorted(kept)
-
-
-def clean_man_text(text: str) -> str:
-    """Rendered man page -> plain text: overstrike and escapes removed, ASCII typography, no header/footer."""
-    text = _OVERSTRIKE_RE.sub("", text)
-    # man renders '-' in options as U+2010 in UTF-8 locales: commands must come out as ASCII.
-    text = ascii_typography(strip_control(text)).replace("\u00ad", "")
-    lines = [ln.rstrip() for ln in text.splitlines()]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    if lines and _HEADER_RE.match(lines[0]):
-        lines.pop(0)
-    if lines and _HEADER_RE.match(lines[-1]):
-        lines.pop()
-    return _BLANK_RUN_RE.sub("\n\n", "\n".join(lines)).strip()
-
-
-def render_man_file(path: Path, timeout: float = 60.0) -> str:
-    """Render one man page file to cleaned plain text (empty string if man fails)."""
-    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="", MANPAGER="cat", PAGER="cat")
-    try:
-        # --nh/--nj: no hyphenation or justification, so words and spacing come out as written.
-        out = subprocess.run(
-            ["man", "--nh", "--nj", "-P", "cat", "-l", str(path)],
-            env=env, capture_output=True, timeout=timeout, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    if out.returncode != 0:
-        return ""
-    return clean_man_text(out.stdout.decode("utf-8", errors="replace"))
 
 
 def _cache_file(cache_dir: Path, page: Path) -> Path:
