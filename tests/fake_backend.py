@@ -9,6 +9,7 @@ Used by the CLI/daemon tests and by the shell-widget tests, so its behaviour is 
 * containing "slow"                    -> sleeps 1.5 s, then answers as below
 * containing "placeholder"             -> ``cp {{path/to/source}} {{path/to/target}}``
 * containing "danger"                  -> ``rm -rf /`` (flagged by the safety classifier)
+* containing "unsure"                  -> the command above with confidence 0.05 and a "low confidence" note
 * otherwise                            -> ``printf '%s\\n' <shlex.quote(instruction)>``
 
 With n > 1 the alternatives are the command followed by ``echo 2`` ... ``echo n``.
@@ -98,12 +99,15 @@ class FakeSuggester:
             else:
                 command = f"printf '%s\\n' {shlex.quote(text)}"
         alternatives = [(command, 0.0)] + [(f"echo {i}", -float(i - 1)) for i in range(2, max(1, n) + 1)]
+        unsure = "unsure" in lowered and source == "model"  # a low-confidence answer, as the ranker notes it
         return Suggestion(
             command=command,
             alternatives=alternatives,
             warnings=danger_warnings(command),
             source=source,
             timing_ms=(time.perf_counter() - t0) * 1000.0,
+            confidence=0.05 if unsure else 0.9,
+            notes=["low confidence"] if unsure else [],
         )
 
 

@@ -192,16 +192,22 @@ def _merge(*lists: list[str]) -> list[str]:
 
 def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
     """Print a suggestion: the command (or n alternatives) on stdout, warnings and the daemon's
-    notes on stderr. Every printed command is checked here too (`danger`)."""
+    notes on stderr, and a "low confidence" note as ``nl2cmd: low confidence``. Every printed command
+    is checked here too (`danger`)."""
     command = one_line(result.get("command", ""))
     alternatives = [(one_line(c), float(s)) for c, s in result.get("alternatives", []) if one_line(c)]
     if not command:
         raise FrontendError("the model produced no command")
     warnings = _merge(danger(command), [safe_line(w) for w in result.get("warnings", [])])
     notes = result.get("notes")
+    low = []  # the ranker's notes about the answer (tinyllm.serve.suggest.LOW_CONFIDENCE)
     for note in notes if isinstance(notes, list) else []:
         if isinstance(note, str) and safe_line(note):
-            warn(note)
+            if note.startswith("low confidence"):
+                low.append(safe_line(note))
+            else:
+                warn(note)
+    conf = result.get("confidence")
     if as_json:
         payload = {
             "command": command,
@@ -210,6 +216,8 @@ def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
             "source": result.get("source", "model"),
             "timing_ms": round(float(result.get("timing_ms", 0.0)), 3),
             "via_daemon": bool(result.get("via_daemon")),
+            "confidence": None if conf is None else round(float(conf), 3),
+            "notes": low,
         }
         print_line(json.dumps(payload, ensure_ascii=False))
         return
@@ -221,6 +229,8 @@ def emit(result: dict[str, Any], n: int, as_json: bool) -> None:
             warnings = _merge(warnings, [f"{w} (alternative {i})" for w in danger(line)])
     for w in warnings:
         warn(w)
+    for note in low:
+        err(note)
 
 
 EXIT_BROKEN_PIPE = 128 + 13

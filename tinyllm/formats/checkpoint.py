@@ -163,3 +163,17 @@ def expected_weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
             p + "ffn.w2.weight": (d, cfg.hidden),
         })
     return shapes
+
+
+def update_meta(path: str | Path, changes: dict[str, Any]) -> None:
+    """Merge `changes` into a model file's metadata in place (atomically); the weights are copied as stored."""
+    header, npz = _open(path)
+    try:
+        arrays = {k: npz[k] for k in npz.files if k != _META_KEY}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt model file ({type(exc).__name__}: {exc})") from None
+    finally:
+        npz.close()
+    header = {**header, "meta": {**header.get("meta", {}), **changes}}
+    arrays[_META_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -16,6 +16,7 @@ from tinyllm.knowledge.tools import ToolLexicon
 
 from . import ENGINES, generate
 from .engine import NumpyTransformer
+from .rank import Ranked, RankSettings, named_step, rank
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Runtime:
         self.rerank_n = int(ckpt.meta.get("rerank", 0))
         self.beam_width = int(ckpt.meta.get("beam", 1))
         self.named_tools = bool(ckpt.meta.get("named_tools", True))
+        self.ranking = RankSettings.from_meta(ckpt.meta)
+        """The candidate ranking fitted on dev (tinyllm.infer.rank), or None: greedy/beam + named-program step."""
         self._word_starts: np.ndarray | None = None
 
     @classmethod
@@ -154,35 +157,79 @@ class Runtime:
         scored = sorted(zip(self.score(prompt, cands), cands), key=lambda sc: -sc[0])
         return [Generated(c, s, True, s) for s, c in scored]
 
-    def prefer_named_tool(self, prompt: list[int], request: str, answer: Generated, lexicon: ToolLexicon,
-                          max_new_tokens: int = 96) -> Generated:
-        """`answer`, or a command that starts with a program the request names (or with the known program a
-        misspelt first word begins with) when the model scores that one higher per token, or when the
-        answer's first word is no program the training set knows. See tinyllm.knowledge.tools.
+    def named_candidates(self, prompt: list[int], request: str, answer: Generated, lexicon: ToolLexicon,
+                         max_new_tokens: int = 96) -> tuple[list[Generated], float]:
+        """Commands that start with a program the request names (or with the known program a misspelt
+        first word of `answer` begins with), and `answer`'s own mean log-prob; ([], that) when there is
+        none to try. See tinyllm.knowledge.tools.
 
         One batched decode: each row forces a program name, then a token that begins a new word (so
-        "hcitool" cannot run on into "hcitoolauth"), then continues greedily; the answer is compared by
-        its own mean log-prob, re-scored in the same batch (teacher-forced) only if its decoder did not
-        keep one."""
+        "hcitool" cannot run on into "hcitoolauth"), then continues greedily; the answer is re-scored in
+        the same batch (teacher-forced) only if its decoder did not keep its mean log-prob."""
         first = command_name(answer.command)
         tools = [w for w in lexicon.named_in(request) if w != first]
         repaired = lexicon.repair(first, request)
         if repaired and repaired not in tools:
             tools.append(repaired)
+        own = answer.mean_logprob
         if not tools:
-            return answer
+            return [], own if own is not None else answer.score
         if self._word_starts is None:
             self._word_starts = np.array(self.tokenizer.word_starts())
         heads = [self.tokenizer.encode(w) for w in tools]
-        rescore = answer.mean_logprob is None
+        rescore = own is None
         if rescore:
             heads.insert(0, self.tokenizer.encode_target(answer.command))
         try:
             outs = generate.greedy_from(self.model, [prompt] * len(heads), heads, self._word_starts, max_new_tokens)
         except ValueError:  # the prompt fills the context: nothing to decode
+            return [], own if own is not None else answer.score
+        if rescore:
+            own = outs.pop(0).score
+        return [Generated(self._clean(c.ids), c.score, c.finished, c.score) for c in outs], own
+
+    def prefer_named_tool(self, prompt: list[int], request: str, answer: Generated, lexicon: ToolLexicon,
+                          max_new_tokens: int = 96) -> Generated:
+        """`answer`, or a command that starts with a program the request names (or with the known program a
+        misspelt first word begins with) when the model scores that one higher per token, or when the
+        answer's first word is no program the training set knows (`named_candidates`)."""
+        named, own = self.named_candidates(prompt, request, answer, lexicon, max_new_tokens)
+        if not named:
             return answer
-        own = outs.pop(0).score if rescore else answer.mean_logprob
-        best = max(outs, key=lambda c: c.score)
-        if lexicon.trusts(first, request) and best.score <= own:
+        best = max(named, key=lambda g: g.score)
+        if lexicon.trusts(command_name(answer.command), request) and best.score <= own:
             return answer
-        return Generated(self._clean(best.ids), best.score, best.finished, best.score)
+        return best
+
+    def ranked(self, prompt: list[int], request: str, tools: ToolLexicon | None, settings: RankSettings,
+               n: int = 1, first: Generated | None = None, is_installed=None,
+               max_new_tokens: int = 96, named: bool = True) -> tuple[list[Ranked], bool]:
+        """The request's candidates ranked by `tinyllm.infer.rank.rank`, and whether the beam ran.
+
+        The greedy answer (`first`, when the caller decoded it in a batch) and the named-program
+        candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
+        named-program step's answer fails a check that has a penalty, when `n` > 1, or always if the
+        settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`)."""
+        g = first if first is not None else self.generate([prompt], max_new_tokens)[0]
+        own = g.mean_logprob if g.mean_logprob is not None else g.score
+        if tools is not None and named:
+            named_cands, own = self.named_candidates(prompt, request, g, tools, max_new_tokens)
+        else:
+            named_cands = []
+        cands = [(g.command, own, "greedy")] + [(c.command, c.score, "named") for c in named_cands]
+        top_cmd, top_lp = named_step(g.command, own, [(c.command, c.score) for c in named_cands], request, tools) \
+            if tools is not None and named else (g.command, own)
+        cands.insert(0, (top_cmd, top_lp, "first"))
+        known: dict[str, dict[str, int]] = {}
+        ranked = rank(cands, request, tools, settings, is_installed, known)
+        for r in ranked:
+            known[r.command] = r.failed
+        top = next(r for r in ranked if r.command == top_cmd) if top_cmd else None
+        gate = settings.gate()
+        escalate = settings.always_beam or n > 1 or top is None or any(top.failed.get(c) for c in gate)
+        if escalate:
+            width = max(settings.beam, n)
+            cands += [(b.command, b.mean_logprob if b.mean_logprob is not None else b.score, "beam")
+                      for b in self.beam(prompt, beam=width, n_best=width, max_new_tokens=max_new_tokens)]
+            ranked = rank(cands, request, tools, settings, is_installed, known)
+        return ranked, escalate

@@ -231,8 +231,9 @@ class BM25Index:
             want *= 4
 
     def with_tools(self) -> ToolLexicon:
-        """The tool lexicon of the indexed pairs, counted now if the index has none yet (seconds for 50k rows)."""
-        if self.tools is None:
+        """The tool lexicon of the indexed pairs, counted now if the index has none yet, or one without the
+        option lists of older files (seconds for 50k rows)."""
+        if self.tools is None or not self.tools.options:
             rows = ({"instruction": i, "command": c} for i, c in zip(self.instructions, self.commands))
             self.tools = ToolLexicon.build(rows)
         return self.tools

@@ -393,3 +393,200 @@ def command_name(cmd: str) -> str:
     """The first utility of `cmd`, skipping ``sudo``/``env VAR=x``/``time``/``nohup`` prefixes ("" if none)."""
     names = utilities(cmd)
     return names[0] if names else ""
+
+
+# Reserved words that open or close a compound command, and what each closes.
+_OPENERS = {"if": "if", "case": "case", "for": "loop", "while": "loop", "until": "loop", "select": "loop",
+            "{": "{", "[[": "[["}
+_CONTROL_OPS = frozenset({"|", "|&", "&&", "||", ";", "&", ";;"})
+_JOINERS = frozenset({"|", "|&", "&&", "||"})
+_AFTER_KEYWORD_COMMAND = frozenset({"if", "then", "else", "elif", "do", "while", "until", "{", "!", "time"})
+
+
+def syntax_problem(command: str) -> str | None:
+    """Why bash could not parse `command` as it stands ("unclosed quote or substitution", "dangling |",
+    "if without fi" ...), or None when it reads as a complete command. A cheap structural check (no shell
+    is run): quotes, tldr placeholders, ``$(...)``, backticks and ``${...}`` closed; control operators
+    between commands; a redirection followed by its target; parentheses, ``[ ]``/``[[ ]]`` and ``{ }``
+    balanced; if/then/fi, for|while|until/do/done and case/esac nested properly."""
+    toks, closed = _lex(command)
+    if not closed:
+        return "unclosed quote or substitution"
+    stack: list[str] = []
+    cmdpos = True  # the next word starts a command (a reserved word counts here)
+    prev: Token | None = None
+    words_after_paren = False  # after "name()" or a process substitution "<(...)"
+    for k, tok in enumerate(toks):
+        if tok.kind == "word":
+            raw = tok.raw
+            if raw.count("${") > raw.count("}"):
+                return "unclosed ${"
+            for sub in _substitution_bodies(raw):
+                inner = syntax_problem(sub)
+                if inner:
+                    return f"{inner} inside a substitution"
+            closers_ok = cmdpos or (prev is not None and prev.kind == "word" and prev.value in ("done", "fi", "esac", "}"))
+            if (prev is not None and prev.kind == "op" and prev.value == ")" and not words_after_paren
+                    and (not stack or stack[-1] != "case")):
+                return "word after )"
+            word = tok.value if not tok.quoted else ""
+            if (cmdpos and word in ("then", "do", "fi", "done", "esac", "}") and prev is not None
+                    and prev.kind == "word" and prev.value in _AFTER_KEYWORD_COMMAND - {"time", "!"}):
+                return f"{word} right after {prev.value}"
+            if cmdpos and word in _OPENERS:
+                stack.append(_OPENERS[word])
+                if word == "[[":
+                    cmdpos = False
+                else:
+                    cmdpos = word not in ("for", "select", "case")
+            elif closers_ok and word in ("then", "elif", "else", "fi"):
+                top = stack[-1] if stack else ""
+                if word == "then" and top not in ("if", "elif"):
+                    return "then without if"
+                if word in ("elif", "else") and top not in ("then", "elif-then"):
+                    return f"{word} without if/then"
+                if word == "fi" and top not in ("then", "else"):
+                    return "fi without if/then"
+                if word == "then":
+                    stack[-1] = "then"
+                elif word == "elif":
+                    stack[-1] = "if"
+                elif word == "else":
+                    stack[-1] = "else"
+                else:
+                    stack.pop()
+                cmdpos = True
+            elif cmdpos and word == "do":
+                if not stack or stack[-1] != "loop":
+                    return "do without for/while"
+                stack[-1] = "do"
+            elif closers_ok and word == "done":
+                if not stack or stack[-1] != "do":
+                    return "done without do"
+                stack.pop()
+                cmdpos = False
+            elif closers_ok and word == "esac" and stack and stack[-1] == "case":
+                stack.pop()
+                cmdpos = False
+            elif closers_ok and word == "}":
+                if not stack or stack[-1] != "{":
+                    return "} without {"
+                stack.pop()
+                cmdpos = False
+            elif word == "]]" and stack and stack[-1] == "[[":
+                stack.pop()
+            elif cmdpos and word == "[" and not _closes_test(toks, k):
+                return "[ without ]"
+            else:
+                cmdpos = cmdpos and (word in _AFTER_KEYWORD_COMMAND or (not tok.quoted and ASSIGN_RE.match(word)
+                                                                       is not None))
+        else:
+            op = tok.value
+            in_case = bool(stack) and stack[-1] == "case"
+            if "<" in op or ">" in op:
+                if not (op[-1].isdigit() or op.endswith("-")):
+                    nxt = toks[k + 1] if k + 1 < len(toks) else None
+                    if nxt is None or (nxt.kind != "word" and not (nxt.value in ("(", "<") and op in ("<", ">"))):
+                        return f"{op} without a target"
+                    prev = tok
+                    continue
+            elif op == "(":
+                if prev is not None and (prev.kind == "op" and prev.value in ("<", ">")
+                                         or prev.kind == "word" and prev.raw.endswith("=")):
+                    stack.append("<(")  # a process substitution, or an array value "a=(x y)"
+                elif prev is not None and prev.kind == "word" and not cmdpos:
+                    # a function definition "name() { ...; }": the ")" must follow at once
+                    if k + 1 < len(toks) and toks[k + 1].value == ")":
+                        stack.append("()")
+                    else:
+                        return "( after a word"
+                else:
+                    stack.append("(")
+                cmdpos = True
+            elif op == ")":
+                words_after_paren = bool(stack) and stack[-1] in ("()", "<(")
+                if stack and stack[-1] in ("()", "<("):
+                    if stack[-1] == "<(" and prev is not None and prev.kind == "op" and prev.value in _JOINERS:
+                        return f"dangling {prev.value}"
+                    cmdpos = stack.pop() == "()"
+                elif stack and stack[-1] == "(":
+                    if prev is not None and prev.kind == "op" and prev.value in _JOINERS:
+                        return f"dangling {prev.value}"
+                    stack.pop()
+                    cmdpos = False
+                elif in_case:
+                    cmdpos = True  # a case pattern "a)"
+                else:
+                    return ") without ("
+            elif op in _CONTROL_OPS:
+                if op == ";;" and not in_case:
+                    return ";; outside case"
+                first = prev is None or (prev.kind == "op" and prev.value in ("(",) + tuple(_CONTROL_OPS))
+                if first and not (in_case and (op == ";;" or (op == "&" and prev is not None and prev.value == ";;"))):
+                    return f"{op} with no command before it"
+                if prev is not None and prev.kind == "word" and cmdpos and prev.value in ("then", "do", "else",
+                                                                                            "elif", "if", "while",
+                                                                                            "until", "{", "!"):
+                    return f"{op} right after {prev.value}"
+                cmdpos = True
+        prev = tok
+    if prev is not None and prev.kind == "op" and prev.value in _JOINERS:
+        return f"dangling {prev.value}"
+    if stack:
+        top = stack[-1]
+        return {"if": "if without then/fi", "then": "if without fi", "else": "if without fi", "loop": "loop without do",
+                "do": "do without done", "case": "case without esac", "{": "{ without }", "[[": "[[ without ]]",
+                "(": "( without )", "()": "( without )", "<(": "( without )"}.get(top, f"{top} not closed")
+    return None
+
+
+def _substitution_bodies(raw: str) -> list[str]:
+    """The text inside each outermost ``$(...)`` (not ``$((...))``) and backtick pair of a word, outside single quotes."""
+    bodies: list[str] = []
+    i, n, squote = 0, len(raw), False
+    while i < n:
+        c = raw[i]
+        if c == "'" and not squote:
+            end = raw.find("'", i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        if raw.startswith("$((", i):
+            depth, j = 0, i + 1
+            while j < n:
+                depth += raw[j] == "("
+                depth -= raw[j] == ")"
+                if depth == 0:
+                    break
+                j += 1
+            i = j + 1
+            continue
+        if raw.startswith("$(", i):
+            depth, j = 0, i + 1
+            while j < n:
+                depth += raw[j] == "("
+                depth -= raw[j] == ")"
+                if depth == 0:
+                    break
+                j += 1
+            bodies.append(raw[i + 2:j])
+            i = j + 1
+            continue
+        if c == "`":
+            end = raw.find("`", i + 1)
+            if end > i:
+                bodies.append(raw[i + 1:end])
+            i = n if end < 0 else end + 1
+            continue
+        i += 1
+    return bodies
+
+
+def _closes_test(toks: list[Token], k: int) -> bool:
+    """Does the ``[`` command at toks[k] end with a ``]`` word before the next control operator?"""
+    last = None
+    for tok in toks[k + 1:]:
+        if tok.kind == "op" and not ("<" in tok.value or ">" in tok.value):
+            break
+        if tok.kind == "word":
+            last = tok.value
+    return last == "]"

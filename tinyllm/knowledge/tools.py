@@ -9,6 +9,8 @@ the request names another. The lexicon, counted once over the training pairs, le
 * `named`: request words that name the program to run: among training requests with the word, at
   least `NAMED_SHARE` of the commands start with it, `NAMED_MIN_HITS` times or more ("bandwhich",
   "rsync"; not "search", "files" or "printf", which mostly name something else).
+* `options`: for each program that starts `OPTION_MIN_COMMANDS` or more training commands, every option
+  those commands pass to it (the candidate checks of tinyllm.knowledge.checks flag any other).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .shellparse import command_name
+from .shellparse import command_name, parse_commands
 
 NAMED_SHARE = 0.5
 NAMED_MIN_HITS = 2
+OPTION_MIN_COMMANDS = 5
+"""Programs with fewer training commands get no option list (too few to say an option is unknown)."""
 MIN_PREFIX = 3
 """Shortest known program a misspelt first word may be cut back to ("cata" -> "cat")."""
 
@@ -39,6 +43,8 @@ class ToolLexicon:
 
     known: frozenset[str]
     named: frozenset[str]
+    options: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False)
+    """program -> the options training commands pass to it (see the module docstring); empty in older files."""
 
     @classmethod
     def build(cls, rows: Iterable[Mapping[str, str]]) -> ToolLexicon:
@@ -46,30 +52,40 @@ class ToolLexicon:
         mention: Counter[str] = Counter()
         hits: Counter[str] = Counter()
         known: set[str] = set()
+        uses: Counter[str] = Counter()
+        options: dict[str, set[str]] = {}
         for row in rows:
             name = command_name(row["command"])
             if name:
                 known.add(name)
+            for program, flags in parse_commands(row["command"]):
+                uses[program] += 1
+                options.setdefault(program, set()).update(flags)
             for word in request_words(row["instruction"]):
                 mention[word] += 1
                 hits[word] += word == name
         named = {w for w, h in hits.items() if h >= NAMED_MIN_HITS and h / mention[w] >= NAMED_SHARE}
-        return cls(frozenset(known), frozenset(named))
+        opts = {p: frozenset(o) for p, o in options.items() if uses[p] >= OPTION_MIN_COMMANDS}
+        return cls(frozenset(known), frozenset(named), opts)
 
-    def to_json(self) -> dict[str, list[str]]:
+    def to_json(self) -> dict:
         """A JSON-able form (sorted lists), read back by `from_json`."""
-        return {"known": sorted(self.known), "named": sorted(self.named)}
+        return {"known": sorted(self.known), "named": sorted(self.named),
+                "options": {p: sorted(o) for p, o in sorted(self.options.items())}}
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, list[str]]) -> ToolLexicon:
+    def from_json(cls, obj: Mapping) -> ToolLexicon:
         """Inverse of `to_json`; ValueError on anything else."""
         try:
             known, named = obj["known"], obj["named"]
         except (KeyError, TypeError):
             raise ValueError("tool lexicon needs 'known' and 'named' lists") from None
-        if not all(isinstance(w, str) for w in [*known, *named]):
+        options = obj.get("options", {})
+        if not isinstance(options, dict) or not all(isinstance(o, list) for o in options.values()):
+            raise ValueError("tool lexicon options must map programs to lists")
+        if not all(isinstance(w, str) for w in [*known, *named, *(f for o in options.values() for f in o)]):
             raise ValueError("tool lexicon entries must be strings")
-        return cls(frozenset(known), frozenset(named))
+        return cls(frozenset(known), frozenset(named), {p: frozenset(o) for p, o in options.items()})
 
     def named_in(self, request: str) -> list[str]:
         """Words of the request that name a program, in order."""

@@ -143,6 +143,8 @@ def suggestion_fields(s: Any) -> dict[str, Any]:
         "warnings": [str(w) for w in s.warnings],
         "source": str(s.source),
         "timing_ms": float(s.timing_ms),
+        "confidence": None if getattr(s, "confidence", None) is None else float(s.confidence),
+        "notes": [str(n) for n in getattr(s, "notes", [])],
     }
 
 
@@ -453,8 +455,9 @@ class Daemon:
                     suggestion = self.suggester.suggest(req.instruction, platform=req.platform, n=req.n)
                     notes, self._notes = self._notes, []
                 # the reply names its daemon, so a client can skip the ping round trip (client.suggest)
-                extra = {"notes": notes} if notes else {}
-                return ok_reply(**suggestion_fields(suggestion), daemon=self.identity(), **extra), False
+                fields = suggestion_fields(suggestion)
+                fields["notes"] = notes + fields["notes"]
+                return ok_reply(**fields, daemon=self.identity()), False
             except Exception as exc:
                 log.warning("suggest failed for %r: %s", req.instruction[:80], exc, exc_info=not str(exc))
                 return error_reply(safe_line(str(exc)) or type(exc).__name__, "backend"), False

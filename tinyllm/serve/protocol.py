@@ -189,6 +189,12 @@ def check_suggest_reply(obj: dict[str, Any]) -> dict[str, Any]:
     timing = obj.get("timing_ms", 0.0)
     if isinstance(timing, bool) or not isinstance(timing, (int, float)):
         raise ProtocolError("reply 'timing_ms' must be a number")
+    conf = obj.get("confidence")
+    if conf is not None and (isinstance(conf, bool) or not isinstance(conf, (int, float))):
+        raise ProtocolError("reply 'confidence' must be a number or null")
+    notes = obj.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ProtocolError("reply 'notes' must be a list of strings")
     return obj
 
 

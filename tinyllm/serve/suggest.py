@@ -5,6 +5,7 @@ Imports numpy and sentencepiece (through the runtime), never torch.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -12,8 +13,10 @@ from pathlib import Path
 from tinyllm.formats.checkpoint import CheckpointError, default_model_path
 from tinyllm.formats.prompt import PLATFORMS, Example
 from tinyllm.formats.settings import MAX_ALTERNATIVES
+from tinyllm.infer.rank import all_fail, confidence, confidence_features
 from tinyllm.infer.runtime import EngineError, Runtime
 from tinyllm.knowledge import safety, userpairs
+from tinyllm.knowledge.checks import STRUCTURE_CHECKS, installed
 from tinyllm.knowledge.retrieval import BM25Index, load_tool_lexicon, tokenize_for_search
 from tinyllm.knowledge.text import MAX_REQUEST_CHARS, normalize_instruction
 from tinyllm.knowledge.tools import ToolLexicon
@@ -26,6 +29,15 @@ user pressing the widget key again, a script asking twice) is answered without r
 
 USER_MATCH_THRESHOLD = 0.8
 """Word-overlap F1 above which a learnt pair answers directly (the model's answer becomes the alternative)."""
+
+
+LOW_CONFIDENCE = "low confidence"
+HOST_PLATFORM = "macos" if sys.platform == "darwin" else "linux"
+"""Requests for this platform are checked against the programs installed here."""
+
+
+Answers = tuple[list[tuple[str, float]], float | None, list[str]]
+"""The model's (command, score) answers, best first, the confidence in the first, and notes."""
 
 
 class SuggestError(ValueError):
@@ -53,7 +65,7 @@ class Suggester:
         self.user_pairs: list[userpairs.UserPair] = []
         self.user_pairs_problem: str | None = None
         self.user_index: BM25Index | None = None
-        self._cache: OrderedDict[tuple[str, str, int], list[tuple[str, float]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int], Answers] = OrderedDict()
         self.reload_user_pairs()
 
     @classmethod
@@ -72,7 +84,7 @@ class Suggester:
                 # the named-program step needs only the lexicon (a few ms)
                 if runtime.retrieval_k or runtime.rerank_n:
                     index = BM25Index.load(index_path)
-                elif runtime.named_tools:
+                elif runtime.named_tools or runtime.ranking is not None:
                     tools = load_tool_lexicon(index_path)
             except Exception as exc:
                 raise CheckpointError(f"{index_path}: unreadable retrieval index ({exc})") from None
@@ -119,30 +131,47 @@ class Suggester:
         if platform not in PLATFORMS:
             raise SuggestError(f"unknown platform {platform!r}")
         n = max(1, min(int(n), MAX_ALTERNATIVES))
-        alts = self._model_answers(text, platform, n)
+        alts, conf, notes = self._model_answers(text, platform, n)
         source = "model"
         pair = self._user_match(text, platform)
         if pair is not None:
             alts = [(pair.command, 0.0)] + [a for a in alts if a[0] != pair.command]
-            source = "user"
+            source, conf, notes = "user", None, []
         alts = alts[:n] if n > 1 else alts[: 2 if source == "user" else 1]
         command = alts[0][0] if alts else ""
         warnings = [w.message for w in safety.classify(command)] if command else []
-        return Suggestion(command, alts, warnings, source, round((time.perf_counter() - t0) * 1000, 2))
+        return Suggestion(command, alts, warnings, source, round((time.perf_counter() - t0) * 1000, 2),
+                          None if conf is None else round(conf, 3), notes)
 
-    def _model_answers(self, text: str, platform: str, n: int) -> list[tuple[str, float]]:
-        """The model's (command, score) answers, best first, with the decode mode chosen at ship time;
-        remembered for the CACHE_SIZE most recent requests."""
+    def _model_answers(self, text: str, platform: str, n: int) -> Answers:
+        """The model's answers with the decode mode chosen at ship time; remembered for the CACHE_SIZE most
+        recent requests."""
         key = (text, platform, n)
         if key in self._cache:
             self._cache.move_to_end(key)
-            return list(self._cache[key])
+            alts, conf, notes = self._cache[key]
+            return list(alts), conf, list(notes)
         try:
             prompt = self.runtime.prompt_ids(text, platform, self._examples(text, platform, self.runtime.retrieval_k))
         except ValueError as exc:
             raise SuggestError(str(exc)) from None
         rt = self.runtime
-        if rt.rerank_n and self.index is not None:
+        conf: float | None = None
+        notes: list[str] = []
+        if rt.ranking is not None and not rt.rerank_n and not rt.retrieval_k:
+            # the installed-program check only for requests about this machine's own platform
+            here = platform == HOST_PLATFORM and rt.ranking.installed_penalty > 0
+            ranked, escalated = rt.ranked(prompt, text, self.tools, rt.ranking, n, is_installed=installed if here else None,
+                                          named=rt.named_tools)
+            outs = ranked
+            if ranked:
+                conf = confidence(confidence_features(ranked, escalated), rt.ranking)
+                if all_fail(ranked):
+                    why = sorted({c for c in STRUCTURE_CHECKS if ranked[0].failed.get(c)})
+                    notes.append(f"{LOW_CONFIDENCE}: no candidate passes the checks ({', '.join(why)}); edit before running")
+                elif conf is not None and conf < rt.ranking.threshold:
+                    notes.append(LOW_CONFIDENCE)
+        elif rt.rerank_n and self.index is not None:
             extra = [h.command for h in self.index.search(text, k=rt.rerank_n, platform=platform)]
             outs = rt.rerank(prompt, extra, beam=max(n, rt.beam_width, 2))
         elif n > 1 or rt.beam_width > 1:
@@ -150,12 +179,12 @@ class Suggester:
             outs = rt.beam(prompt, beam=width, n_best=max(n, 1))
         else:
             outs = rt.generate([prompt])
-        if outs and rt.named_tools and self.tools is not None:
+        if outs and rt.ranking is None and rt.named_tools and self.tools is not None:
             best = rt.prefer_named_tool(prompt, text, outs[0], self.tools)
             if best is not outs[0]:  # the named program first, the model's own answer as the alternative
                 outs = [best] + [g for g in outs if g.command != best.command]
         alts = [(g.command, g.score) for g in outs]
-        self._cache[key] = list(alts)
+        self._cache[key] = (list(alts), conf, list(notes))
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return alts
+        return alts, conf, notes

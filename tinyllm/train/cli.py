@@ -441,16 +441,19 @@ def _record_time(out: Path, stage_name: str, seconds: float) -> None:
               help="Inference engine (default: NL2CMD_ENGINE, else auto: int8 C where built, as served).")
 @click.option("--named-tools/--no-named-tools", default=None,
               help="Try a command that starts with the program the request names (default: the model's setting).")
+@click.option("--ranking/--no-ranking", default=None,
+              help="Rank the candidates with the checks and penalties stored in the model (default: when it has them).")
 @user_errors
 def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_new_tokens, limit, beam, rerank,
-             output_jsonl, baseline, summary_json, engine, named_tools) -> None:
+             output_jsonl, baseline, summary_json, engine, named_tools, ranking) -> None:
     """Exact-match evaluation (the serving engine by default; no torch needed) with failure analysis and a
     BM25 baseline row."""
     from tinyllm.formats.checkpoint import default_model_path
 
     rows = _eval_rows(instructions, gold, jsonl_path)[:limit]
     result, scored, table = run_eval(ckpt or default_model_path(), rows, index_path, retrieval_k, beam,
-                                     max_new_tokens, baseline, rerank, engine, named_tools)
+                                     max_new_tokens, baseline, rerank, engine, named_tools,
+                                     None if ranking in (None, True) else False)
     click.echo(f"engine: {result['model']['engine']}")
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
@@ -472,9 +475,10 @@ def default_index_path(ckpt: Path) -> Path:
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
              rerank: int | None = None, engine: str | None = None,
-             named_tools: bool | None = None) -> tuple[dict, list[dict], str]:
+             named_tools: bool | None = None, ranking=None) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table).
-    Decoding settings left None are the model's own (as it serves)."""
+    Decoding settings left None are the model's own (as it serves); `ranking` False turns the model's
+    candidate ranking off, RankSettings replace it."""
     from tinyllm.infer.runtime import EngineError, Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
@@ -493,11 +497,16 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     if rerank and index is None:
         raise StageError(f"--rerank needs a retrieval index; {index_path} not found")
     named_tools = runtime.named_tools if named_tools is None else named_tools
-    tools = index.with_tools() if (named_tools and index is not None) else None
+    ranking = runtime.ranking if ranking is None else (ranking or None)
+    if ranking is not None and (rerank or beam > 1 or k):
+        ranking = None  # the ranker works on greedy + named-program + beam candidates without retrieval
+    # the ranker's checks read the lexicon even without the named-program step
+    tools = index.with_tools() if ((named_tools or ranking is not None) and index is not None) else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
-                                                     rerank=rerank, tools=tools))
+                                                     rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
-    mode += ", named tools" if tools is not None else ""
+    mode += ", named tools" if named_tools and tools is not None else ""
+    mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""
     lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
     summary["engine"] = runtime.engine
     result = {"model": summary}
@@ -506,6 +515,60 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
         lines.append(format_summary("nearest neighbour (BM25)", base))
         result["nearest_neighbour"] = base
     return result, scored, "\n".join(lines)
+
+
+@cli.command(name="rank-tune")
+@click.option("--ckpt", type=click.Path(path_type=Path), default=None, help="Model file (default: the shipped model).")
+@click.option("--dev", "dev_jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The dev split (rows with instruction, command, optional accept list).")
+@click.option("--index", "index_path", type=click.Path(path_type=Path), default=None,
+              help="Retrieval index with the tool lexicon (default: the one beside the model).")
+@click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Decoded candidates: read when the file exists, else written there (saves decoding again).")
+@click.option("--report", "report_json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the tuning report (baseline, ranked, reliability table, settings) as JSON.")
+@click.option("--write/--dry-run", default=True, show_default=True,
+              help="Store the settings in the model file's metadata.")
+@user_errors
+def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write) -> None:
+    """Fit the candidate ranking (check penalties, beam width, confidence, low-confidence threshold) on the
+    dev split and store it in the model file; the index beside it gets the option lexicon if it lacks one."""
+    from tinyllm.formats.checkpoint import default_model_path, update_meta
+    from tinyllm.infer.rank import META_KEY
+
+    ckpt = ckpt or default_model_path()
+    settings, report = run_rank_tune(ckpt, load_jsonl(dev_jsonl), index_path, candidates)
+    click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
+    if report_json:
+        Path(report_json).write_text(json.dumps(report, indent=1))
+    if write:
+        update_meta(ckpt, {META_KEY: settings.to_meta()})
+        click.echo(f"ranking settings written to {ckpt}")
+
+
+def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, candidates: Path | None = None):
+    """Decode the dev rows' candidates (or read them from `candidates`), fit the ranking settings; returns
+    (RankSettings, report). Saves the option lexicon into the index when it had none."""
+    from tinyllm.infer.runtime import Runtime
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    from .rank_tune import decode_candidates, fit, read_candidates, write_candidates
+
+    index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
+    if not index_path.is_file():
+        raise StageError(f"ranking needs the tool lexicon of a retrieval index; {index_path} not found")
+    index = BM25Index.load(index_path)
+    if index.tools is None or not index.tools.options:
+        index.with_tools()
+        index.save(index_path)
+    tools = index.tools
+    if candidates and Path(candidates).is_file():
+        recs = read_candidates(candidates)
+    else:
+        recs = decode_candidates(Runtime.load(ckpt), rows, tools, progress=True)
+        if candidates:
+            write_candidates(candidates, recs)
+    return fit(recs, tools)
 
 
 def _eval_rows(instructions, gold, jsonl_path) -> list[dict]:
@@ -654,9 +717,11 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
 @click.option("--retrieval-k", type=int, default=None, help="Serving prompt examples (default: the model's).")
 @click.option("--named-tools/--no-named-tools", default=True, show_default=True,
               help="Serving setting stored with the model (see eval --named-tools).")
+@click.option("--rank/--no-rank", "rank_", default=True, show_default=True,
+              help="Fit the candidate ranking on the dev set (as rank-tune does) and ship it with the model.")
 @click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
 @user_errors
-def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, force) -> None:
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, rank_, force) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
     from tinyllm.formats.checkpoint import default_model_path, read_meta
 
@@ -664,7 +729,12 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
 
     index_path = index_path or default_index_path(model_path)
     rows = load_jsonl(dev_jsonl)
-    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools)
+    ranking = False
+    if rank_ and named_tools and not (beam > 1 or rerank or retrieval_k):
+        ranking, report = run_rank_tune(model_path, rows, index_path)
+        click.echo("ranking: " + json.dumps(report["ranked"]))
+    result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools,
+                                ranking=ranking)
     click.echo(table)
     current = None
     if default_model_path().is_file() and not force:  # score the shipped model now, on the same rows and protocol
@@ -672,6 +742,10 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
         current, _, current_table = run_eval(default_model_path(), rows, None, None, served_beam, baseline=False)
         click.echo("shipped now:\n" + current_table)
     settings = {"run_note": run_note, "beam": beam, "rerank": rerank, "named_tools": named_tools}
+    if ranking:
+        from tinyllm.infer.rank import META_KEY
+
+        settings[META_KEY] = ranking.to_meta()
     if retrieval_k is not None:
         settings["retrieval_k"] = retrieval_k
     click.echo(ship(model_path, index_path, result, default_model_path(), force, settings, current))

@@ -46,11 +46,15 @@ def closest_gold(pred: str, row: dict) -> str:
 
 
 def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,
-                    max_new_tokens: int = 96, rerank: int = 0, tools=None) -> Predictor:
+                    max_new_tokens: int = 96, rerank: int = 0, tools=None, ranking=None,
+                    named: bool = True) -> Predictor:
     """Predictions of a tinyllm.infer.runtime.Runtime: greedy (batched), beam search, or `rerank` > 0: the
     beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model.
     With a `tools` lexicon (tinyllm.knowledge.tools.ToolLexicon) each answer then gets the serving named-program
-    step (`Runtime.prefer_named_tool`)."""
+    step (`Runtime.prefer_named_tool`). With `ranking` (tinyllm.infer.rank.RankSettings) the batched greedy
+    answers go through the serving ranker instead (`Runtime.ranked`: named-program candidates, the beam
+    n-best when the answer fails a check, penalties for failed checks; `named` False: no named-program
+    candidates)."""
 
     def predict(rows: list[dict]) -> list[str]:
         prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
@@ -79,7 +83,13 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
             for s in range(0, len(order), batch_size):
                 chunk = order[s : s + batch_size]
                 answers.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
-        if tools is not None:
+        if ranking is not None:
+            for i, g in answers.items():
+                ranked, _ = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g, max_new_tokens=max_new_tokens,
+                                           named=named)
+                if ranked:
+                    answers[i] = ranked[0]
+        elif tools is not None:
             for i, g in answers.items():
                 answers[i] = runtime.prefer_named_tool(prompts[i], texts[i], g, tools, max_new_tokens)
         return [answers[i].command if i in answers else "" for i in range(len(rows))]

@@ -1,0 +1,78 @@
+"""The candidate checks (tinyllm.knowledge.checks and shellparse.syntax_problem) on crafted commands."""
+
+import pytest
+
+from tinyllm.knowledge.checks import check, stutter, unknown_options, unknown_programs
+from tinyllm.knowledge.shellparse import syntax_problem
+from tinyllm.knowledge.tools import ToolLexicon
+
+PARSES = [
+    "ls -la", 'echo "a b" | grep a', "if [ -f x ]; then echo y; fi",
+    'for f in *.txt; do mv "$f" "${f%.txt}.md"; done', "case $x in a) echo a;; b|c) echo b;; esac",
+    "f() { echo hi; }", "(cd /tmp && ls)", "echo $(date +%s)", "x=$((1+2))", "ls 2>&1 | less",
+    "cmd > out.txt 2>/dev/null", r'find . -name "*.py" -exec rm {} \;', "while true; do sleep 1; done",
+    "[[ -n $a ]] && echo y", "adig {{example.com}}", "echo `date`", 'cat <<< "hi"', "echo a; echo b &",
+    "{ echo a; echo b; } > f", "ls -l | awk '{ print $5 }' | sort -n", "! grep -q x f",
+    "if grep -q x f; then echo a; elif true; then echo b; else echo c; fi", "diff <(ls a) <(ls b)",
+    "declare -a arr=(a b c)", "{ while true; do echo; done } | head",
+]
+BROKEN = [
+    ('echo "abc', "unclosed"), ("ls |", "dangling |"), ("ls && ", "dangling &&"), ("| grep x", "no command before"),
+    ("echo $(date", "unclosed"), ("if true; then echo", "if without fi"), ("for x in a; do echo", "do without done"),
+    ("case a in a) echo;;", "case without esac"), ("echo `date", "unclosed"), ("ls >", "without a target"),
+    ("echo ${HOME", "unclosed ${"), ("(ls", "( without )"), ("ls )", ") without ("), ("then echo", "then without if"),
+    ("grep x | | y", "no command before"), ("echo $(ls |)", "inside a substitution"), ("[ -f x ; echo", "[ without ]"),
+    ("echo {{x", "unclosed"), ("done", "done without do"), ("if then fi", "then right after if"),
+]
+
+
+@pytest.mark.parametrize("command", PARSES)
+def test_valid_shell_parses(command):
+    assert syntax_problem(command) is None
+
+
+@pytest.mark.parametrize("command, why", BROKEN)
+def test_broken_shell_is_named(command, why):
+    problem = syntax_problem(command)
+    assert problem is not None and why in problem
+
+
+@pytest.mark.parametrize("command", ["echo " + "s" * 30, "ls ls ls", "git git git status", "cp a.txt a.txt",
+                                     "sudo mv {{path/to/file}} {{path/to/file}}", "echo abababababababababab"])
+def test_stutter(command):
+    assert stutter(command)
+
+
+@pytest.mark.parametrize("command", ["cp a.txt b.txt", "ssh -v -v -v host", "dd if=/dev/zero of=f bs=1M count=1000000",
+                                     "echo hello hello", "rsync -a src/ dst/"])
+def test_no_stutter(command):
+    assert stutter(command) is None
+
+
+LEXICON = ToolLexicon.build([{"instruction": f"list files {i}", "command": f"ls -l{'a' if i % 2 else 'h'} dir{i}"}
+                             for i in range(6)] + [{"instruction": "find python files", "command": "find . -name '*.py'"}])
+
+
+def test_lexicon_options_and_programs():
+    assert LEXICON.options["ls"] == frozenset({"-l", "-a", "-h"})
+    assert "find" not in LEXICON.options  # too few commands to judge its options
+    assert unknown_options("ls -lZ dir", LEXICON) == ["-Z"]
+    assert unknown_options("find . -newer x", LEXICON) == []
+    assert unknown_programs("lsx -l | sortt", "list files", LEXICON) == ["lsx", "sortt"]
+    assert unknown_programs("for f in *; do ls $f; done", "list", LEXICON) == []
+    assert unknown_programs("fdupes -r .", "find duplicates with fdupes", LEXICON) == []  # the user named it
+    again = ToolLexicon.from_json(LEXICON.to_json())
+    assert again.options == LEXICON.options and again.known == LEXICON.known
+    assert ToolLexicon.from_json({"known": ["ls"], "named": []}).options == {}  # an older index
+
+
+def test_check_reports_each_failure():
+    assert check("ls -la dir0", "list files in dir0", LEXICON) == {}
+    assert check('ls -la "dir0', "list files in dir0", LEXICON) == {"syntax": 1}
+    assert "missing_value" in check("ls -la", "list files in dir0", LEXICON)
+    assert "invented_value" in check("ls -la notes.txt", "list the files", LEXICON)
+    assert "invented_value" not in check("ls -la {{path/to/file.txt}}", "list the files", LEXICON)
+    assert check("lsx -Q", "list", LEXICON) == {"unknown_program": 1}
+    assert check("ls ls ls", "list", LEXICON) == {"stutter": 1}
+    gone = check("ls dir0", "list files in dir0", LEXICON, is_installed=lambda name: False)
+    assert gone == {"not_installed": 1}

@@ -1,0 +1,147 @@
+"""Cheap checks of a candidate command against its request (standard library only, microseconds to a
+millisecond each): does it parse as shell, does each pipeline stage start with a known (and, when
+serving, installed) program, are its options ones the training commands use with that program, does it
+keep the request's values and invent none, and does it stutter.
+
+`check` returns the failed checks by name; the ranker (tinyllm.infer.rank) turns them into penalties.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from functools import lru_cache
+
+from .shellparse import lex, parse_commands, syntax_problem
+from .tools import ToolLexicon, request_words
+from .values import invented_values, missing_values
+
+CHECKS = ("syntax", "unknown_program", "not_installed", "unknown_option", "missing_value", "invented_value",
+          "stutter")
+"""Every check, in the order features are stored."""
+
+STRUCTURE_CHECKS = ("syntax", "unknown_program", "stutter")
+"""The checks whose failure makes an answer nonsense rather than a command to edit (measured in docs/ranking.md)."""
+
+# Shell reserved words and builtins: never "unknown programs", never looked up on PATH.
+SHELL_WORDS = frozenset({
+    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "select", "in",
+    "function", "{", "}", "[[", "]]", "!", "[", "test", "cd", "echo", "printf", "read", "export", "set", "unset",
+    "alias", "unalias", "source", ".", "eval", "exec", "exit", "return", "shift", "trap", "type", "umask",
+    "ulimit", "wait", "jobs", "fg", "bg", "kill", "declare", "local", "readonly", "let", "pushd", "popd", "dirs",
+    "history", "hash", "help", "times", "true", "false", ":", "builtin", "command", "enable", "getopts",
+    "mapfile", "readarray", "shopt", "complete", "compgen", "disown", "suspend", "logout", "caller", "coproc",
+    "typeset", "bind", "fc", "time", "break", "continue", "setopt", "autoload", "bindkey", "zle", "rehash",
+    "where", "whence", "functions", "print", "noglob", "emulate",
+})
+
+MAX_CHAR_RUN = 12
+"""A character repeated more than this many times in a row is a stutter (``sssss...``)."""
+MAX_UNIT_REPEATS = 6
+"""A 2-6 character unit repeated more than this many times in a row is a stutter (``abababab...``)."""
+MAX_WORD_REPEATS = 2
+"""The same word more than this many times in a row is a stutter (``ls ls ls``)."""
+SAME_OPERANDS = frozenset({"cp", "mv", "ln", "rsync", "scp", "diff", "cmp"})
+"""Programs whose last two operands must differ (source and destination, or the two files compared)."""
+
+_CHAR_RUN_RE = re.compile(rf"(\S)\1{{{MAX_CHAR_RUN},}}")
+_UNIT_RUN_RE = re.compile(rf"(\S{{2,6}}?)\1{{{MAX_UNIT_REPEATS},}}")
+_OPTION_RE = re.compile(r"^--?[A-Za-z][\w-]*$")
+_PLACEHOLDER_RE = re.compile(r"\{\{.*?\}\}")
+
+
+def stutter(command: str) -> str | None:
+    """Why `command` stutters (a character or short unit repeated past a bound, the same word three times
+    in a row, identical source and destination of cp/mv/ln/rsync/scp), or None."""
+    m = _CHAR_RUN_RE.search(command) or _UNIT_RUN_RE.search(command)
+    if m:
+        return f"{m.group(1)!r} repeated"
+    words = [t for t in lex(command) if t.kind == "word"]
+    run = 1
+    for a, b in zip(words, words[1:]):
+        run = run + 1 if a.raw == b.raw and not (len(a.raw) == 2 and a.raw.startswith("-")) else 1
+        if run > MAX_WORD_REPEATS:
+            return f"{b.raw!r} repeated"
+    for segment in _stages(words_and_ops=lex(command)):
+        if segment and segment[0] in SAME_OPERANDS:
+            operands = [w for w in segment[1:] if not w.startswith("-")]
+            if len(operands) >= 2 and operands[-1] == operands[-2]:
+                return f"{segment[0]} with the same source and destination"
+    return None
+
+
+def _stages(words_and_ops) -> list[list[str]]:
+    """The words (raw text) of each simple command, sudo-style prefixes not stripped."""
+    out: list[list[str]] = [[]]
+    for tok in words_and_ops:
+        if tok.kind == "op":
+            if out[-1]:
+                out.append([])
+        else:
+            out[-1].append(tok.raw.rsplit("/", 1)[-1] if not out[-1] or out[-1] == ["sudo"] else tok.raw)
+    out = [[w for w in s if w != "sudo"] for s in out]
+    return [s for s in out if s]
+
+
+def _acceptable_program(name: str) -> bool:
+    """A first word that is no program name to judge: a variable, placeholder, path-like or empty word."""
+    return not name or name[0] in "$({`\"'" or "{{" in name or name in SHELL_WORDS
+
+
+@lru_cache(maxsize=4096)
+def installed(name: str) -> bool:
+    """Is `name` a program on this machine's PATH (or a shell word)? Cached per process."""
+    return name in SHELL_WORDS or shutil.which(name) is not None
+
+
+def unknown_programs(command: str, request: str, tools: ToolLexicon) -> list[str]:
+    """First programs of the pipeline stages that the training set never starts a command with and the
+    request does not name."""
+    said = set(request_words(request))
+    return [name for name, _ in parse_commands(command)
+            if not _acceptable_program(name) and name not in tools.known and name.lower() not in said]
+
+
+def unknown_options(command: str, tools: ToolLexicon) -> list[str]:
+    """Options the training commands never pass to that program (only programs the option lexicon covers)."""
+    bad = []
+    for name, flags in parse_commands(command):
+        known = tools.options.get(name)
+        if known is None:
+            continue
+        bad += [f for f in sorted(flags) if _OPTION_RE.match(f) and f not in known]
+    return bad
+
+
+def check(command: str, request: str, tools: ToolLexicon | None = None,
+          is_installed: Callable[[str], bool] | None = None) -> dict[str, int]:
+    """How many times `command` fails each check (name -> count; checks it passes are left out).
+
+    `tools` enables the program and option checks; `is_installed` (e.g. `installed`, when serving on the
+    user's machine for their own platform) the installed-program check."""
+    failed: dict[str, int] = {}
+    if syntax_problem(command):
+        failed["syntax"] = 1
+    if tools is not None:
+        unknown = unknown_programs(command, request, tools)
+        if unknown:
+            failed["unknown_program"] = len(unknown)
+        opts = unknown_options(command, tools)
+        if opts:
+            failed["unknown_option"] = len(opts)
+    if is_installed is not None:
+        said = set(request_words(request))
+        missing = [n for n, _ in parse_commands(command)
+                   if not _acceptable_program(n) and n.lower() not in said and not is_installed(n)]
+        if missing:
+            failed["not_installed"] = len(missing)
+    miss = missing_values(request, command)
+    if miss:
+        failed["missing_value"] = len(miss)
+    invented = invented_values(request, _PLACEHOLDER_RE.sub(" ", command))
+    if invented:
+        failed["invented_value"] = len(invented)
+    if stutter(command):
+        failed["stutter"] = 1
+    return failed

@@ -1,0 +1,314 @@
+"""Decode each request's candidates once (greedy, the named-program step, beam n-best), save them, and fit
+the ranking settings (check penalties, beam width, confidence) on them offline. No torch.
+
+`nl2cmd-train rank-tune` runs `decode_candidates` on the dev split and `fit` on the result, and writes the
+settings into the model file; `ship` does the same for the model it installs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tinyllm.formats.prompt import serving_platform
+from tinyllm.infer.runtime import Generated
+from tinyllm.knowledge.text import normalize_instruction
+
+BEAMS = (4, 8)
+"""Beam widths decoded per request (each keeps its whole n-best), so the tuning can pick among them."""
+
+
+def _cand(g: Generated) -> dict:
+    lp = g.mean_logprob if g.mean_logprob is not None else g.score
+    return {"command": g.command, "logprob": round(float(lp), 5), "finished": bool(g.finished)}
+
+
+def decode_candidates(runtime, rows: Sequence[dict], tools, beams: Iterable[int] = BEAMS, only_failing: bool = True,
+                      max_new_tokens: int = 96, batch_size: int = 32, progress: bool = False) -> list[dict]:
+    """Per row: the request as served, the greedy answer, the named-program candidates (and the greedy
+    answer's mean log-prob they are compared with), the named-program step's answer, and each beam
+    width's n-best (see `add_beams`); all with their mean per-token log-prob. Rows whose request does
+    not fit the context get no candidates."""
+    texts = [normalize_instruction(r["instruction"]) for r in rows]
+    asked = [serving_platform(r.get("platform", "linux")) for r in rows]
+    prompts: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        try:
+            prompts[i] = runtime.prompt_ids(texts[i], asked[i])
+        except ValueError:
+            pass
+    greedy: dict[int, Generated] = {}
+    order = sorted(prompts, key=lambda i: len(prompts[i]))
+    for s in range(0, len(order), batch_size):
+        chunk = order[s:s + batch_size]
+        greedy.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
+    out = []
+    t0 = time.time()
+    for i, row in enumerate(rows):
+        rec = {"instruction": row["instruction"], "request": texts[i], "platform": asked[i],
+               "command": row["command"], "accept": list(row.get("accept", []))}
+        if i in prompts:
+            g = greedy[i]
+            rec["greedy"] = _cand(g)
+            named, own = ([], g.mean_logprob) if tools is None else \
+                runtime.named_candidates(prompts[i], texts[i], g, tools, max_new_tokens)
+            rec["named"] = [_cand(n) for n in named]
+            rec["own"] = round(float(own), 5)
+        out.append(rec)
+    if progress:
+        print(f"  greedy + named: {len(rows)} rows ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    add_beams(runtime, out, tools, beams, only_failing, max_new_tokens, progress)
+    return out
+
+
+def write_candidates(path: str | Path, recs: Sequence[dict]) -> None:
+    """One JSON object per line (memos of the tuning left out)."""
+    with open(path, "w") as f:
+        for r in recs:
+            f.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) + "\n")
+
+
+def read_candidates(path: str | Path) -> list[dict]:
+    """Inverse of `write_candidates`."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def first_answer(rec: dict, tools) -> tuple[str, float]:
+    """The named-program step's answer of a decoded row (what greedy + the named step serves)."""
+    from tinyllm.infer.rank import named_step
+
+    g = rec["greedy"]
+    if tools is None:
+        return g["command"], g["logprob"]
+    return named_step(g["command"], rec.get("own", g["logprob"]), [(c["command"], c["logprob"]) for c in rec["named"]],
+                      rec["request"], tools)
+
+
+def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, only_failing: bool = True,
+              max_new_tokens: int = 96, progress: bool = False) -> None:
+    """Decode each beam width's n-best for the rows whose first answer fails a check (all rows without
+    `only_failing`): the only rows where the ranker looks beyond the first answer unless it always beams."""
+    from tinyllm.knowledge.checks import check
+
+    t0 = time.time()
+    for i, rec in enumerate(recs):
+        if "greedy" not in rec:
+            continue
+        cmd, _ = first_answer(rec, tools)
+        if only_failing and not check(cmd, rec["request"], tools):
+            continue
+        prompt = runtime.prompt_ids(rec["request"], rec["platform"])
+        for b in beams:
+            if f"beam{b}" not in rec:
+                rec[f"beam{b}"] = [_cand(c) for c in runtime.beam(prompt, beam=b, n_best=b, max_new_tokens=max_new_tokens)]
+        if progress and (i + 1) % 50 == 0:
+            print(f"  {i + 1}/{len(recs)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+
+# -- offline ranking: the same `rank` as serving, over saved candidates ------------------------------
+
+PENALTY_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
+TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", "invented_value", "stutter")
+"""The checks tuned on dev (not `not_installed`: eval cannot see the user's machine)."""
+
+
+def _all_commands(rec: dict) -> list[str]:
+    cmds = [rec["greedy"]["command"], *(c["command"] for c in rec["named"])]
+    for key, val in rec.items():
+        if key.startswith("beam"):
+            cmds += [c["command"] for c in val]
+    return [c for c in dict.fromkeys(cmds) if c]
+
+
+def add_checks(recs: list[dict], tools) -> None:
+    """Run every check once on every candidate of every row: rec["checks"] = {command: failed}."""
+    from tinyllm.knowledge.checks import check
+
+    for rec in recs:
+        if "greedy" in rec and "checks" not in rec:
+            rec["checks"] = {c: check(c, rec["request"], tools) for c in _all_commands(rec)}
+
+
+def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
+    """`Runtime.ranked` on a saved row: (ranked candidates, whether the beam ran). KeyError when the
+    row would need a beam width it was not decoded with."""
+    from tinyllm.infer.rank import rank
+
+    g = rec["greedy"]
+    own = rec.get("own", g["logprob"])
+    cands = [(g["command"], own, "greedy")] + [(c["command"], c["logprob"], "named") for c in rec["named"]]
+    top_cmd, top_lp = first_answer(rec, tools)
+    cands.insert(0, (top_cmd, top_lp, "first"))
+    known = rec["checks"]
+    failed = known.get(top_cmd, {})
+    escalate = settings.always_beam or not top_cmd or any(failed.get(c) for c in settings.gate())
+    if escalate:
+        cands += [(c["command"], c["logprob"], "beam") for c in rec[f"beam{settings.beam}"]]
+    return rank(cands, rec["request"], tools, settings, None, known), escalate
+
+
+def _right(pred: str, rec: dict) -> tuple[bool, bool]:
+    """(exact or accepted, same command name as the reference it is closest to)."""
+    from .evaluate import closest_gold
+    from .metrics import command_name_match, exact_match
+
+    gold = closest_gold(pred, rec)
+    return exact_match(pred, gold), command_name_match(pred, gold)
+
+
+def score_settings(recs: Sequence[dict], tools, settings, baseline: bool = False) -> dict:
+    """Exact, command name, nonsense shares (no parse / unknown program / stutter) and beam rate of the
+    ranked answers (`baseline`: of the named-program step's answers), with per-row details in "rows"."""
+    from tinyllm.infer.rank import all_fail, confidence, confidence_features
+
+    n = exact = name = escalated = 0
+    bad = {"syntax": 0, "unknown_program": 0, "stutter": 0, "any": 0}
+    rows = []
+    for rec in recs:
+        n += 1
+        if "greedy" not in rec:
+            rows.append(None)
+            continue
+        if baseline:
+            pred = first_answer(rec, tools)[0]
+            ranked, esc = [], False
+        else:
+            ranked, esc = simulate(rec, tools, settings)
+            pred = ranked[0].command if ranked else ""
+        failed = rec["checks"].get(pred, {})
+        memo = rec.setdefault("_right", {})
+        if pred not in memo:
+            memo[pred] = _right(pred, rec)
+        e, m = memo[pred]
+        exact += e
+        name += m
+        escalated += esc
+        for k in ("syntax", "unknown_program", "stutter"):
+            bad[k] += bool(failed.get(k))
+        bad["any"] += any(failed.get(k) for k in ("syntax", "unknown_program", "stutter"))
+        feats = confidence_features(ranked, esc) if ranked else None
+        rows.append({"pred": pred, "exact": e, "name": m, "features": feats,
+                     "confidence": confidence(feats, settings) if feats else None,
+                     "all_fail": all_fail(ranked) if ranked else False})
+    return {"n": n, "exact": exact / max(n, 1), "command_name": name / max(n, 1), "beam_rate": escalated / max(n, 1),
+            "nonsense": {k: v / max(n, 1) for k, v in bad.items()}, "rows": rows}
+
+
+def _objective(s: dict, floor: dict | None = None) -> float:
+    """Exact + half the command-name accuracy - half the nonsense share, minus ten times any shortfall from
+    `floor`'s exact or command-name accuracy (the named-program step's: the ranking must not lose either)."""
+    obj = s["exact"] + 0.5 * s["command_name"] - 0.5 * s["nonsense"]["any"]
+    if floor is not None:
+        obj -= 10 * (max(0.0, floor["exact"] - s["exact"]) + max(0.0, floor["command_name"] - s["command_name"]))
+    return obj
+
+
+def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
+                   rounds: int = 3) -> tuple[dict[str, float], float]:
+    """Coordinate ascent over `PENALTY_GRID` for each check's penalty (ties keep the smaller penalty), never
+    below the named-program step's exact or command-name accuracy."""
+    from tinyllm.infer.rank import RankSettings
+
+    floor = score_settings(recs, tools, RankSettings(), baseline=True)
+    pen = dict.fromkeys(checks, 0.0)
+    if "unknown_program" in pen:
+        pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
+    best = _objective(score_settings(recs, tools, RankSettings(dict(pen), beam)), floor)
+    for _ in range(rounds):
+        changed = False
+        for c in checks:
+            for v in PENALTY_GRID:
+                if v == pen[c]:
+                    continue
+                trial = {**pen, c: v}
+                obj = _objective(score_settings(recs, tools, RankSettings(trial, beam)), floor)
+                if obj > best + 1e-9:
+                    best, pen, changed = obj, trial, True
+        if not changed:
+            break
+    return pen, best
+
+
+def fit_confidence(rows: Sequence[dict | None], l2: float = 1.0, iters: int = 50) -> dict[str, float]:
+    """Logistic regression (Newton, L2 on all but the bias) of "the answer is right" on its features."""
+    import numpy as np
+
+    from tinyllm.infer.rank import CONFIDENCE_FEATURES
+
+    data = [r for r in rows if r and r["features"]]
+    X = np.array([[r["features"][k] for k in CONFIDENCE_FEATURES] for r in data], dtype=np.float64)
+    y = np.array([float(r["exact"]) for r in data])
+    w = np.zeros(X.shape[1])
+    reg = np.full(X.shape[1], l2)
+    reg[0] = 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(X @ w, -30, 30)))
+        grad = X.T @ (p - y) + reg * w
+        hess = X.T @ (X * (p * (1 - p))[:, None]) + np.diag(reg + 1e-6)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {k: round(float(v), 5) for k, v in zip(CONFIDENCE_FEATURES, w)}
+
+
+def reliability(rows: Sequence[dict | None],
+                edges: Sequence[float] = (0.0, 0.03, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0001)) -> list[dict]:
+    """Per confidence bin: how many answers, their mean confidence and how many were right."""
+    out = []
+    data = [r for r in rows if r and r["confidence"] is not None]
+    for lo, hi in zip(edges, edges[1:]):
+        inside = [r for r in data if lo <= r["confidence"] < hi]
+        out.append({"bin": f"{lo:.2f}-{min(hi, 1.0):.2f}", "n": len(inside),
+                    "mean_confidence": round(sum(r["confidence"] for r in inside) / len(inside), 3) if inside else None,
+                    "right": round(sum(r["exact"] for r in inside) / len(inside), 3) if inside else None})
+    return out
+
+
+LOW_CONFIDENCE_RIGHT = 0.01
+"""The note's threshold: the highest confidence below which dev answers are right at most this often."""
+
+
+def pick_threshold(rows: Sequence[dict | None]) -> float:
+    """The largest confidence t such that dev answers with confidence < t are right <= LOW_CONFIDENCE_RIGHT."""
+    data = sorted((r["confidence"], r["exact"]) for r in rows if r and r["confidence"] is not None)
+    best, right = 0.0, 0
+    for i, (c, e) in enumerate(data):
+        right += e
+        if right / (i + 1) <= LOW_CONFIDENCE_RIGHT and i + 1 < len(data):
+            best = (c + data[i + 1][0]) / 2
+    return round(best, 4)
+
+
+def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS) -> tuple[object, dict]:
+    """Ranking settings for the model the rows were decoded with: penalties and beam width by coordinate
+    ascent on `_objective`, then the confidence model and the note's threshold. Returns (settings, report)."""
+    from tinyllm.infer.rank import INSTALLED_PENALTY, RankSettings
+
+    add_checks(list(recs), tools)
+    report: dict = {"baseline": _public(score_settings(recs, tools, RankSettings(), baseline=True))}
+    best = None
+    for b in beams:
+        pen, obj = tune_penalties(recs, tools, b)
+        report[f"beam{b}"] = {"penalties": pen, "objective": round(obj, 5)}
+        if best is None or obj > best[2] + 1e-9:
+            best = (b, pen, obj)
+    b, pen, _ = best
+    settings = RankSettings(pen, b)
+    scored = score_settings(recs, tools, settings)
+    settings.confidence = fit_confidence(scored["rows"])
+    scored = score_settings(recs, tools, settings)
+    settings.threshold = pick_threshold(scored["rows"])
+    settings.installed_penalty = INSTALLED_PENALTY
+    report["ranked"] = _public(scored)
+    report["reliability"] = reliability(scored["rows"])
+    report["settings"] = settings.to_meta()
+    return settings, report
+
+
+def _public(s: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k != "rows"}
