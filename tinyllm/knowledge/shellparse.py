@@ -550,16 +550,6 @@ def _substitution_bodies(raw: str) -> list[str]:
             end = raw.find("'", i + 1)
             i = n if end < 0 else end + 1
             continue
-        if raw.startswith("$((", i):
-            depth, j = 0, i + 1
-            while j < n:
-                depth += raw[j] == "("
-                depth -= raw[j] == ")"
-                if depth == 0:
-                    break
-                j += 1
-            i = j + 1
-            continue
         if raw.startswith("$(", i):
             depth, j = 0, i + 1
             while j < n:
@@ -568,7 +558,8 @@ def _substitution_bodies(raw: str) -> list[str]:
                 if depth == 0:
                     break
                 j += 1
-            bodies.append(raw[i + 2:j])
+            if not raw.startswith("$((", i):  # arithmetic $((...)) holds no command
+                bodies.append(raw[i + 2:j])
             i = j + 1
             continue
         if c == "`":
