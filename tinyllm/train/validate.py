@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyllm.formats.prompt import PLATFORMS
+from tinyllm.knowledge.manpages import locate_page, render_man_file
 from tinyllm.knowledge.retrieval import tokenize_for_search
 from tinyllm.knowledge.shellparse import PREFIXES, WRAPPER_OPTIONS, lex, pipelines, utility_name, wrapper_length
 from tinyllm.knowledge.values import invented_values, missing_values
@@ -177,6 +178,9 @@ def _option_words(words: Sequence, single_dash_long: bool = False) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ manual pages
+_PAGE_SECTIONS = ("1", "8", "1p", "1ssl")
+
+
 class ManualPages:
     """Rendered manual pages by program name (section 1 or 8), cached on disk; None when not installed."""
 
@@ -196,16 +200,8 @@ class ManualPages:
         if cached is not None and cached.is_file():
             text = cached.read_text()
             return text or None
-        env = dict(os.environ, LC_ALL="C.UTF-8")
-        try:
-            where = subprocess.run(["man", "-w", "-s", "1,8,1p,1ssl", name], capture_output=True, text=True, env=env,
-                                   timeout=20, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        path = where.stdout.strip().splitlines()[0] if where.returncode == 0 and where.stdout.strip() else ""
-        from .corpus import render_man_file
-
-        text = render_man_file(Path(path)) if path else ""
+        path = locate_page(name, _PAGE_SECTIONS)
+        text = render_man_file(path) if path else ""
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(text)
