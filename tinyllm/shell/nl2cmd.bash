@@ -25,6 +25,20 @@ __nl2cmd_msg() {
   fi
 }
 
+# The nl2cmd executable in __nl2cmd_bin (the caller's local); status 1, with a message shown, when the
+# line is empty ($1 says what to type first) or nl2cmd is not on PATH.
+__nl2cmd_ready() {
+  if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
+    __nl2cmd_msg "$1"
+    \builtin return 1
+  fi
+  __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
+  if ! \builtin type -P -- "$__nl2cmd_bin" >/dev/null 2>&1; then
+    __nl2cmd_msg "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
+    \builtin return 1
+  fi
+}
+
 # @NL2CMD_ASK@
 
 __nl2cmd_widget() {
@@ -32,15 +46,7 @@ __nl2cmd_widget() {
   \builtin local __nl2cmd_rc=$?
   \builtin local __nl2cmd_bin __nl2cmd_out __nl2cmd_err __nl2cmd_pre __nl2cmd_tty=0 __nl2cmd_failed=0
 
-  if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
-    __nl2cmd_msg "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
-    \builtin return "$__nl2cmd_rc"
-  fi
-  __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
-  if ! \builtin type -P -- "$__nl2cmd_bin" >/dev/null 2>&1; then
-    __nl2cmd_msg "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
-    \builtin return "$__nl2cmd_rc"
-  fi
+  __nl2cmd_ready "nl2cmd: type a request first (e.g. 'find big files'), then press the key" || \builtin return "$__nl2cmd_rc"
 
   # "thinking" indicator on the (already cleared) prompt line, where bash clears it.
   if (( __NL2CMD_CLEARS )) && [[ -t 2 ]]; then
@@ -77,15 +83,7 @@ __nl2cmd_widget() {
 __nl2cmd_explain_widget() {
   \builtin local __nl2cmd_rc=$?
   \builtin local __nl2cmd_bin __nl2cmd_out
-  if [[ -z ${READLINE_LINE//[[:space:]]/} ]]; then
-    __nl2cmd_msg "nl2cmd: type a command first, then press the key to explain it"
-    \builtin return "$__nl2cmd_rc"
-  fi
-  __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
-  if ! \builtin type -P -- "$__nl2cmd_bin" >/dev/null 2>&1; then
-    __nl2cmd_msg "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
-    \builtin return "$__nl2cmd_rc"
-  fi
+  __nl2cmd_ready "nl2cmd: type a command first, then press the key to explain it" || \builtin return "$__nl2cmd_rc"
   __nl2cmd_out=$(\command "$__nl2cmd_bin" explain --width "${COLUMNS:-80}" -- "$READLINE_LINE" </dev/null 2>&1)
   __nl2cmd_msg "$__nl2cmd_out"
   \builtin return "$__nl2cmd_rc"

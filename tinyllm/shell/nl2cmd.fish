@@ -16,20 +16,28 @@ if status is-interactive; and not set -q __nl2cmd_loaded
         commandline -f repaint
     end
 
-    function __nl2cmd_widget --description 'nl2cmd: replace the command line with a suggested command'
-        set -l line (commandline | string collect)
-        if not string match -qr '\S' -- "$line"
-            __nl2cmd_msg "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
-            return 0
+    # Print the nl2cmd executable; status 1, with a message shown, when the line is empty ($argv[1] says
+    # what to type first) or nl2cmd is not on PATH.
+    function __nl2cmd_ready
+        if not string match -qr '\S' -- (commandline | string collect)
+            __nl2cmd_msg $argv[1] >&2  # stdout is the caller's command substitution
+            return 1
         end
         set -l bin @NL2CMD_EXE@
         if set -q NL2CMD_BIN; and test -n "$NL2CMD_BIN"
             set bin $NL2CMD_BIN
         end
         if not command -sq -- $bin
-            __nl2cmd_msg "nl2cmd: '$bin' not found on PATH (is nl2cmd installed?)"
-            return 0
+            __nl2cmd_msg "nl2cmd: '$bin' not found on PATH (is nl2cmd installed?)" >&2
+            return 1
         end
+        echo $bin
+    end
+
+    function __nl2cmd_widget --description 'nl2cmd: replace the command line with a suggested command'
+        set -l bin (__nl2cmd_ready "nl2cmd: type a request first (e.g. 'find big files'), then press the key")
+        or return 0
+        set -l line (commandline | string collect)
 
         # fish cannot capture stdout and stderr separately without a temp file (a nested command
         # substitution's stderr ignores the outer redirection), so both go into one capture and
@@ -79,19 +87,9 @@ if status is-interactive; and not set -q __nl2cmd_loaded
 
     # Explain the command line (Alt-E by default) below it; the line is left as it is.
     function __nl2cmd_explain_widget --description 'nl2cmd: explain the command on the command line'
+        set -l bin (__nl2cmd_ready "nl2cmd: type a command first, then press the key to explain it")
+        or return 0
         set -l line (commandline | string collect)
-        if not string match -qr '\S' -- "$line"
-            __nl2cmd_msg "nl2cmd: type a command first, then press the key to explain it"
-            return 0
-        end
-        set -l bin @NL2CMD_EXE@
-        if set -q NL2CMD_BIN; and test -n "$NL2CMD_BIN"
-            set bin $NL2CMD_BIN
-        end
-        if not command -sq -- $bin
-            __nl2cmd_msg "nl2cmd: '$bin' not found on PATH (is nl2cmd installed?)"
-            return 0
-        end
         # The line is one argv element (never eval'ed); stdin is /dev/null.
         set -l out (command $bin explain --width $COLUMNS -- $line </dev/null 2>&1)
         __nl2cmd_msg $out

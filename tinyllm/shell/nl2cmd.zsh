@@ -9,6 +9,20 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
 
   # @NL2CMD_ASK@
 
+  # The nl2cmd executable in __nl2cmd_bin (the caller's local); status 1, with a message shown, when
+  # the line is empty ($1 says what to type first) or nl2cmd is not on PATH.
+  function __nl2cmd_ready() {
+    if [[ -z ${BUFFER//[[:space:]]/} ]]; then
+      \builtin zle -M "$1"
+      \builtin return 1
+    fi
+    __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
+    if ! \builtin whence -p -- "$__nl2cmd_bin" >/dev/null 2>&1; then
+      \builtin zle -M "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
+      \builtin return 1
+    fi
+  }
+
   function __nl2cmd_widget() {
     # zle restores $? after a widget, so the user's last exit status survives.  Return 0 throughout:
     # a non-zero widget status makes zle beep.
@@ -18,15 +32,7 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
     # (Plain strings, compared as text: nothing read back is ever evaluated, not even arithmetically.)
     \builtin local __nl2cmd_bin __nl2cmd_out __nl2cmd_err __nl2cmd_pre
 
-    if [[ -z ${BUFFER//[[:space:]]/} ]]; then
-      \builtin zle -M "nl2cmd: type a request first (e.g. 'find big files'), then press the key"
-      \builtin return 0
-    fi
-    __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
-    if ! \builtin whence -p -- "$__nl2cmd_bin" >/dev/null 2>&1; then
-      \builtin zle -M "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
-      \builtin return 0
-    fi
+    __nl2cmd_ready "nl2cmd: type a request first (e.g. 'find big files'), then press the key" || \builtin return 0
 
     \builtin zle -R "nl2cmd: thinking..."
     if ! __nl2cmd_ask "$__nl2cmd_bin" "$BUFFER"; then
@@ -51,15 +57,7 @@ if [[ -o interactive ]] && (( ! ${+__NL2CMD_LOADED} )); then
   function __nl2cmd_explain_widget() {
     \builtin emulate -L zsh
     \builtin local __nl2cmd_bin __nl2cmd_out
-    if [[ -z ${BUFFER//[[:space:]]/} ]]; then
-      \builtin zle -M "nl2cmd: type a command first, then press the key to explain it"
-      \builtin return 0
-    fi
-    __nl2cmd_bin=${NL2CMD_BIN:-@NL2CMD_EXE@}
-    if ! \builtin whence -p -- "$__nl2cmd_bin" >/dev/null 2>&1; then
-      \builtin zle -M "nl2cmd: '$__nl2cmd_bin' not found on PATH (is nl2cmd installed?)"
-      \builtin return 0
-    fi
+    __nl2cmd_ready "nl2cmd: type a command first, then press the key to explain it" || \builtin return 0
     # The line is one argv element (never eval'ed); stdin is /dev/null.
     __nl2cmd_out=$(\command "$__nl2cmd_bin" explain --width "${COLUMNS:-80}" -- "$BUFFER" </dev/null 2>&1)
     \builtin zle -M -- "$__nl2cmd_out"
