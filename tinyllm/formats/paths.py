@@ -177,10 +177,9 @@ def resolve() -> StatePaths:
     return locate().paths()
 
 
-def check_private_dir(path: str | os.PathLike) -> None:
-    """Raise StateDirError unless `path` is a real directory (not a symlink) owned by this user
-    with mode 0700: the test the client makes before it connects to the socket inside (as
-    ssh-agent and tmux do). Only lstat: it changes nothing. FileNotFoundError if it is missing."""
+def _own_directory(path: str | os.PathLike) -> int:
+    """The mode bits of `path` if it is a real directory (not a symlink) owned by this user, else
+    StateDirError; only lstat. FileNotFoundError if it is missing."""
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise StateDirError(f"{os.fspath(path)} is a symbolic link, not a private directory")
@@ -188,8 +187,16 @@ def check_private_dir(path: str | os.PathLike) -> None:
         raise StateDirError(f"{os.fspath(path)} is not a directory")
     if st.st_uid != os.getuid():
         raise StateDirError(f"{os.fspath(path)} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        raise StateDirError(f"{os.fspath(path)} has mode {stat.S_IMODE(st.st_mode):04o}, not 0700")
+    return stat.S_IMODE(st.st_mode)
+
+
+def check_private_dir(path: str | os.PathLike) -> None:
+    """Raise StateDirError unless `path` is a real directory (not a symlink) owned by this user
+    with mode 0700: the test the client makes before it connects to the socket inside (as
+    ssh-agent and tmux do). Only lstat: it changes nothing. FileNotFoundError if it is missing."""
+    mode = _own_directory(path)
+    if mode != 0o700:
+        raise StateDirError(f"{os.fspath(path)} has mode {mode:04o}, not 0700")
 
 
 def ensure_dir(path: Path, private: bool = False) -> Path:
@@ -202,14 +209,7 @@ def ensure_dir(path: Path, private: bool = False) -> Path:
     """
     path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
     if private:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            raise StateDirError(f"{path} is a symbolic link, not a private directory")
-        if not stat.S_ISDIR(st.st_mode):
-            raise StateDirError(f"{path} is not a directory")
-        if st.st_uid != os.getuid():
-            raise StateDirError(f"{path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})")
-        mode = stat.S_IMODE(st.st_mode)
+        mode = _own_directory(path)
         if mode & 0o022:
             raise StateDirError(f"{path} has mode {mode:04o}: others can write to it (expected 0700)")
         if mode != 0o700:
