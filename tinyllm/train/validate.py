@@ -113,19 +113,16 @@ def _collect(words: list, out: list[StageOptions]) -> None:
     if name == "find":
         own, i = [], 0
         while i < len(rest):
-            v = rest[i].value
-            if v in ("-exec", "-execdir", "-ok", "-okdir"):
-                own.append(v)
+            own.append(rest[i])
+            if rest[i].value in ("-exec", "-execdir", "-ok", "-okdir"):  # its command is a stage of its own
                 j = i + 1
                 while j < len(rest) and rest[j].value not in (";", "+", "\\;"):
                     j += 1
                 _collect(rest[i + 1:j], out)
                 i = j + 1
                 continue
-            own.append(rest[i])
             i += 1
-        out.append(StageOptions(name, "", tuple(_option_words([w for w in own if not isinstance(w, str)], True) +
-                                                 [w for w in own if isinstance(w, str)])))
+        out.append(StageOptions(name, "", tuple(_option_words(own, True))))
         return
     if name in _INTERPRETERS:  # options after the script or module belong to it
         for i, t in enumerate(rest):
