@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tinyllm.knowledge import manpages
-from tinyllm.knowledge.explain import Explanation, explain
+from tinyllm.knowledge.explain import Explanation, _redirection_text, explain
 
 HAVE_MAN = shutil.which("man") is not None
 pytestmark = pytest.mark.skipif(not HAVE_MAN, reason="man is not installed")
@@ -164,6 +164,31 @@ def test_operators_and_redirections(cache: Path) -> None:
     assert "whatever the result" in texts[";"] and "background" in texts["&"]
     assert "read standard input from in.txt" == texts["< in.txt"]
     assert texts[">> out.txt"].startswith("append")
+
+
+
+@pytest.mark.parametrize(("op", "target", "text"), [
+    (">", "out.txt", "write standard output to out.txt (replacing its contents)"),
+    ("2>", "err.log", "write error output to err.log (replacing its contents)"),
+    (">|", "out.txt", "write standard output to out.txt, replacing it even with noclobber set"),
+    (">>", "out.txt", "append standard output to out.txt"),
+    ("&>", "out.txt", "write standard output and error output to out.txt (replacing it)"),
+    ("&>>", "out.txt", "append standard output and error output to out.txt"),
+    ("<", "in.txt", "read standard input from in.txt"),
+    ("3<>", "f", "open f for reading and writing as file descriptor 3"),
+    ("<<<", "word", "give word as standard input (here-string)"),
+    ("<<-", "EOF", "here-document: standard input is the lines that follow, up to a line EOF"),
+    ("2>&1", "", "send error output to where standard output goes"),
+    (">&", "2", "send standard output to where error output goes"),
+    (">&", "out.txt", "write standard output and error output to out.txt (replacing it)"),
+    ("<&", "3", "read standard input from file descriptor 3"),
+    ("2>&-", "", "close error output"),
+    ("<&-", "", "close standard input"),
+    (">", "", "write standard output to the file (replacing its contents)"),
+    ("=>", "x", "redirection"),
+])
+def test_redirection_texts(op: str, target: str, text: str) -> None:
+    assert _redirection_text(op, target) == text
 
 
 def test_wrappers_and_substitutions(cache: Path) -> None:

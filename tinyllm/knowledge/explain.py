@@ -187,41 +187,40 @@ def _unclosed(command: str) -> tuple[int, str] | None:
     return pos, names[what]
 
 
+# Each redirection operator's meaning without a descriptor copy: (text, the descriptor it acts on when
+# no number is written). {src} is that descriptor, {t} the target word.
+_REDIRECTIONS: dict[str, tuple[str, str]] = {
+    "&>": ("write standard output and error output to {t} (replacing it)", ""),
+    "&>>": ("append standard output and error output to {t}", ""),
+    ">": ("write {src} to {t} (replacing its contents)", "standard output"),
+    ">|": ("write {src} to {t}, replacing it even with noclobber set", "standard output"),
+    ">>": ("append {src} to {t}", "standard output"),
+    "<": ("read {src} from {t}", "standard input"),
+    "<>": ("open {t} for reading and writing as {src}", "standard input"),
+    "<<<": ("give {t} as standard input (here-string)", ""),
+}
+_HERE_DOCUMENT = ("here-document: standard input is the lines that follow, up to a line {t}", "")  # << and <<-
+_FD_NAMES = {"0": "standard input", "1": "standard output", "2": "error output"}
+
+
 def _redirection_text(op: str, target: str) -> str:
     """The shell's meaning of a redirection operator (with its target word)."""
     m = re.fullmatch(r"(\d*)(>>|>&|>\||<<<|<<-?|<>|<&|&>>|&>|>|<)(&?\d+|&-|-)?", op)
     if m is None:
         return "redirection"
     fd, kind, dup = m.groups()
-    names = {"0": "standard input", "1": "standard output", "2": "error output"}
-    src = names.get(fd, f"file descriptor {fd}") if fd else ""
-    t = target or "the file"
+    src = _FD_NAMES.get(fd, f"file descriptor {fd}") if fd else ""
     if dup or kind in (">&", "<&"):
+        src = src or ("standard output" if ">" in kind else "standard input")
         dest = (dup or target).lstrip("&")
         if dest == "-":
-            return f"close {src or ('standard output' if '>' in kind else 'standard input')}"
-        where = names.get(dest, f"file descriptor {dest}") if dest.isdigit() else dest
-        src = src or ("standard output" if ">" in kind else "standard input")
+            return f"close {src}"
         if kind == ">&" and not dest.isdigit():
-            return f"write standard output and error output to {where} (replacing it)"
+            return _REDIRECTIONS["&>"][0].format(t=dest)
+        where = _FD_NAMES.get(dest, f"file descriptor {dest}") if dest.isdigit() else dest
         return f"send {src} to where {where} goes" if ">" in kind else f"read {src} from {where}"
-    if kind == "&>":
-        return f"write standard output and error output to {t} (replacing it)"
-    if kind == "&>>":
-        return f"append standard output and error output to {t}"
-    if kind == ">":
-        return f"write {src or 'standard output'} to {t} (replacing its contents)"
-    if kind == ">|":
-        return f"write {src or 'standard output'} to {t}, replacing it even with noclobber set"
-    if kind == ">>":
-        return f"append {src or 'standard output'} to {t}"
-    if kind == "<":
-        return f"read {src or 'standard input'} from {t}"
-    if kind == "<>":
-        return f"open {t} for reading and writing as {src or 'standard input'}"
-    if kind == "<<<":
-        return f"give {t} as standard input (here-string)"
-    return f"here-document: standard input is the lines that follow, up to a line {t}"
+    text, default_src = _REDIRECTIONS.get(kind, _HERE_DOCUMENT)
+    return text.format(src=src or default_src, t=target or "the file")
 
 
 _SUMMARY_CACHE: dict[str, dict[str, str]] = {}
