@@ -694,6 +694,7 @@ def test_failing_model_never_stops_the_working_daemon(nl2cmd_home: Path, how: st
     result = run(*argv)
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("nl2cmd: error: cannot load the model: ") and "BAD.npz" in result.stderr
+    assert result.stderr.rstrip().endswith("(the running daemon, if any, is left as it was)") == (how == "restart")
     info = client.ping(P())
     assert info is not None and info["pid"] == pid and pid_alive(pid) and info["model_arg"] is None
     assert ask("still the old one")["command"] == expected("still the old one")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -47,6 +48,7 @@ from .frontend import (
 
 CliError = FrontendError  # one error type for both halves of the CLI
 DEFAULT_COMMAND = "suggest"
+_T = TypeVar("_T")
 
 
 class DefaultGroup(click.Group):
@@ -231,22 +233,33 @@ def _idle_seconds(_ctx: click.Context, _param: click.Parameter, value: float | N
 
 _IDLE_OPTION = click.option("--idle-timeout", type=float, default=None, callback=_idle_seconds,
                             help="Exit after this many idle seconds (0: never).")
+_SERVE_MODEL_OPTION = click.option("--model", type=click.Path(dir_okay=False), default=None,
+                                   help="Model file to serve.")
+
+
+def _launch(launch: Callable[..., _T], model: str | None, idle_timeout: float | None, fatal_note: str = "") -> _T:
+    """Start a daemon with `launch` (client.ensure_daemon or client.restart_daemon) and the settings, with
+    --model and --idle-timeout applied; returns what `launch` returns. A model that cannot be loaded and
+    any other client error become a CliError (`fatal_note` follows the model's load error)."""
+    from tinyllm.serve import client
+
+    s = load_settings(model=model, idle_timeout=idle_timeout)
+    try:
+        return launch(state_paths(), s.model, s.idle_timeout, s.start_timeout)
+    except client.DaemonStartFatal as exc:
+        raise CliError(f"cannot load the model: {exc}{fatal_note}") from None
+    except client.ClientError as exc:
+        raise _daemon_error(exc) from None
 
 
 @daemon_group.command("start")
-@click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
+@_SERVE_MODEL_OPTION
 @_IDLE_OPTION
 def daemon_start(model: str | None, idle_timeout: float | None) -> None:
     """Start the daemon (no-op if a compatible one is running)."""
     from tinyllm.serve import client
 
-    s = load_settings(model=model, idle_timeout=idle_timeout)
-    try:
-        info = client.ensure_daemon(state_paths(), s.model, s.idle_timeout, s.start_timeout)
-    except client.DaemonStartFatal as exc:
-        raise CliError(f"cannot load the model: {exc}") from None
-    except client.ClientError as exc:
-        raise _daemon_error(exc) from None
+    info = _launch(client.ensure_daemon, model, idle_timeout)
     out(f"nl2cmd daemon running (pid {info.get('pid')})")
 
 
@@ -263,19 +276,14 @@ def daemon_stop() -> None:
 
 
 @daemon_group.command("restart")
-@click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
+@_SERVE_MODEL_OPTION
 @_IDLE_OPTION
 def daemon_restart(model: str | None, idle_timeout: float | None) -> None:
     """Start a fresh daemon; a running one serves until the new one has loaded its model."""
     from tinyllm.serve import client
 
-    s = load_settings(model=model, idle_timeout=idle_timeout)
-    try:
-        old, info = client.restart_daemon(state_paths(), s.model, s.idle_timeout, s.start_timeout)
-    except client.DaemonStartFatal as exc:
-        raise CliError(f"cannot load the model: {exc} (the running daemon, if any, is left as it was)") from None
-    except client.ClientError as exc:
-        raise _daemon_error(exc) from None
+    old, info = _launch(client.restart_daemon, model, idle_timeout,
+                        " (the running daemon, if any, is left as it was)")
     if old:
         out(f"nl2cmd daemon replaced (pid {old})")
     out(f"nl2cmd daemon running (pid {info.get('pid')})")
@@ -316,7 +324,7 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
 
 
 @daemon_group.command("run")
-@click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model file to serve.")
+@_SERVE_MODEL_OPTION
 @_IDLE_OPTION
 def daemon_run(model: str | None, idle_timeout: float | None) -> None:
     """Run the daemon in the foreground (logs to stderr; Ctrl-C stops it)."""
