@@ -2,14 +2,11 @@
 file that names another home's daemon, a daemon that leaves out its warnings.
 
 The tests run as root in CI; "another user" is uid 65534 (nobody): directories are chown-ed to it,
-and fake servers are forked children that switch to it (SO_PEERCRED reports the uid of the process
-that called listen(), so the switch happens before listen()). Nothing here can run python as that
-uid (the interpreter may sit in a directory it cannot read), so the children only make system calls.
+and fake servers are forked children that switch to it before they listen (tests/impostor.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -32,9 +29,9 @@ from tinyllm.serve.protocol import PROTOCOL_VERSION, encode_request
 
 from . import fake_backend
 from .conftest import kill_home_processes, pid_alive, wait_gone
+from .impostor import OTHER_UID, Impostor
 from .test_cli import run
 
-OTHER_UID = 65534
 root_only = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                                reason="acting as another uid needs root")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_PEERCRED and /proc")
@@ -52,72 +49,6 @@ EVIL_REPLY = json.dumps({
 
 def P() -> state_paths.StatePaths:
     return state_paths.resolve()
-
-
-class Impostor:
-    """A listener on `path` run by uid `uid` (a forked child), answering EVIL_REPLY to every
-    connection; `received()` is every byte any client sent it.
-
-    The child binds the socket as root (so it may live in any directory, whoever may traverse it),
-    then drops to `uid` and listens: the kernel reports `uid` as the listener's.
-    """
-
-    def __init__(self, path: Path, uid: int = OTHER_UID) -> None:
-        self.path, self.uid = str(path), uid
-        self.pid = 0
-        self._data_r = -1
-
-    def __enter__(self) -> Impostor:
-        ready_r, ready_w = os.pipe()
-        self._data_r, data_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: system calls only, then _exit
-            status = 1
-            try:
-                os.close(ready_r)
-                os.close(self._data_r)
-                srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                srv.bind(self.path)
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
-                srv.listen(16)
-                os.write(ready_w, b"r")
-                while True:
-                    conn, _ = srv.accept()
-                    conn.settimeout(2.0)
-                    with contextlib.suppress(OSError):
-                        data = conn.recv(65536)
-                        if data:
-                            os.write(data_w, data)
-                            conn.sendall(EVIL_REPLY)
-                    conn.close()
-            except BaseException:
-                status = 2
-            finally:
-                os._exit(status)
-        os.close(ready_w)
-        os.close(data_w)
-        try:
-            ready = os.read(ready_r, 1)
-        finally:
-            os.close(ready_r)
-        assert ready == b"r", "the impostor did not start"
-        os.set_blocking(self._data_r, False)
-        return self
-
-    def received(self) -> bytes:
-        chunks = []
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(self._data_r, 65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, 9)
-        os.waitpid(self.pid, 0)
-        os.close(self._data_r)
 
 
 def assert_served_here(result, note: str | None) -> None:
@@ -144,7 +75,7 @@ def test_runtime_dir_of_another_user_gets_no_request(nl2cmd_home: Path, mode: in
     run_dir.mkdir()
     os.chown(run_dir, OTHER_UID, OTHER_UID)
     run_dir.chmod(mode)
-    with Impostor(run_dir / "nl2cmd.sock") as impostor:
+    with Impostor(run_dir / "nl2cmd.sock", EVIL_REPLY) as impostor:
         assert_served_here(run("list files in my home"), f"{run_dir} is owned by uid {OTHER_UID}, not by you")
         status = run("daemon", "status")
         assert status.exit_code == 1 and f"owned by uid {OTHER_UID}" in status.stderr
@@ -166,7 +97,7 @@ def test_symlinked_runtime_dir_gets_no_request(nl2cmd_home: Path) -> None:
     try:
         os.chown(elsewhere, OTHER_UID, OTHER_UID)
         (nl2cmd_home / "run").symlink_to(elsewhere)
-        with Impostor(elsewhere / "nl2cmd.sock") as impostor:
+        with Impostor(elsewhere / "nl2cmd.sock", EVIL_REPLY) as impostor:
             assert_served_here(run("list files in my home"), "is a symbolic link, not a private directory")
             assert impostor.received() == b""
         assert (nl2cmd_home / "run").is_symlink()
@@ -180,7 +111,7 @@ def test_world_writable_runtime_dir_of_ours_gets_no_request(nl2cmd_home: Path) -
     run_dir = nl2cmd_home / "run"
     run_dir.mkdir()
     run_dir.chmod(0o777)  # ours, but anyone may have planted a socket (or a symlink) in it
-    with Impostor(run_dir / "nl2cmd.sock") as impostor:
+    with Impostor(run_dir / "nl2cmd.sock", EVIL_REPLY) as impostor:
         assert_served_here(run("list files in my home"), "has mode 0777: others can write to it")
         assert impostor.received() == b""
     assert stat.S_IMODE(os.lstat(run_dir).st_mode) == 0o777
@@ -212,7 +143,7 @@ def test_client_checks_the_directory_before_connecting(tmp_path: Path) -> None:
 def test_listener_of_another_user_in_our_private_dir_is_replaced(nl2cmd_home: Path) -> None:
     p = P()
     state_paths.ensure_dir(p.runtime_dir, private=True)
-    with Impostor(p.socket) as impostor:
+    with Impostor(p.socket, EVIL_REPLY) as impostor:
         with pytest.raises(client.UnsafeSocket, match=f"runs as uid {OTHER_UID}, not as you"):
             client.probe(p)
         with pytest.raises(client.UnsafeSocket, match=f"runs as uid {OTHER_UID}"):
@@ -288,7 +219,7 @@ def test_a_squatter_cannot_block_the_daemon(bare_env: Path) -> None:
     config.write_text("idle_timeout = 30\n")
     env = {k: v for k, v in os.environ.items() if k != "NL2CMD_HOME"}
     nl2cmd = [sys.executable, "-m", "tinyllm.cli.app"]
-    with Impostor(squatted / "nl2cmd.sock") as impostor:
+    with Impostor(squatted / "nl2cmd.sock", EVIL_REPLY) as impostor:
         try:
             result = subprocess.run([*nl2cmd, "--json", "list files in my home"], env=env, capture_output=True,
                                     text=True, timeout=60)
