@@ -126,3 +126,24 @@ def test_explain_quick(tmp_path: Path) -> None:
     for row in payload["rows"]:
         assert row["cold_ms"] > 0 and row["warm_ms"] > 0 and row["in_process_ms"] >= 0
     assert payload["cpu_ms"]["warm_median"] > 0
+
+
+def test_install_size_quick(tmp_path: Path) -> None:
+    out_json = tmp_path / "size.json"
+    out = run_bench("install_size.py", "--quick", "--out", str(out_json))
+    payload = check_output(out, "| distribution | version | needed by | files | MiB | MiB on disk |", out_json)
+    rows = {r["name"].lower().replace("_", "-"): r for r in payload["distributions"]}
+    assert payload["distributions"][0]["name"] == "nl2cmd"
+    assert {"numpy", "sentencepiece", "click", "platformdirs", "prompt-toolkit"} <= set(rows)
+    assert rows["prompt-toolkit"]["needed_by"] == "nl2cmd" and rows["numpy"]["bytes"] > 1 << 20
+    assert "torch" not in rows and "pytest" not in rows  # extras are not the base install
+    assert not {"pip", "setuptools", "wheel"} & set(rows)
+    assert {r["name"] for r in payload["installer"]} <= {"pip", "setuptools", "wheel"}
+    total = sum(r["bytes"] for r in payload["distributions"])
+    assert payload["summary"]["total_mib"] == round(total / (1 << 20), 2)
+    over = run_bench("install_size.py", "--quick", "--budget-mb", "1", "--out", str(tmp_path / "over.json"))
+    assert over.returncode == 1 and "against a budget of 1 MB: OVER" in over.stdout
+    # the walk follows what an extra asks for, and what that needs in turn
+    worker = run_bench("install_size.py", "--worker", "nl2cmd[test]")
+    with_test = {r["name"].lower(): r["needed_by"] for r in json.loads(worker.stdout)["distributions"]}
+    assert with_test["pytest"] == with_test["hypothesis"] == "nl2cmd" and with_test["pluggy"] == "pytest"
