@@ -457,6 +457,7 @@ def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_
     click.echo(f"engine: {result['model']['engine']}")
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
+    click.echo(f"nonsense (no parse, unknown program, stutter): {100 * result['model']['nonsense']:.1f}%")
     if output_jsonl:
         from .evaluate import write_jsonl
 
@@ -478,11 +479,19 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
              named_tools: bool | None = None, ranking=None) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table).
     Decoding settings left None are the model's own (as it serves); `ranking` False turns the model's
-    candidate ranking off, RankSettings replace it."""
+    candidate ranking off, RankSettings replace it. The model's summary also holds its "nonsense" share
+    (`evaluate.nonsense_share`, with the index's tool lexicon when there is an index)."""
     from tinyllm.infer.runtime import EngineError, Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
-    from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
+    from .evaluate import (
+        TABLE_HEADER,
+        evaluate,
+        format_summary,
+        model_predictor,
+        nearest_neighbour_predictor,
+        nonsense_share,
+    )
 
     try:
         runtime = Runtime.load(ckpt, engine)
@@ -504,6 +513,8 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     tools = index.with_tools() if ((named_tools or ranking is not None) and index is not None) else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
                                                      rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
+    check_tools = tools if tools is not None or index is None else index.with_tools()
+    summary["nonsense"] = nonsense_share(scored, check_tools)
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     mode += ", named tools" if named_tools and tools is not None else ""
     mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""
