@@ -528,6 +528,64 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     return result, scored, "\n".join(lines)
 
 
+@cli.command(name="curve")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder (RUN) whose SFT folder holds the snapshots.")
+@click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of RUN with snap_STEP.npz files.")
+@click.option("--jsonl", "sets", multiple=True, required=True, metavar="NAME=FILE",
+              help="An evaluation set (rows with instruction, command); repeatable. FILE alone is named by its stem.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N rows of each set.")
+@click.option("--offset-hours", type=float, default=0.0, show_default=True,
+              help="Training hours before this run (a run continued from another model).")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Inference engine (default: NL2CMD_ENGINE, else auto, as served).")
+@user_errors
+def curve_cmd(run_dir, sft_dir, sets, limit, offset_hours, engine) -> None:
+    """Score each snapshot RUN/SFT-DIR/snap_STEP.npz on each set as served (greedy, the model's own settings,
+    no BM25 row) and add one record per (step, set) to RUN/SFT-DIR/curve.jsonl: step, set, hours, n, exact
+    match, command name, template, NLC2CMD, nonsense share. Pairs already recorded are skipped, so it can
+    run again while training continues; `report` plots the file.
+
+    Hours: the training loop's wall-clock seconds at the step (`train_s` in RUN/SFT-DIR/log.jsonl, kept
+    across resumes) when every log line has them; otherwise from the snapshots' modification times (time
+    since the first snapshot, plus the first snapshot's steps at the pace of the first interval; a
+    single snapshot has no hours yet; copies that did not keep file times lose this clock). Both count
+    evaluation during training, only file times the start-up between resumed chunks; --offset-hours is
+    added."""
+    from .curve import CURVE_FILE, update_curve
+
+    named = _curve_sets(sets, limit)
+
+    def score(snap: Path, rows: list[dict]) -> dict:
+        result, _, _ = run_eval(snap, rows, None, None, beam=1, baseline=False, engine=engine)
+        return result["model"]
+
+    def show(r: dict) -> None:
+        hours = "?" if r["hours"] is None else f"{r['hours']:.2f}"
+        click.echo(f"step {r['step']} ({hours} h) {r['set']}: exact {100 * r['exact_match']:.1f}%, command name "
+                   f"{100 * r['command_name_acc']:.1f}%, nonsense {100 * r['nonsense']:.1f}%", err=True)
+
+    new = update_curve(run_dir / sft_dir, named, score, offset_hours, show)
+    click.echo(f"{len(new)} new records in {run_dir / sft_dir / CURVE_FILE}")
+
+
+def _curve_sets(specs: tuple[str, ...], limit: int | None) -> dict[str, list[dict]]:
+    """Evaluation sets by name from NAME=FILE (or FILE) options, each cut to `limit` rows."""
+    sets: dict[str, list[dict]] = {}
+    for spec in specs:
+        name, eq, file = spec.partition("=")
+        path = Path(file if eq else spec)
+        name = name if eq else path.stem
+        if not name or name in sets:
+            raise StageError(f"--jsonl {spec}: {'a repeated' if name else 'an empty'} set name")
+        if not path.is_file():
+            raise StageError(f"--jsonl {spec}: {path} not found")
+        sets[name] = _eval_rows(None, None, path)[:limit]
+        if not sets[name]:
+            raise StageError(f"--jsonl {spec}: {path} has no rows")
+    return sets
+
+
 @cli.command(name="rank-tune")
 @click.option("--ckpt", type=click.Path(path_type=Path), default=None, help="Model file (default: the shipped model).")
 @click.option("--dev", "dev_jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
@@ -673,12 +731,16 @@ def _maybe_train(run_dir: Path, steps: int, train) -> None:
 
 @cli.command()
 @out_opt
+@click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of OUT whose curve.jsonl to plot.")
+@click.option("--curve-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the learning curve here, e.g. docs/learning_curve.png (needs a curve).")
 @stage
-def report(ctx, out) -> None:
-    """Write OUT/report.md (config, data sizes, stage times, metrics) and loss-curve PNGs."""
+def report(ctx, out, sft_dir, curve_png) -> None:
+    """Write OUT/report.md (config, data sizes, stage times, metrics) and loss-curve PNGs; with
+    OUT/SFT-DIR/curve.jsonl (see `curve`) also the learning curve: OUT/learning_curve.png and a table."""
     from .report import write_report
 
-    click.echo(write_report(out))
+    click.echo(write_report(out, sft_dir, curve_png))
 
 
 @cli.command(name="validate-pairs")
