@@ -117,6 +117,23 @@ def test_resume_is_bit_exact(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_training_seconds_are_logged_and_kept_across_a_resume(tmp_path, monkeypatch):
+    import itertools
+    import types
+
+    from tinyllm.train import loop
+
+    clock = itertools.count()  # one second per reading: the loop reads it at the start and after each step
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    part, sampler = _trainer(tmp_path, 8)
+    part.run(sampler, progress=False, until=6)
+    again, sampler = _trainer(tmp_path, 8)
+    assert again.resume() and again.seconds == part.seconds == 6.0
+    again.run(sampler, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["train_s"]) for r in log] == [(s, float(s)) for s in range(1, 9)]
+
+
 def test_resume_refuses_another_config(tmp_path):
     t, sampler = _trainer(tmp_path, 3)
     t.run(sampler, progress=False)

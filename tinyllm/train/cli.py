@@ -457,6 +457,7 @@ def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_
     click.echo(f"engine: {result['model']['engine']}")
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
+    click.echo(f"nonsense (no parse, unknown program, stutter): {100 * result['model']['nonsense']:.1f}%")
     if output_jsonl:
         from .evaluate import write_jsonl
 
@@ -478,11 +479,19 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
              named_tools: bool | None = None, ranking=None) -> tuple[dict, list[dict], str]:
     """Score a model file (and the BM25 baseline) on rows; returns (summaries, per-row results, table).
     Decoding settings left None are the model's own (as it serves); `ranking` False turns the model's
-    candidate ranking off, RankSettings replace it."""
+    candidate ranking off, RankSettings replace it. The model's summary also holds its "nonsense" share
+    (`evaluate.nonsense_share`, with the index's tool lexicon when there is an index)."""
     from tinyllm.infer.runtime import EngineError, Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
-    from .evaluate import TABLE_HEADER, evaluate, format_summary, model_predictor, nearest_neighbour_predictor
+    from .evaluate import (
+        TABLE_HEADER,
+        evaluate,
+        format_summary,
+        model_predictor,
+        nearest_neighbour_predictor,
+        nonsense_share,
+    )
 
     try:
         runtime = Runtime.load(ckpt, engine)
@@ -504,6 +513,8 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     tools = index.with_tools() if ((named_tools or ranking is not None) and index is not None) else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
                                                      rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
+    check_tools = tools if tools is not None or index is None else index.with_tools()
+    summary["nonsense"] = nonsense_share(scored, check_tools)
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     mode += ", named tools" if named_tools and tools is not None else ""
     mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""
@@ -515,6 +526,64 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
         lines.append(format_summary("nearest neighbour (BM25)", base))
         result["nearest_neighbour"] = base
     return result, scored, "\n".join(lines)
+
+
+@cli.command(name="curve")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder (RUN) whose SFT folder holds the snapshots.")
+@click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of RUN with snap_STEP.npz files.")
+@click.option("--jsonl", "sets", multiple=True, required=True, metavar="NAME=FILE",
+              help="An evaluation set (rows with instruction, command); repeatable. FILE alone is named by its stem.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score the first N rows of each set.")
+@click.option("--offset-hours", type=float, default=0.0, show_default=True,
+              help="Training hours before this run (a run continued from another model).")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Inference engine (default: NL2CMD_ENGINE, else auto, as served).")
+@user_errors
+def curve_cmd(run_dir, sft_dir, sets, limit, offset_hours, engine) -> None:
+    """Score each snapshot RUN/SFT-DIR/snap_STEP.npz on each set as served (greedy, the model's own settings,
+    no BM25 row) and add one record per (step, set) to RUN/SFT-DIR/curve.jsonl: step, set, hours, n, exact
+    match, command name, template, NLC2CMD, nonsense share. Pairs already recorded are skipped, so it can
+    run again while training continues; `report` plots the file.
+
+    Hours: the training loop's wall-clock seconds at the step (`train_s` in RUN/SFT-DIR/log.jsonl, kept
+    across resumes) when every log line has them; otherwise from the snapshots' modification times (time
+    since the first snapshot, plus the first snapshot's steps at the pace of the first interval; a
+    single snapshot has no hours yet; copies that did not keep file times lose this clock). Both count
+    evaluation during training, only file times the start-up between resumed chunks; --offset-hours is
+    added."""
+    from .curve import CURVE_FILE, update_curve
+
+    named = _curve_sets(sets, limit)
+
+    def score(snap: Path, rows: list[dict]) -> dict:
+        result, _, _ = run_eval(snap, rows, None, None, beam=1, baseline=False, engine=engine)
+        return result["model"]
+
+    def show(r: dict) -> None:
+        hours = "?" if r["hours"] is None else f"{r['hours']:.2f}"
+        click.echo(f"step {r['step']} ({hours} h) {r['set']}: exact {100 * r['exact_match']:.1f}%, command name "
+                   f"{100 * r['command_name_acc']:.1f}%, nonsense {100 * r['nonsense']:.1f}%", err=True)
+
+    new = update_curve(run_dir / sft_dir, named, score, offset_hours, show)
+    click.echo(f"{len(new)} new records in {run_dir / sft_dir / CURVE_FILE}")
+
+
+def _curve_sets(specs: tuple[str, ...], limit: int | None) -> dict[str, list[dict]]:
+    """Evaluation sets by name from NAME=FILE (or FILE) options, each cut to `limit` rows."""
+    sets: dict[str, list[dict]] = {}
+    for spec in specs:
+        name, eq, file = spec.partition("=")
+        path = Path(file if eq else spec)
+        name = name if eq else path.stem
+        if not name or name in sets:
+            raise StageError(f"--jsonl {spec}: {'a repeated' if name else 'an empty'} set name")
+        if not path.is_file():
+            raise StageError(f"--jsonl {spec}: {path} not found")
+        sets[name] = _eval_rows(None, None, path)[:limit]
+        if not sets[name]:
+            raise StageError(f"--jsonl {spec}: {path} has no rows")
+    return sets
 
 
 @cli.command(name="rank-tune")
@@ -662,12 +731,16 @@ def _maybe_train(run_dir: Path, steps: int, train) -> None:
 
 @cli.command()
 @out_opt
+@click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of OUT whose curve.jsonl to plot.")
+@click.option("--curve-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the learning curve here, e.g. docs/learning_curve.png (needs a curve).")
 @stage
-def report(ctx, out) -> None:
-    """Write OUT/report.md (config, data sizes, stage times, metrics) and loss-curve PNGs."""
+def report(ctx, out, sft_dir, curve_png) -> None:
+    """Write OUT/report.md (config, data sizes, stage times, metrics) and loss-curve PNGs; with
+    OUT/SFT-DIR/curve.jsonl (see `curve`) also the learning curve: OUT/learning_curve.png and a table."""
     from .report import write_report
 
-    click.echo(write_report(out))
+    click.echo(write_report(out, sft_dir, curve_png))
 
 
 @cli.command(name="validate-pairs")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyllm.formats.prompt import Example, serving_platform
+from tinyllm.knowledge.checks import STRUCTURE_CHECKS, check
 from tinyllm.knowledge.retrieval import nearest_command
 from tinyllm.knowledge.text import normalize_instruction
 
@@ -125,6 +126,19 @@ def evaluate(rows: Sequence[dict], predictor: Predictor) -> tuple[dict[str, Any]
     summary["n"] = len(scored)
     summary["seconds"] = round(elapsed, 2)
     return summary, scored
+
+
+def nonsense_share(scored: Sequence[dict], tools=None) -> float:
+    """Share of per-row results (`score_rows`) whose prediction is nonsense rather than a command to edit: it
+    fails a structure check (`tinyllm.knowledge.checks.STRUCTURE_CHECKS`: bash could not parse it, it
+    stutters, or, given the `tools` lexicon of the retrieval index, a stage starts with a program the
+    training commands never start with and the request does not name). An empty prediction is no answer,
+    not nonsense."""
+    bad = 0
+    for row in scored:
+        failed = check(row["prediction"], normalize_instruction(row["instruction"]), tools)
+        bad += any(failed.get(c) for c in STRUCTURE_CHECKS)
+    return bad / max(len(scored), 1)
 
 
 def format_summary(name: str, s: dict[str, Any]) -> str:

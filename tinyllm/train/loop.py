@@ -98,6 +98,7 @@ class Trainer:
         self.opt = make_optimizer(self.model, tc)
         self.step = 0
         self.best: float | None = None
+        self.seconds = 0.0  # wall-clock seconds in the training loop up to self.step, across resumes
         self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -118,7 +119,7 @@ class Trainer:
             return
         save_train_state(path or self.last_path, {
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
-            "best": self.best, "rng": rng_state(), "model_config": self.model.cfg.to_dict(),
+            "best": self.best, "seconds": self.seconds, "rng": rng_state(), "model_config": self.model.cfg.to_dict(),
             "train_config": asdict(self.tc), "run": self.run_meta,
         })
 
@@ -135,6 +136,7 @@ class Trainer:
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.step, self.best = int(st["step"]), st["best"]
+        self.seconds = float(st.get("seconds", 0.0))  # 0 for checkpoints written before it was kept
         set_rng_state(st["rng"])
         return True
 
@@ -161,7 +163,7 @@ class Trainer:
 
             bar = tqdm(total=tc.steps, initial=self.step, file=sys.stderr, dynamic_ncols=True, mininterval=2.0)
         try:
-            t0, tokens = time.perf_counter(), 0
+            t0, tokens, seconds0 = time.perf_counter(), 0, self.seconds
             last: dict[str, Any] = {}
             stop = min(tc.steps, until) if until is not None else tc.steps
             while self.step < stop:
@@ -185,9 +187,10 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
                 self.step += 1
                 dt = time.perf_counter() - t0
+                self.seconds = seconds0 + dt
                 last = {"step": self.step, "loss": round(loss_sum, 5), "lr": lr, "grad_norm": round(gnorm, 4),
-                        "tokens_per_s": round(tokens / dt, 1) if dt else 0.0}
-                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                        "tokens_per_s": round(tokens / dt, 1) if dt else 0.0, "train_s": round(self.seconds, 1)}
+                if self.step % tc.log_every == 0 or self.step in (tc.steps, stop):
                     self.log(last)
                 if bar is not None:
                     bar.update(1)

@@ -1,9 +1,19 @@
-"""The run report: configuration, data sizes, time per stage, final metrics and loss curves."""
+"""The run report: configuration, data sizes, time per stage, final metrics, loss curves, and the learning
+curve of the SFT snapshots (`curve.jsonl`, written by `nl2cmd-train curve`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+
+from .curve import CURVE_FILE, read_curve
+
+CURVE_PNG = "learning_curve.png"
+CURVE_PANELS = (("exact_match", "exact match"), ("command_name_acc", "command name"),
+                ("nonsense", "nonsense (no parse, unknown program, stutter)"))
+"""The learning curve's panels: curve record field and title."""
+CLOCKS = {"log": "the training loop's time in the SFT log", "files": "the snapshot files' modification times"}
 
 
 def _read_json(path: Path) -> dict:
@@ -16,14 +26,22 @@ def _read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_losses(out: Path) -> list[Path]:
-    """One PNG per training stage with train loss (and eval points); skipped without matplotlib."""
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or None without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_losses(out: Path) -> list[Path]:
+    """One PNG per training stage with train loss (and eval points); skipped without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
         return []
     written = []
     for stage in ("pretrain", "sft"):
@@ -48,39 +66,133 @@ def plot_losses(out: Path) -> list[Path]:
     return written
 
 
-def write_report(out: Path) -> Path:
-    """Write out/report.md from what the stages left in `out`; returns its path."""
-    out = Path(out)
-    run = _read_json(out / "run.json")
+def _curve_axis(records: Sequence[dict]) -> tuple[str, str]:
+    """(record field, axis label) of the learning curve's x axis: hours when every record has them."""
+    if all(r.get("hours") is not None for r in records):
+        return "hours", "training hours"
+    return "step", "step (no hours estimate yet)"
+
+
+def _set_names(records: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(r["set"] for r in records))
+
+
+def curve_figure(plt, records: Sequence[dict]):
+    """The learning curve as a matplotlib figure: one panel per `CURVE_PANELS` entry (percent against training
+    hours, or steps while some record has no hours), one line per set."""
+    key, label = _curve_axis(records)
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4 * len(CURVE_PANELS), 3.5), sharex=True)
+    for ax, (field, title) in zip(axes, CURVE_PANELS):
+        for name in _set_names(records):
+            points = sorted((r[key], 100 * r[field]) for r in records if r["set"] == name)
+            ax.plot(*zip(*points), "o-", ms=3, lw=1, label=name)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel(label)
+        ax.set_ylabel("% of requests")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_curve(records: Sequence[dict], paths: Sequence[Path]) -> list[Path]:
+    """Write the learning curve (`curve_figure`) as PNG to each of `paths`; returns the paths written (none
+    without records or matplotlib)."""
+    plt = _pyplot()
+    if plt is None or not records:
+        return []
+    fig = curve_figure(plt, records)
+    for path in paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [Path(p) for p in paths]
+
+
+def curve_table(records: Sequence[dict]) -> list[str]:
+    """The learning curve as markdown table lines, in step then set order."""
+    lines = ["| step | hours | set | n | exact match | command name | template | NLC2CMD | nonsense |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["step"], r["set"])):
+        hours = "" if r.get("hours") is None else f"{r['hours']:.2f}"
+        lines.append(f"| {r['step']} | {hours} | {r['set']} | {r['n']} | {100 * r['exact_match']:.1f}% | "
+                     f"{100 * r['command_name_acc']:.1f}% | {100 * r['template_acc']:.1f}% | {r['nlc2cmd']:.3f} | "
+                     f"{100 * r['nonsense']:.1f}% |")
+    return lines
+
+
+def _curve_section(out: Path, sft_dir: str, curve_png: Path | None) -> list[str]:
+    """The report's learning-curve section (plot and table); none without a curve unless `curve_png` asks."""
+    path = out / sft_dir / CURVE_FILE
+    records = read_curve(path)
+    if not records:
+        if curve_png is not None:
+            raise FileNotFoundError(f"{path} not found or empty: run `nl2cmd-train curve --run {out}` first")
+        return []
+    written = plot_curve(records, [out / CURVE_PNG] + ([Path(curve_png)] if curve_png is not None else []))
+    if not written and curve_png is not None:
+        raise ValueError(f"{curve_png}: plotting needs matplotlib (the [train] extra)")
+    lines = ["", "## Learning curve", ""] + ([f"![learning curve]({CURVE_PNG})", ""] if written else [])
+    clocks = {r.get("clock") for r in records} - {None}
+    if clocks:
+        lines += ["Hours from " + " and ".join(CLOCKS.get(c, c) for c in sorted(clocks)) + ".", ""]
+    return lines + curve_table(records)
+
+
+def _data_lines(out: Path) -> list[str]:
     pairs = _read_json(out / "pairs" / "pairs_manifest.json")
+    if not pairs:
+        return []
+    lines = ["## Data", "", "| split | rows |", "|---|---|"]
+    return lines + [f"| {k} | {v} |" for k, v in pairs.get("sizes", {}).items()] + [""]
+
+
+def _time_lines(out: Path) -> list[str]:
     times = _read_json(out / "times.json")
-    ev = _read_json(out / "eval" / "dev_summary.json")
-    lines = ["# nl2cmd training report", "", "## Configuration", "```json", json.dumps(run, indent=1), "```", ""]
-    if pairs:
-        lines += ["## Data", "", "| split | rows |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in pairs.get("sizes", {}).items()]
-        lines += [""]
-    if times:
-        lines += ["## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in times.items()] + [""]
+    if not times:
+        return []
+    lines = ["## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    return lines + [f"| {k} | {v} |" for k, v in times.items()] + [""]
+
+
+def _training_lines(out: Path) -> list[str]:
+    lines = []
     for stage in ("pretrain", "sft"):
         log = [r for r in _read_log(out / stage / "log.jsonl") if "loss" in r]
         if log:
             last = log[-1]
             lines += [f"- {stage}: {last['step']} steps, final train loss {last['loss']:.3f}, "
                       f"{last.get('tokens_per_s', 0):.0f} tokens/s"]
-    if ev:
-        from .evaluate import TABLE_HEADER, format_summary
+    return lines
 
-        lines += ["", "## Dev metrics", "", TABLE_HEADER]
-        names = {"model": "model", "nearest_neighbour": "nearest neighbour (BM25)"}
-        lines += [format_summary(names.get(name, name), s) for name, s in ev.items()]
-        cats = ev.get("model", {}).get("categories")
-        if cats:
-            lines += ["", "Failure categories (model): " + ", ".join(f"{k}: {v}" for k, v in cats.items())]
+
+def _dev_lines(out: Path) -> list[str]:
+    ev = _read_json(out / "eval" / "dev_summary.json")
+    if not ev:
+        return []
+    from .evaluate import TABLE_HEADER, format_summary
+
+    lines = ["", "## Dev metrics", "", TABLE_HEADER]
+    names = {"model": "model", "nearest_neighbour": "nearest neighbour (BM25)"}
+    lines += [format_summary(names.get(name, name), s) for name, s in ev.items()]
+    cats = ev.get("model", {}).get("categories")
+    if cats:
+        lines += ["", "Failure categories (model): " + ", ".join(f"{k}: {v}" for k, v in cats.items())]
+    return lines
+
+
+def write_report(out: Path, sft_dir: str = "sft", curve_png: Path | None = None) -> Path:
+    """Write out/report.md from what the stages left in `out`; returns its path. With OUT/SFT_DIR/curve.jsonl
+    the learning curve goes in too, plotted to OUT/learning_curve.png and to `curve_png` when given."""
+    out = Path(out)
+    run = _read_json(out / "run.json")
+    lines = ["# nl2cmd training report", "", "## Configuration", "```json", json.dumps(run, indent=1), "```", ""]
+    lines += _data_lines(out) + _time_lines(out) + _training_lines(out) + _dev_lines(out)
     plots = plot_losses(out)
     if plots:
         lines += ["", "## Curves", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    lines += _curve_section(out, sft_dir, curve_png)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
