@@ -2,7 +2,7 @@
 
 import pytest
 
-from tinyllm.knowledge.checks import check, stutter, unknown_options, unknown_programs
+from tinyllm.knowledge.checks import check, named_unused, stutter, unknown_options, unknown_programs
 from tinyllm.knowledge.shellparse import syntax_problem
 from tinyllm.knowledge.tools import ToolLexicon
 
@@ -76,3 +76,14 @@ def test_check_reports_each_failure():
     assert check("ls ls ls", "list", LEXICON) == {"stutter": 1}
     gone = check("ls dir0", "list files in dir0", LEXICON, is_installed=lambda name: False)
     assert gone == {"not_installed": 1}
+
+
+def test_named_program_unused():
+    lex = ToolLexicon.build([{"instruction": f"open session {i} with zellij", "command": f"zellij attach s{i}"}
+                             for i in range(3)] + [{"instruction": "jump to dir", "command": "z dir"}])
+    assert "zellij" in lex.named
+    assert named_unused("z reflectij", "open a new session with zellij", lex) == ["zellij"]
+    assert check("z reflectij", "open a new session with zellij", lex) == {"named_unused": 1}
+    assert named_unused("zellij init", "open a new session with zellij", lex) == []
+    assert named_unused("sudo zellij", "open a new session with zellij", lex) == []  # any word of the command
+    assert named_unused("z dir", "jump to dir", lex) == []  # nothing named: nothing to miss

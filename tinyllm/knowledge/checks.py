@@ -18,7 +18,7 @@ from .tools import ToolLexicon, request_words
 from .values import invented_values, missing_values
 
 CHECKS = ("syntax", "unknown_program", "not_installed", "unknown_option", "missing_value", "invented_value",
-          "stutter")
+          "stutter", "named_unused")
 """Every check, in the order features are stored."""
 
 STRUCTURE_CHECKS = ("syntax", "unknown_program", "stutter")
@@ -114,6 +114,16 @@ def unknown_options(command: str, tools: ToolLexicon) -> list[str]:
     return bad
 
 
+def named_unused(command: str, request: str, tools: ToolLexicon) -> list[str]:
+    """Programs the request names ("... with zellij") of which the command uses none: the named words when
+    no word of the command is one of them, else []."""
+    named = tools.named_in(request)
+    if not named:
+        return []
+    words = {w for w, _ in parse_commands(command)} | set(command.split())
+    return [] if any(n in words for n in named) else named
+
+
 def check(command: str, request: str, tools: ToolLexicon | None = None,
           is_installed: Callable[[str], bool] | None = None) -> dict[str, int]:
     """How many times `command` fails each check (name -> count; checks it passes are left out).
@@ -130,6 +140,8 @@ def check(command: str, request: str, tools: ToolLexicon | None = None,
         opts = unknown_options(command, tools)
         if opts:
             failed["unknown_option"] = len(opts)
+        if named_unused(command, request, tools):
+            failed["named_unused"] = 1
     if is_installed is not None:
         said = set(request_words(request))
         missing = [n for n, _ in parse_commands(command)

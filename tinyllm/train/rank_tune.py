@@ -112,7 +112,8 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
 # -- offline ranking: the same `rank` as serving, over saved candidates ------------------------------
 
 PENALTY_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
-TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", "invented_value", "stutter")
+TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", "invented_value", "stutter",
+                "named_unused")
 """The checks tuned on dev (not `not_installed`: eval cannot see the user's machine)."""
 
 
