@@ -41,10 +41,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="NAME=MODEL.npz (the .idx beside it is used)")
     ap.add_argument("--requests", type=int, default=48)
+    ap.add_argument("--plain", action="store_true",
+                    help="also time plain `nl2cmd QUERY` (the user's path: no --json, no --model) against the "
+                         "installed default model, as series 'default (plain)'")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rank_latency.json")
     args = ap.parse_args()
     exe = nl2cmd_command()
     models = [m.split("=", 1) for m in args.models]
+    if args.plain:
+        models.append(["default (plain)", ""])
     homes = {name: tempfile.mkdtemp(prefix="n2cr", dir="/tmp") for name, _ in models}
     base = {k: v for k, v in os.environ.items() if not k.startswith("NL2CMD_")}
     envs = {name: {**base, "NL2CMD_HOME": homes[name], "NL2CMD_THREADS": "1"} for name, _ in models}
@@ -54,12 +59,14 @@ def main() -> int:
     reqs = requests(args.requests)
     try:
         for name, path in models:
-            subprocess.run([*exe, "daemon", "start", "--model", path], env=envs[name], capture_output=True,
+            model = ["--model", path] if path else []
+            subprocess.run([*exe, "daemon", "start", *model], env=envs[name], capture_output=True,
                            timeout=120, check=True)
-            timed([*exe, "--model", path, "--", "print the date"], envs[name])
+            timed([*exe, *model, "--", "print the date"], envs[name])
         for q in reqs:
             for name, path in models:
-                ms, data = timed([*exe, "--json", "--model", path, "--", q], envs[name])
+                cmd = [*exe, "--json", "--model", path, "--", q] if path else [*exe, *(["--"] if q.startswith("-") else []), q]
+                ms, data = timed(cmd, envs[name])
                 wall[name].append(ms)
                 if "timing_ms" in data:
                     gen[name].append(float(data["timing_ms"]))
