@@ -36,9 +36,8 @@ def test_shipped_model_is_small_and_self_describing():
     ("find files modified in the last 24 hours", "find"),
     ("list all docker containers including stopped ones", "docker"),
     ("list all files in current directory", "ls"),  # issue 7's acceptance request (not in training: F1 test)
-    # greedy alone spells these "invowhich" and "zmerij": the named-program step (tinyllm.knowledge.tools) fixes them
-    pytest.param("show bandwidth usage per process with bandwhich", "bandwhich", marks=pytest.mark.xfail(
-        strict=True, reason="v18 regression: it scores `sudo ss -l` above the named bandwhich candidate")),
+    # greedy answers `sudo nethogs -s` and `z reflectij`: the ranking (named_unused, tinyllm.knowledge.checks) fixes them
+    ("show bandwidth usage per process with bandwhich", "bandwhich"),
     ("open a new session with zellij", "zellij"),
 ])
 def test_everyday_requests_get_the_right_utility(suggester, request_text, utility):
