@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyllm.train.cli import cli, run_eval
-from tinyllm.train.curve import CURVE_FILE, METRICS, file_seconds, log_seconds, read_curve, snapshots, training_hours
+from tinyllm.train.curve import CURVE_FILE, METRICS, file_seconds, log_seconds, read_records, snapshots, training_hours
 
 from .lm_fixtures import PAIRS, write_pairs
 
@@ -89,7 +89,7 @@ def test_curve_scores_each_snapshot_once_per_set(tmp_path, models, sets):
     res = run_curve(run, sets)
     assert res.exit_code == 0, res.stderr
     assert "4 new records" in res.stdout
-    recs = read_curve(run / "sft" / CURVE_FILE)
+    recs = read_records(run / "sft" / CURVE_FILE)
     assert [(r["step"], r["set"], r["n"]) for r in recs] == [(1000, "a", 4), (1000, "b", 3), (2000, "a", 4),
                                                               (2000, "b", 3)]
     # no train_s in the log: the files' clock, the first snapshot at the pace of the first interval
@@ -109,7 +109,7 @@ def test_curve_scores_each_snapshot_once_per_set(tmp_path, models, sets):
     put_snapshot(run / "sft", models[2], 3000, 2.0)
     more = run_curve(run, sets)
     assert more.exit_code == 0 and "2 new records" in more.stdout
-    recs = read_curve(run / "sft" / CURVE_FILE)
+    recs = read_records(run / "sft" / CURVE_FILE)
     assert len(recs) == 6 and recs[:4] == [json.loads(line) for line in before.splitlines()]
     assert [(r["step"], r["set"], r["hours"]) for r in recs[4:]] == [(3000, "a", 3.0), (3000, "b", 3.0)]
     assert [(r["exact_match"], r["nonsense"]) for r in recs[4:]] == [(1.0, 0.0), (1.0, 0.0)]  # all learnt

@@ -513,8 +513,7 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     tools = index.with_tools() if ((named_tools or ranking is not None) and index is not None) else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
                                                      rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
-    check_tools = tools if tools is not None or index is None else index.with_tools()
-    summary["nonsense"] = nonsense_share(scored, check_tools)
+    summary["nonsense"] = nonsense_share(scored, index.with_tools() if index is not None else None)
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     mode += ", named tools" if named_tools and tools is not None else ""
     mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""

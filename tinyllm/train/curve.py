@@ -38,12 +38,16 @@ def snapshots(sft_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of a JSONL file a run writes (a training log, a curve.jsonl); none when it is missing."""
+    if not Path(path).is_file():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def _log_rows(path: Path) -> list[dict]:
     """The training rows (those with a loss) of a log.jsonl; none when it is missing."""
-    if not path.is_file():
-        return []
-    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return [r for r in rows if "loss" in r]
+    return [r for r in read_records(path) if "loss" in r]
 
 
 def log_seconds(rows: Sequence[dict], steps: Sequence[int]) -> dict[int, float] | None:
@@ -83,13 +87,6 @@ def training_hours(sft_dir: Path, snaps: Mapping[int, Path], offset_hours: float
     return {step: round(s / 3600 + offset_hours, 3) for step, s in seconds.items()}, clock
 
 
-def read_curve(path: Path) -> list[dict]:
-    """The records of a curve.jsonl (none when it is missing)."""
-    if not Path(path).is_file():
-        return []
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 def write_curve(path: Path, records: Sequence[dict]) -> None:
     """Write the records in step then set order (replacing the file at once, so a reader never sees half)."""
     tmp = Path(path).with_name(Path(path).name + ".tmp")
@@ -124,7 +121,7 @@ def update_curve(sft_dir: Path, sets: Mapping[str, list[dict]], score: Scorer, o
     if not snaps:
         raise FileNotFoundError(f"{sft_dir} holds no snapshots (snap_STEP.npz)")
     path = sft_dir / CURVE_FILE
-    records = read_curve(path)
+    records = read_records(path)
     _check_sizes(records, sets)
     hours, clock = training_hours(sft_dir, snaps, offset_hours)
 

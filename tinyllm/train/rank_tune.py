@@ -165,9 +165,10 @@ def score_settings(recs: Sequence[dict], tools, settings, baseline: bool = False
     """Exact, command name, nonsense shares (no parse / unknown program / stutter) and beam rate of the
     ranked answers (`baseline`: of the named-program step's answers), with per-row details in "rows"."""
     from tinyllm.infer.rank import all_fail, confidence, confidence_features
+    from tinyllm.knowledge.checks import STRUCTURE_CHECKS
 
     n = exact = name = escalated = 0
-    bad = {"syntax": 0, "unknown_program": 0, "stutter": 0, "any": 0}
+    bad = {**dict.fromkeys(STRUCTURE_CHECKS, 0), "any": 0}
     rows = []
     for rec in recs:
         n += 1
@@ -188,9 +189,9 @@ def score_settings(recs: Sequence[dict], tools, settings, baseline: bool = False
         exact += e
         name += m
         escalated += esc
-        for k in ("syntax", "unknown_program", "stutter"):
+        for k in STRUCTURE_CHECKS:
             bad[k] += bool(failed.get(k))
-        bad["any"] += any(failed.get(k) for k in ("syntax", "unknown_program", "stutter"))
+        bad["any"] += any(failed.get(k) for k in STRUCTURE_CHECKS)
         feats = confidence_features(ranked, esc) if ranked else None
         rows.append({"pred": pred, "exact": e, "name": m, "features": feats,
                      "confidence": confidence(feats, settings) if feats else None,

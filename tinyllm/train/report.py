@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .curve import CURVE_FILE, read_curve
+from .curve import CURVE_FILE, read_records
 
 CURVE_PNG = "learning_curve.png"
 CURVE_PANELS = (("exact_match", "exact match"), ("command_name_acc", "command name"),
@@ -18,12 +18,6 @@ CLOCKS = {"log": "the training loop's time in the SFT log", "files": "the snapsh
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _pyplot():
@@ -45,7 +39,7 @@ def plot_losses(out: Path) -> list[Path]:
         return []
     written = []
     for stage in ("pretrain", "sft"):
-        log = _read_log(out / stage / "log.jsonl")
+        log = read_records(out / stage / "log.jsonl")
         train = [(r["step"], r["loss"]) for r in log if "loss" in r]
         if not train:
             continue
@@ -125,7 +119,7 @@ def curve_table(records: Sequence[dict]) -> list[str]:
 def _curve_section(out: Path, sft_dir: str, curve_png: Path | None) -> list[str]:
     """The report's learning-curve section (plot and table); none without a curve unless `curve_png` asks."""
     path = out / sft_dir / CURVE_FILE
-    records = read_curve(path)
+    records = read_records(path)
     if not records:
         if curve_png is not None:
             raise FileNotFoundError(f"{path} not found or empty: run `nl2cmd-train curve --run {out}` first")
@@ -159,7 +153,7 @@ def _time_lines(out: Path) -> list[str]:
 def _training_lines(out: Path) -> list[str]:
     lines = []
     for stage in ("pretrain", "sft"):
-        log = [r for r in _read_log(out / stage / "log.jsonl") if "loss" in r]
+        log = [r for r in read_records(out / stage / "log.jsonl") if "loss" in r]
         if log:
             last = log[-1]
             lines += [f"- {stage}: {last['step']} steps, final train loss {last['loss']:.3f}, "
