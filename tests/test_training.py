@@ -117,6 +117,34 @@ def test_resume_is_bit_exact(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_snapshots_every_n_steps_match_an_uninterrupted_run(tmp_path):
+    """A snapshot every 2 steps; a run interrupted at 5 and resumed writes the same snapshots (same
+    weights at the same steps) as one that ran straight through."""
+
+    def record(store: dict):
+        return lambda m, step: store.__setitem__(step, {k: v.clone() for k, v in m.state_dict().items()})
+
+    straight: dict = {}
+    full, sampler = _trainer(tmp_path / "full", 8)
+    full.run(sampler, progress=False, snapshot_every=2, on_snapshot=record(straight))
+    assert sorted(straight) == [2, 4, 6, 8]
+    for name, w in full.model.state_dict().items():
+        assert torch.equal(straight[8][name], w), name  # the last snapshot is the final model
+    assert not all(torch.equal(straight[2][k], straight[4][k]) for k in straight[2])  # a real copy per step
+
+    resumed: dict = {}
+    part, sampler = _trainer(tmp_path / "part", 8)
+    part.run(sampler, progress=False, until=5, snapshot_every=2, on_snapshot=record(resumed))
+    assert sorted(resumed) == [2, 4]
+    again, sampler = _trainer(tmp_path / "part", 8)
+    assert again.resume()
+    again.run(sampler, progress=False, snapshot_every=2, on_snapshot=record(resumed))
+    assert sorted(resumed) == [2, 4, 6, 8]
+    for step in straight:
+        for name in straight[step]:
+            assert torch.equal(straight[step][name], resumed[step][name]), (step, name)
+
+
 def test_training_seconds_are_logged_and_kept_across_a_resume(tmp_path, monkeypatch):
     import itertools
     import types

@@ -77,6 +77,9 @@ PRESETS: dict[str, ModelConfig] = {
     "seed": ModelConfig(vocab_size=32000, dim=512, n_layers=12, n_heads=8, ffn_hidden=2048, max_seq_len=512),
     # CPU-trainable default, chosen by measurement on a 2-core machine (see MODEL_CARD.md).
     "default": ModelConfig(vocab_size=8192, dim=384, n_layers=6, n_heads=6, max_seq_len=512),
+    # Larger CPU candidates measured against `default` at equal wall-clock (docs/experiments.md).
+    "medium": ModelConfig(vocab_size=8192, dim=512, n_layers=8, n_heads=8, max_seq_len=512),  # 29.9M
+    "large": ModelConfig(vocab_size=8192, dim=640, n_layers=9, n_heads=10, max_seq_len=512),  # 49.9M
     # A smaller CPU candidate measured against `default`.
     "small": ModelConfig(vocab_size=8192, dim=256, n_layers=6, n_heads=4, max_seq_len=512),
     # Tests: trains in seconds.

@@ -1,4 +1,5 @@
-"""`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, report, and `all`.
+"""`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, curve, average, rank-tune, ship,
+report, and `all`.
 
 Importable without torch: a base install prints which extra to install instead of a traceback.
 """
@@ -79,7 +80,7 @@ def _plan(preset: str):
     return PLANS[preset]
 
 
-preset_opt = click.option("--preset", default="default", show_default=True, help="micro | small | default | seed")
+preset_opt = click.option("--preset", default="default", show_default=True, help="micro | small | default | medium | large | seed")
 out_opt = click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
                        help="Run folder (all stage outputs go here).")
 data_opt = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"),
@@ -292,14 +293,17 @@ def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) ->
 @click.option("--sft-dir", default="sft", show_default=True, help="Sub-folder of --out for this SFT run.")
 @click.option("--max-train-pairs", type=int, default=None, help="Use a deterministic subset of the train pairs.")
 @click.option("--no-augment", is_flag=True, help="Drop the augmented rows (ablation).")
+@click.option("--snapshot-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also write the weights as SFT-DIR/snap_STEP.npz every N steps (for `curve` and `average`; 0: never).")
 @stage
 def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until, device,
-        from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment) -> None:
+        from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment, snapshot_every) -> None:
     """Instruction fine-tuning with the prompt masked; keeps the best dev checkpoint as best.npz."""
     plan = _plan(preset)
     tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
     ks = tuple(int(k) for k in retrieval_k.split(",")) if retrieval_k else plan.retrieval_k
-    run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until)
+    run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until,
+            snapshot_every)
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -310,7 +314,7 @@ def load_jsonl(path: Path) -> list[dict]:
 
 def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_ckpt: Path | None = None,
             ks: tuple[int, ...] = (0,), sft_dir: str = "sft", max_train_pairs: int | None = None,
-            augment: bool = True, until: int | None = None) -> Path:
+            augment: bool = True, until: int | None = None, snapshot_every: int = 0) -> Path:
     import numpy as np
     import torch
 
@@ -380,8 +384,12 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         export_inference(m, tok, run_dir / "best.npz", {**meta, "step": metrics["step"], "dev": metrics,
                                                         "preset": plan.model})
 
+    def on_snapshot(m: Transformer, step: int) -> None:
+        export_inference(m, tok, run_dir / f"snap_{step}.npz", {**meta, "step": step, "preset": plan.model})
+
     t0 = time.time()
-    trainer = do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until)
+    trainer = do_sft(model, tok, tc, examples, run_dir, meta, eval_fn, on_best, resume=resume, until=until,
+                     snapshot_every=snapshot_every, on_snapshot=on_snapshot)
     if trainer.rank == 0:  # the final weights as an inference file too: the 300-row dev pick is noisy
         export_inference(trainer.model, tok, run_dir / "last.npz", {**meta, "step": trainer.step, "preset": plan.model})
     _record_time(out, sft_dir, time.time() - t0)
@@ -583,6 +591,20 @@ def _curve_sets(specs: tuple[str, ...], limit: int | None) -> dict[str, list[dic
         if not sets[name]:
             raise StageError(f"--jsonl {spec}: {path} has no rows")
     return sets
+
+
+@cli.command(name="average")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write (float16).")
+@user_errors
+def average_cmd(models, out_path) -> None:
+    """Average the weights of MODELS (e.g. a run's last snap_STEP.npz files) into one model file."""
+    from .average import average_checkpoints
+
+    meta = average_checkpoints(models, out_path)
+    steps = meta.get("averaged_steps")
+    click.echo(f"wrote {out_path}: mean of {len(models)} models" + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
 
 
 @cli.command(name="rank-tune")

@@ -152,9 +152,13 @@ class Trainer:
         on_best: Callable[[Transformer, dict[str, float]], None] | None = None,
         progress: bool = True,
         until: int | None = None,
+        snapshot_every: int = 0,
+        on_snapshot: Callable[[Transformer, int], None] | None = None,
     ) -> dict[str, Any]:
         """Train to tc.steps (or stop early at step `until`, checkpointed, as an interruption would);
-        eval_fn's "metric" (higher is better) picks the best model for on_best."""
+        eval_fn's "metric" (higher is better) picks the best model for on_best; on_snapshot(model, step)
+        runs every `snapshot_every` steps (learning curves, checkpoint averaging), before that step's
+        checkpoint, so that a run interrupted in between writes the same snapshot again on resume."""
         tc = self.tc
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = None
@@ -202,6 +206,9 @@ class Trainer:
                     if on_best is not None and (self.best is None or metrics["metric"] > self.best):
                         self.best = metrics["metric"]
                         on_best(self.model, metrics)
+                if on_snapshot is not None and snapshot_every and self.step % snapshot_every == 0 and self.rank == 0:
+                    self.model.eval()
+                    on_snapshot(self.model, self.step)
                 if self.step % tc.ckpt_every == 0 or self.step in (tc.steps, stop):
                     self.save()
         finally:

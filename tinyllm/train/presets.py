@@ -42,6 +42,19 @@ PLANS: dict[str, Plan] = {
         sft=TrainConfig(steps=4000, batch_size=32, lr=5e-4, warmup=200, eval_every=500, ckpt_every=100),
         retrieval_k=(0,),
     ),
+    # Size candidates: the default plan with a wider, deeper model (compared at equal wall-clock).
+    "medium": Plan(
+        model="medium", vocab_size=8192, seq_len=256, sft_max_len=192,
+        pretrain=TrainConfig(steps=1000, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
+        sft=TrainConfig(steps=4000, batch_size=32, lr=5e-4, warmup=200, eval_every=500, ckpt_every=100),
+        retrieval_k=(0,),
+    ),
+    "large": Plan(
+        model="large", vocab_size=8192, seq_len=256, sft_max_len=192,
+        pretrain=TrainConfig(steps=1000, batch_size=16, lr=6e-4, warmup=100, eval_every=250, ckpt_every=100),
+        sft=TrainConfig(steps=4000, batch_size=32, lr=4e-4, warmup=200, eval_every=500, ckpt_every=100),
+        retrieval_k=(0,),
+    ),
     # The seed's recipe: 50k pretraining steps of batch 8 x 512 tokens, 2k SFT steps at lr 1e-4. A GPU job.
     "seed": Plan(
         model="seed", vocab_size=32000, seq_len=512, sft_max_len=256,

@@ -88,6 +88,8 @@ def sft(
     resume: bool = False,
     progress: bool = True,
     until: int | None = None,
+    snapshot_every: int = 0,
+    on_snapshot=None,
 ) -> Trainer:
     """Fine-tune `model` on the examples; eval_fn/on_best keep the best checkpoint by dev metric."""
     trainer = Trainer(model, tc, out_dir, {**run_meta, "stage": "sft"})
@@ -96,5 +98,6 @@ def sft(
     elif trainer.last_path.exists():
         raise FileExistsError(f"{out_dir} already holds an SFT run; pass --resume or choose a new --out")
     batches = SFTBatches(train_examples, tc.batch_size, tc.seed, trainer.world)
-    trainer.run(lambda s, m, r: batches(s, m, r, tc.grad_accum), eval_fn, on_best, progress=progress, until=until)
+    trainer.run(lambda s, m, r: batches(s, m, r, tc.grad_accum), eval_fn, on_best, progress=progress, until=until,
+                snapshot_every=snapshot_every, on_snapshot=on_snapshot)
     return trainer
