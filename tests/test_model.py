@@ -22,6 +22,15 @@ def test_seed_preset_matches_reported_size():
     assert Transformer(ModelConfig.from_name("micro")).num_params() == PRESETS["micro"].num_params()
 
 
+def test_size_candidates_are_the_sizes_the_comparison_names():
+    """docs/experiments.md compares default (~14M) with medium (~30M) and large (~50M)."""
+    sizes = {name: round(PRESETS[name].num_params() / 1e6, 1) for name in ("default", "medium", "large")}
+    assert sizes == {"default": 13.8, "medium": 29.9, "large": 49.9}
+    from tinyllm.train.presets import PLANS
+
+    assert all(PLANS[name].model == name for name in ("default", "medium", "large"))
+
+
 def test_unknown_preset_and_bad_heads():
     with pytest.raises(ValueError, match="unknown preset"):
         ModelConfig.from_name("huge")
