@@ -48,11 +48,31 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
     # SFT can continue from an inference model (.npz) with the same config and tokenizer ...
     cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
-                  "--init", str(out / "sft" / "best.npz"))
+                  "--init", str(out / "sft" / "best.npz"), "--snapshot-every", "2")
     assert cont.returncode == 0, cont.stderr[-3000:]
     from tinyllm.formats.checkpoint import read_meta
 
     assert read_meta(out / "sft_cont" / "best.npz")["meta"]["init"] == str(out / "sft" / "best.npz")
+    # ... keeping snapshots, which average into one model that rank-tune fits (the fallback's candidates
+    # are scored once, saved with the others, and added to a candidates file that lacks them)
+    snaps = sorted(p.name for p in (out / "sft_cont").glob("snap_*.npz"))
+    assert snaps == ["snap_2.npz", "snap_4.npz"]
+    avg = tmp_path / "avg.npz"
+    res = _train("average", *(str(out / "sft_cont" / n) for n in snaps), "--out", str(avg))
+    assert res.returncode == 0 and "steps 2, 4" in res.stdout, res.stderr
+    dev = tmp_path / "dev30.jsonl"
+    dev.write_text("".join((out / "pairs" / "dev.jsonl").read_text().splitlines(keepends=True)[:30]))
+    cands = tmp_path / "cands.jsonl"
+    tune = ["rank-tune", "--ckpt", str(avg), "--index", str(out / "sft_cont" / "retrieval.idx"), "--dev", str(dev),
+            "--candidates", str(cands), "--dry-run"]
+    res = _train(*tune)
+    assert res.returncode == 0, res.stderr[-3000:]
+    recs = [json.loads(line) for line in cands.read_text().splitlines()]
+    assert len(recs) == 30 and all("retrieved" in r for r in recs)
+    cands.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "retrieved"}) + "\n" for r in recs))
+    res = _train(*tune)
+    assert res.returncode == 0 and "retrieved fallback candidates" in res.stderr, res.stderr[-3000:]
+    assert [json.loads(line) for line in cands.read_text().splitlines()] == recs
     # ... and refuses one trained with another config or tokenizer, in one line.
     from tinyllm.formats.checkpoint import default_model_path
 

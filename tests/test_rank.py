@@ -54,7 +54,7 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     before = load_inference(path).weights
     assert Runtime.load(path).ranking is None
     settings = RankSettings({"syntax": 2.0, "stutter": 0.5}, beam=6, confidence={"bias": 0.3, "logprob": 2.0},
-                            threshold=0.12, installed_penalty=0.2)
+                            threshold=0.12, installed_penalty=0.2, fallback=3)
     update_meta(path, {"ranking": settings.to_meta()})
     assert read_meta(path)["meta"]["step"] == 7
     assert Runtime.load(path).ranking == settings
@@ -63,6 +63,8 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     assert settings.gate() == ("syntax", "not_installed", "stutter")
     with pytest.raises(ValueError):
         RankSettings.from_meta({"ranking": {"penalties": {"syntax": "x"}}})
+    older = {k: v for k, v in settings.to_meta().items() if k != "fallback"}  # a file from before the fallback
+    assert RankSettings.from_meta({"ranking": older}).fallback == 0
 
 
 def test_ranked_runtime_adds_beam_only_when_the_answer_fails(tmp_path, monkeypatch):
@@ -84,6 +86,63 @@ def test_ranked_runtime_adds_beam_only_when_the_answer_fails(tmp_path, monkeypat
     ranked, escalated = rt.ranked(prompt, "list files", LEXICON, settings, first=Generated("ls '", -0.1, True, -0.1))
     assert escalated and beams[0]["beam"] == 4
     assert ranked[0].command == "ls -la"  # the parsing beam candidate beats the likelier broken answer
+
+
+def test_ranked_runtime_falls_back_to_retrieved_commands_only_when_every_candidate_is_nonsense(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from tinyllm.infer.runtime import Generated, Runtime
+    from tinyllm.train.export import export_inference
+
+    from .lm_fixtures import make_model, make_tokenizer
+
+    tok = make_tokenizer(tmp_path)
+    export_inference(make_model(tok), tok, tmp_path / "m.npz", {}, dtype="float32")
+    rt = Runtime.load(tmp_path / "m.npz")
+    prompt = rt.prompt_ids("list files", "linux")
+    monkeypatch.setattr(rt, "beam", lambda *a, **k: [Generated("ls '", -0.5, True, -0.5), Generated("lss -la", -0.6, True, -0.6)])
+    asked = []
+
+    def retrieved(k):
+        asked.append(k)
+        return ["grep -r foo .", "ls  -la", "ls -la"]  # the nearest training commands (one spelt twice)
+
+    broken = Generated("ls -la |", -0.1, True, -0.1)
+    settings = RankSettings({"syntax": 20.0, "unknown_program": 20.0}, beam=2)  # the untrained model finds every
+    ranked, _ = rt.ranked(prompt, "list files", LEXICON, settings, first=broken, retrieved=retrieved)  # command unlikely
+    assert all_fail(ranked) and not asked  # fallback 0: the least bad candidate, nothing retrieved
+    settings.fallback = 2
+    ranked, _ = rt.ranked(prompt, "list files", LEXICON, settings, first=broken, retrieved=retrieved)
+    assert asked == [2] and not all_fail(ranked)
+    assert ranked[0].origin == "retrieved" and ranked[0].command in {"grep -r foo .", "ls -la"}
+    retrieved_lp = dict(zip(["grep -r foo .", "ls -la"], rt.score(prompt, ["grep -r foo .", "ls -la"])))
+    assert ranked[0].logprob == pytest.approx(retrieved_lp[ranked[0].command])  # scored by the model
+    assert ranked[0].logprob == pytest.approx(max(retrieved_lp.values()))
+    assert [r.command for r in ranked].count("ls -la") <= 1  # "ls  -la" normalised and merged
+    asked.clear()
+    ranked, _ = rt.ranked(prompt, "list files", LEXICON, settings, first=Generated("ls -la", -0.3, True, -0.3),
+                          retrieved=retrieved)
+    assert not asked and ranked[0].command == "ls -la"  # a valid answer never asks for the fallback
+
+
+def test_rank_tune_simulates_the_fallback_as_served():
+    """The offline ranker (rank_tune.simulate) adds the saved retrieved commands exactly when serving would."""
+    from tinyllm.train.rank_tune import add_checks, needs_fallback, simulate
+
+    rec = {"request": "list files", "platform": "linux", "command": "ls -la", "accept": [],
+           "greedy": {"command": "ls -la |", "logprob": -0.1}, "named": [], "own": -0.1,
+           "beam2": [{"command": "ls '", "logprob": -0.5}], "retrieved": [{"command": "ls -la", "logprob": -0.9}]}
+    add_checks([rec], LEXICON)
+    assert needs_fallback(rec, LEXICON)
+    settings = RankSettings({"syntax": 5.0}, beam=2)
+    ranked, escalated = simulate(rec, LEXICON, settings)
+    assert escalated and all_fail(ranked)
+    settings.fallback = 3
+    ranked, _ = simulate(rec, LEXICON, settings)
+    assert ranked[0].command == "ls -la" and ranked[0].origin == "retrieved"
+    ok = {**rec, "greedy": {"command": "ls -la", "logprob": -0.1}}
+    ok.pop("checks")
+    add_checks([ok], LEXICON)
+    assert not needs_fallback(ok, LEXICON)
 
 
 def test_confidence_in_json_and_low_confidence_note(nl2cmd_home):

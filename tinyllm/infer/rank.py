@@ -24,6 +24,8 @@ CONFIDENCE_FEATURES = ("bias", "logprob", "margin", "failed", "structure", "esca
 `MARGIN_CAP`, the cap when there is none), how many checks it fails, whether it fails a structure check,
 and whether the first answer failed a check (so the beam ran)."""
 MARGIN_CAP = 1.0
+FALLBACK = 3
+"""Retrieved commands tried when every candidate fails a structure check (`RankSettings.fallback`)."""
 INSTALLED_PENALTY = 0.2
 """The penalty for a program that is not installed (serving only): about a fifth of a nat per token, so a
 known, installed alternative the model finds nearly as likely wins, and a clearly better guess stays."""
@@ -46,12 +48,16 @@ class RankSettings:
     installed_penalty: float = 0.0
     """Penalty for a program missing on the serving machine (not tuned: eval cannot see the user's machine;
     `INSTALLED_PENALTY` at ship time)."""
+    fallback: int = 0
+    """When every candidate fails a structure check (no parse, unknown program, stutter), also rank the
+    commands of this many nearest training requests, scored by the model: they are real commands, so the
+    user gets the closest one that runs instead of nonsense (0: never)."""
 
     def to_meta(self) -> dict:
         """The JSON form stored in the model metadata."""
         return {"penalties": dict(self.penalties), "beam": self.beam, "always_beam": self.always_beam,
                 "confidence": dict(self.confidence), "threshold": self.threshold,
-                "installed_penalty": self.installed_penalty}
+                "installed_penalty": self.installed_penalty, "fallback": self.fallback}
 
     @classmethod
     def from_meta(cls, meta: Mapping) -> RankSettings | None:
@@ -63,7 +69,8 @@ class RankSettings:
             penalties = {str(k): float(v) for k, v in obj.get("penalties", {}).items()}
             conf = {str(k): float(v) for k, v in obj.get("confidence", {}).items()}
             return cls(penalties, int(obj.get("beam", 4)), bool(obj.get("always_beam", False)), conf,
-                       float(obj.get("threshold", 0.0)), float(obj.get("installed_penalty", 0.0)))
+                       float(obj.get("threshold", 0.0)), float(obj.get("installed_penalty", 0.0)),
+                       max(0, int(obj.get("fallback", 0))))
         except (AttributeError, TypeError, ValueError):
             raise ValueError("model metadata has malformed ranking settings") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tinyllm.knowledge.tools import ToolLexicon
 
 from . import ENGINES, generate
 from .engine import NumpyTransformer
-from .rank import Ranked, RankSettings, named_step, rank
+from .rank import Ranked, RankSettings, all_fail, named_step, rank
 
 
 @dataclass
@@ -203,13 +204,16 @@ class Runtime:
 
     def ranked(self, prompt: list[int], request: str, tools: ToolLexicon | None, settings: RankSettings,
                n: int = 1, first: Generated | None = None, is_installed=None,
-               max_new_tokens: int = 96, named: bool = True) -> tuple[list[Ranked], bool]:
+               max_new_tokens: int = 96, named: bool = True,
+               retrieved: Callable[[int], Sequence[str]] | None = None) -> tuple[list[Ranked], bool]:
         """The request's candidates ranked by `tinyllm.infer.rank.rank`, and whether the beam ran.
 
         The greedy answer (`first`, when the caller decoded it in a batch) and the named-program
         candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
         named-program step's answer fails a check that has a penalty, when `n` > 1, or always if the
-        settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`)."""
+        settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`).
+        When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
+        training requests) adds `settings.fallback` real commands, scored by the model (`fallback_candidates`)."""
         g = first if first is not None else self.generate([prompt], max_new_tokens)[0]
         own = g.mean_logprob if g.mean_logprob is not None else g.score
         if tools is not None and named:
@@ -232,4 +236,12 @@ class Runtime:
             cands += [(b.command, b.mean_logprob if b.mean_logprob is not None else b.score, "beam")
                       for b in self.beam(prompt, beam=width, n_best=width, max_new_tokens=max_new_tokens)]
             ranked = rank(cands, request, tools, settings, is_installed, known)
+        if settings.fallback and retrieved is not None and all_fail(ranked):
+            cands += self.fallback_candidates(prompt, retrieved(settings.fallback))
+            ranked = rank(cands, request, tools, settings, is_installed, known)
         return ranked, escalate
+
+    def fallback_candidates(self, prompt: list[int], commands: Sequence[str]) -> list[tuple[str, float, str]]:
+        """(command, mean log-prob, "retrieved") for each distinct, non-empty retrieved command."""
+        cmds = [c for c in dict.fromkeys(normalize_command(c) for c in commands) if c]
+        return [(c, lp, "retrieved") for c, lp in zip(cmds, self.score(prompt, cmds))]

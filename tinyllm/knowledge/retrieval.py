@@ -321,6 +321,14 @@ def _decode(arr: np.ndarray) -> object:
     return json.loads(arr.tobytes().decode("utf-8"))
 
 
+def nearest_commands(index: BM25Index | None, query: str, platform: str | None = "linux"):
+    """The ranker's fallback source: a function k -> the commands of the k most similar indexed
+    instructions, or None without an index (serving and eval use this one)."""
+    if index is None:
+        return None
+    return lambda k: [h.command for h in index.search(query, k=k, platform=platform)]
+
+
 def nearest_command(index: BM25Index, query: str, platform: str | None = "linux") -> str | None:
     """Nearest-neighbour baseline: the command of the most similar indexed instruction (None if nothing matches)."""
     hits = index.search(query, k=1, platform=platform)

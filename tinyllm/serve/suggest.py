@@ -17,7 +17,7 @@ from tinyllm.infer.rank import all_fail, confidence, confidence_features
 from tinyllm.infer.runtime import EngineError, Runtime
 from tinyllm.knowledge import safety, userpairs
 from tinyllm.knowledge.checks import STRUCTURE_CHECKS, installed
-from tinyllm.knowledge.retrieval import BM25Index, load_tool_lexicon, tokenize_for_search
+from tinyllm.knowledge.retrieval import BM25Index, load_tool_lexicon, nearest_commands, tokenize_for_search
 from tinyllm.knowledge.text import MAX_REQUEST_CHARS, normalize_instruction
 from tinyllm.knowledge.tools import ToolLexicon
 
@@ -162,7 +162,7 @@ class Suggester:
             # the installed-program check only for requests about this machine's own platform
             here = platform == HOST_PLATFORM and rt.ranking.installed_penalty > 0
             ranked, escalated = rt.ranked(prompt, text, self.tools, rt.ranking, n, is_installed=installed if here else None,
-                                          named=rt.named_tools)
+                                          named=rt.named_tools, retrieved=nearest_commands(self.index, text, platform))
             outs = ranked
             if ranked:
                 conf = confidence(confidence_features(ranked, escalated), rt.ranking)

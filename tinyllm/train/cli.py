@@ -642,7 +642,7 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
     from tinyllm.infer.runtime import Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
-    from .rank_tune import decode_candidates, fit, read_candidates, write_candidates
+    from .rank_tune import add_retrieved, decode_candidates, fit, read_candidates, write_candidates
 
     index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
     if not index_path.is_file():
@@ -652,12 +652,17 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
         index.with_tools()
         index.save(index_path)
     tools = index.tools
+    runtime = None
     if candidates and Path(candidates).is_file():
         recs = read_candidates(candidates)
     else:
-        recs = decode_candidates(Runtime.load(ckpt), rows, tools, progress=True)
-        if candidates:
-            write_candidates(candidates, recs)
+        runtime = Runtime.load(ckpt)
+        recs = decode_candidates(runtime, rows, tools, progress=True)
+    if any("retrieved" not in r for r in recs):  # the fallback's candidates (older candidate files lack them)
+        added = add_retrieved(runtime or (lambda: Runtime.load(ckpt)), recs, index, tools)
+        click.echo(f"rank-tune: retrieved fallback candidates on {added} rows", err=True)
+    if candidates:
+        write_candidates(candidates, recs)
     return fit(recs, tools)
 
 
@@ -813,9 +818,12 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
               help="Serving setting stored with the model (see eval --named-tools).")
 @click.option("--rank/--no-rank", "rank_", default=True, show_default=True,
               help="Fit the candidate ranking on the dev set (as rank-tune does) and ship it with the model.")
+@click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The ranking's decoded dev candidates (as rank-tune --candidates): read when the file exists.")
 @click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
 @user_errors
-def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, rank_, force) -> None:
+def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, rank_, candidates,
+             force) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
     from tinyllm.formats.checkpoint import default_model_path, read_meta
 
@@ -825,7 +833,7 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
     rows = load_jsonl(dev_jsonl)
     ranking = False
     if rank_ and named_tools and not (beam > 1 or rerank or retrieval_k):
-        ranking, report = run_rank_tune(model_path, rows, index_path)
+        ranking, report = run_rank_tune(model_path, rows, index_path, candidates)
         click.echo("ranking: " + json.dumps(report["ranked"]))
     result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools,
                                 ranking=ranking)

@@ -11,7 +11,7 @@ from typing import Any
 
 from tinyllm.formats.prompt import Example, serving_platform
 from tinyllm.knowledge.checks import STRUCTURE_CHECKS, check
-from tinyllm.knowledge.retrieval import nearest_command
+from tinyllm.knowledge.retrieval import nearest_command, nearest_commands
 from tinyllm.knowledge.text import normalize_instruction
 
 from . import metrics
@@ -87,7 +87,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
         if ranking is not None:
             for i, g in answers.items():
                 ranked, _ = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g, max_new_tokens=max_new_tokens,
-                                           named=named)
+                                           named=named, retrieved=nearest_commands(index, texts[i], asked[i]))
                 if ranked:
                     answers[i] = ranked[0]
         elif tools is not None:

@@ -109,6 +109,55 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
             print(f"  {i + 1}/{len(recs)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
 
+def needs_fallback(rec: dict, tools) -> bool:
+    """Could the ranker reach its fallback on this row: with some decoded beam width, does every candidate
+    (first answer, greedy, named, that beam's n-best) fail a structure check?"""
+    from tinyllm.knowledge.checks import STRUCTURE_CHECKS, check
+
+    if "greedy" not in rec:
+        return False
+    base = [first_answer(rec, tools)[0], rec["greedy"]["command"], *(c["command"] for c in rec["named"])]
+    widths = [key for key in rec if key.startswith("beam")]
+    memo: dict[str, bool] = {}
+
+    def bad(cmd: str) -> bool:
+        if cmd not in memo:
+            failed = rec.get("checks", {}).get(cmd) or check(cmd, rec["request"], tools)
+            memo[cmd] = any(failed.get(c) for c in STRUCTURE_CHECKS)
+        return memo[cmd]
+
+    return any(all(bad(c) for c in base + [b["command"] for b in rec[w]] if c) for w in widths)
+
+
+def add_retrieved(runtime, recs: list[dict], index, tools, k: int | None = None) -> int:
+    """rec["retrieved"]: the commands of the k (default `FALLBACK`) nearest training requests, scored by
+    the model as `Runtime.ranked` scores them when serving, on each row that could reach the ranker's
+    fallback (`needs_fallback`); [] on the others. Rows that have them are kept. `runtime` may be a
+    function that loads it (called only when a row needs it). Returns how many rows were scored."""
+    from tinyllm.infer.rank import FALLBACK
+    from tinyllm.knowledge.checks import check
+    from tinyllm.knowledge.retrieval import nearest_commands
+
+    added = 0
+    for rec in recs:
+        if "retrieved" in rec:
+            continue
+        if not needs_fallback(rec, tools):
+            rec["retrieved"] = []
+            continue
+        if callable(runtime):
+            runtime = runtime()
+        prompt = runtime.prompt_ids(rec["request"], rec["platform"])
+        found = nearest_commands(index, rec["request"], rec["platform"])(k or FALLBACK)
+        rec["retrieved"] = [{"command": c, "logprob": round(float(lp), 5)}
+                            for c, lp, _ in runtime.fallback_candidates(prompt, found)]
+        if "checks" in rec:  # a row checked before: only the new commands
+            for c in rec["retrieved"]:
+                rec["checks"].setdefault(c["command"], check(c["command"], rec["request"], tools))
+        added += 1
+    return added
+
+
 # -- offline ranking: the same `rank` as serving, over saved candidates ------------------------------
 
 PENALTY_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -120,7 +169,7 @@ TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", 
 def _all_commands(rec: dict) -> list[str]:
     cmds = [rec["greedy"]["command"], *(c["command"] for c in rec["named"])]
     for key, val in rec.items():
-        if key.startswith("beam"):
+        if key.startswith("beam") or key == "retrieved":
             cmds += [c["command"] for c in val]
     return [c for c in dict.fromkeys(cmds) if c]
 
@@ -137,7 +186,7 @@ def add_checks(recs: list[dict], tools) -> None:
 def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
     """`Runtime.ranked` on a saved row: (ranked candidates, whether the beam ran). KeyError when the
     row would need a beam width it was not decoded with."""
-    from tinyllm.infer.rank import rank
+    from tinyllm.infer.rank import all_fail, rank
 
     g = rec["greedy"]
     own = rec.get("own", g["logprob"])
@@ -149,7 +198,11 @@ def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
     escalate = settings.always_beam or not top_cmd or any(failed.get(c) for c in settings.gate())
     if escalate:
         cands += [(c["command"], c["logprob"], "beam") for c in rec[f"beam{settings.beam}"]]
-    return rank(cands, rec["request"], tools, settings, None, known), escalate
+    ranked = rank(cands, rec["request"], tools, settings, None, known)
+    if settings.fallback and all_fail(ranked) and rec.get("retrieved"):
+        cands += [(c["command"], c["logprob"], "retrieved") for c in rec["retrieved"][: settings.fallback]]
+        ranked = rank(cands, rec["request"], tools, settings, None, known)
+    return ranked, escalate
 
 
 def _right(pred: str, rec: dict) -> tuple[bool, bool]:
@@ -289,7 +342,7 @@ def pick_threshold(rows: Sequence[dict | None]) -> float:
 def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS) -> tuple[object, dict]:
     """Ranking settings for the model the rows were decoded with: penalties and beam width by coordinate
     ascent on `_objective`, then the confidence model and the note's threshold. Returns (settings, report)."""
-    from tinyllm.infer.rank import INSTALLED_PENALTY, RankSettings
+    from tinyllm.infer.rank import FALLBACK, INSTALLED_PENALTY, RankSettings
 
     add_checks(list(recs), tools)
     report: dict = {"baseline": _public(score_settings(recs, tools, RankSettings(), baseline=True))}
@@ -301,6 +354,11 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS) -> tuple[obje
             best = (b, pen, obj)
     b, pen, _ = best
     settings = RankSettings(pen, b)
+    if all("retrieved" in r for r in recs):  # the fallback, when its candidates were scored (`add_retrieved`)
+        floor = score_settings(recs, tools, RankSettings(), baseline=True)
+        objs = {k: _objective(score_settings(recs, tools, RankSettings(pen, b, fallback=k)), floor) for k in (0, FALLBACK)}
+        report["fallback"] = {str(k): round(v, 5) for k, v in objs.items()}
+        settings.fallback = FALLBACK if objs[FALLBACK] > objs[0] + 1e-9 else 0
     scored = score_settings(recs, tools, settings)
     settings.confidence = fit_confidence(scored["rows"])
     scored = score_settings(recs, tools, settings)
