@@ -126,7 +126,8 @@ def test_ranked_runtime_falls_back_to_retrieved_commands_only_when_every_candida
 
 def test_rank_tune_simulates_the_fallback_as_served():
     """The offline ranker (rank_tune.simulate) adds the saved retrieved commands exactly when serving would."""
-    from tinyllm.train.rank_tune import add_checks, needs_fallback, simulate
+    from tinyllm.infer.runtime import Generated
+    from tinyllm.train.rank_tune import add_beams, add_checks, needs_fallback, simulate
 
     rec = {"request": "list files", "platform": "linux", "command": "ls -la", "accept": [],
            "greedy": {"command": "ls -la |", "logprob": -0.1}, "named": [], "own": -0.1,
@@ -139,6 +140,19 @@ def test_rank_tune_simulates_the_fallback_as_served():
     settings.fallback = 3
     ranked, _ = simulate(rec, LEXICON, settings)
     assert ranked[0].command == "ls -la" and ranked[0].origin == "retrieved"
+    empty = {"request": "list files", "platform": "linux", "greedy": {"command": "", "logprob": -9.0}, "named": []}
+
+    class Beams:  # an empty first answer escalates, so its row must get the beam n-best decoded
+        def prompt_ids(self, request, platform):
+            return [1, 2]
+
+        def beam(self, prompt, beam, n_best, max_new_tokens):
+            return [Generated("ls -la", -0.5, True, -0.5)]
+
+    add_beams(Beams(), [empty], LEXICON, beams=(2,))
+    assert empty["beam2"][0]["command"] == "ls -la"
+    add_checks([empty], LEXICON)
+    assert simulate(empty, LEXICON, RankSettings({"syntax": 5.0}, beam=2))[0][0].command == "ls -la"
     ok = {**rec, "greedy": {"command": "ls -la", "logprob": -0.1}}
     ok.pop("checks")
     add_checks([ok], LEXICON)

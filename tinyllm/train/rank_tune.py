@@ -99,7 +99,7 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
         if "greedy" not in rec:
             continue
         cmd, _ = first_answer(rec, tools)
-        if only_failing and not check(cmd, rec["request"], tools):
+        if only_failing and cmd and not check(cmd, rec["request"], tools):  # an empty answer escalates too
             continue
         prompt = runtime.prompt_ids(rec["request"], rec["platform"])
         for b in beams:
