@@ -15,6 +15,7 @@ from tinyllm.train.corpus import (
     build_corpus,
     iter_corpus_docs,
     iter_hf_text,
+    iter_pair_docs,
     list_man_pages,
     render_man_pages,
     strip_tldr_examples,
@@ -129,6 +130,25 @@ def test_build_corpus(tmp_path, capsys):
     build_corpus(tmp_path / "out", None, FIXTURES, text_paths=[texts], hf={"name": "json", "data_files": str(hf)},
                  exclude_pairs=[held])
     assert "reusing" in capsys.readouterr().out and out.stat().st_mtime_ns == mtime
+
+
+def test_own_pairs_become_text_without_held_out_commands(tmp_path):
+    pairs = tmp_path / "files.jsonl"
+    rows = [{"instruction": f"show file {i}.txt", "command": f"cat  {i}.txt", "platform": "common"} for i in range(5)]
+    rows.append({"instruction": "copy it to the clipboard", "command": "pbcopy < a.txt", "platform": "macos"})
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    docs = list(iter_pair_docs([pairs], held_out={"cat 3.txt"}, per_doc=2))
+    assert [d.count("# ") for d in docs] == [2, 2, 1]  # 5 pairs left, 2 a document
+    text = "\n\n".join(docs)
+    assert "# show file 0.txt\ncat 0.txt" in text  # the request, then its normalised command
+    assert "cat 3.txt" not in text and "show file 3.txt" not in text
+    assert "# copy it to the clipboard (macOS)\npbcopy < a.txt" in text
+    held = tmp_path / "test.jsonl"
+    held.write_text(json.dumps({"instruction": "x", "command": "cat 1.txt"}) + "\n")
+    out = build_corpus(tmp_path / "out", None, None, exclude_pairs=[held], pair_files=[pairs])
+    manifest = json.loads((tmp_path / "out" / "corpus_manifest.json").read_text())
+    assert manifest["sources"] == {"pairs": {"docs": 1, "chars": len(next(iter_corpus_docs(out)))}}
+    assert "cat 1.txt" not in out.read_text() and "cat 4.txt" in out.read_text()
 
 
 @pytest.mark.skipif(not HAVE_MAN, reason="man is not installed")

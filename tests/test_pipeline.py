@@ -26,6 +26,7 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     for path in ("pairs/train.jsonl", "corpus/corpus.txt", "tokenizer/tokenizer.model", "shards/manifest.json",
                  "pretrain/last.pt", "sft/best.npz", "sft/last.npz", "sft/retrieval.idx", "eval/dev_summary.json",
+                 "sft/snap_30.npz", "sft/snap_60.npz", "sft/average.npz",
                  "report.md", "pretrain_loss.png", "sft_loss.png"):
         assert (out / path).is_file(), path
     from tinyllm.formats.checkpoint import read_meta
@@ -33,10 +34,14 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
 
     # last.npz holds the final weights of the run, whichever step the dev pick preferred
     assert read_meta(out / "sft" / "last.npz")["meta"]["step"] == load_train_state(out / "sft" / "last.pt")["step"]
+    # the plan's model is the mean of its last two snapshots, and that is what the eval stage scored
+    assert read_meta(out / "sft" / "average.npz")["meta"]["averaged_steps"] == [30, 60]
+    assert "average: " in res.stderr and "steps 30, 60" in res.stderr
     summary = json.loads((out / "eval" / "dev_summary.json").read_text())
     assert summary["model"]["n"] > 1000 and "nearest_neighbour" in summary
+    assert summary["model_file"] == "sft/average.npz"
     report = (out / "report.md").read_text()
-    assert "Dev metrics" in report and "nearest neighbour" in report
+    assert "Dev metrics" in report and "nearest neighbour" in report and "Model: `sft/average.npz`" in report
     # A second run skips the finished stages.
     again = _train(*args)
     assert again.returncode == 0 and "finished, skipping" in again.stderr

@@ -134,16 +134,19 @@ def run_data(data_dir: Path, out: Path, extra=(), augment: bool = True, download
 @click.option("--text", "texts", multiple=True, type=click.Path(exists=True, path_type=Path), help="Extra text files/folders.")
 @click.option("--hf", default=None, help="A Hugging Face dataset to stream, e.g. wikimedia/wikipedia:20231101.en")
 @click.option("--hf-limit", type=int, default=10000, show_default=True, help="Documents to take from --hf.")
+@click.option("--own-pairs/--no-own-pairs", default=True, show_default=True,
+              help="Include the project's own pairs as plain text (held-out commands removed).")
 @click.option("--workers", type=int, default=2, show_default=True)
 @stage
-def corpus(ctx, data_dir, out, man_cache, limit_man, texts, hf, hf_limit, workers) -> None:
-    """Build the pretraining text corpus (man pages, tldr text, text files, optional HF dataset)."""
-    run_corpus(data_dir, out, man_cache, limit_man, texts, hf, hf_limit, workers)
+def corpus(ctx, data_dir, out, man_cache, limit_man, texts, hf, hf_limit, own_pairs, workers) -> None:
+    """Build the pretraining text corpus (man pages, tldr text, own pairs, text files, optional HF dataset)."""
+    run_corpus(data_dir, out, man_cache, limit_man, texts, hf, hf_limit, workers, own_pairs=own_pairs)
 
 
 def run_corpus(data_dir, out: Path, man_cache=DEFAULT_MAN_CACHE, limit_man=None, texts=(), hf=None, hf_limit=10000,
-               workers: int = 2) -> Path:
+               workers: int = 2, own_pairs: bool = True) -> Path:
     from .corpus import build_corpus
+    from .pairs import CORE_PAIRS, own_pair_files
 
     hf_spec = None
     if hf:
@@ -153,8 +156,9 @@ def run_corpus(data_dir, out: Path, man_cache=DEFAULT_MAN_CACHE, limit_man=None,
     missing = [p for p in held_out if not p.is_file()]
     if missing:  # the tldr text must not teach the held-out commands
         raise StageError(f"{missing[0]} not found: run `nl2cmd-train data --out {out}` before the corpus stage")
+    pair_files = own_pair_files(CORE_PAIRS) if own_pairs else []
     return build_corpus(out / "corpus", Path(man_cache).expanduser(), data_dir, text_paths=list(texts), hf=hf_spec,
-                        limit_man=limit_man, exclude_pairs=held_out, workers=workers)
+                        limit_man=limit_man, exclude_pairs=held_out, pair_files=pair_files, workers=workers)
 
 
 @cli.command()
@@ -716,8 +720,10 @@ def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_
                                           lambda r: run_pretrain(out, plan, replace(plan.pretrain, device=device), r))),
         ("sft", lambda: _maybe_train(out / "sft", plan.sft.steps,
                                      lambda r: run_sft(out, plan, replace(plan.sft, device=device), r,
-                                                       ks=plan.retrieval_k, max_train_pairs=max_train_pairs))),
-        ("eval", lambda: _eval_dev(out)),
+                                                       ks=plan.retrieval_k, max_train_pairs=max_train_pairs,
+                                                       snapshot_every=plan.snapshot_every))),
+        ("average", lambda: _average_last(out, plan)),
+        ("eval", lambda: _eval_dev(out, _final_model(out))),
         ("report", lambda: write_report(out)),
     ]
     for name, fn in steps:
@@ -729,12 +735,35 @@ def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_
     click.echo(f"done: {out / 'report.md'}", err=True)
 
 
-def _eval_dev(out: Path) -> None:
-    """Score OUT/sft/best.npz on the full dev split; write OUT/eval/dev_summary.json and dev_rows.jsonl."""
+def _average_last(out: Path, plan) -> None:
+    """With `plan.average_last` >= 2: write OUT/sft/average.npz, the mean of the last snapshots of the plan's schedule."""
+    if plan.average_last < 2:
+        click.echo("average: not in this preset's plan", err=True)
+        return
+    from .average import average_checkpoints
+
+    every, steps = plan.snapshot_every, plan.sft.steps
+    wanted = [out / "sft" / f"snap_{s}.npz" for s in range(steps - every * (plan.average_last - 1), steps + 1, every)]
+    missing = [p.name for p in wanted if not p.is_file()]
+    if every < 1 or missing:
+        raise StageError(f"average: the plan's snapshots are not in {out / 'sft'} ({', '.join(missing) or 'none'})")
+    meta = average_checkpoints(wanted, out / "sft" / "average.npz")
+    click.echo(f"average: {out / 'sft' / 'average.npz'} (steps {', '.join(map(str, meta.get('averaged_steps', [])))})",
+               err=True)
+
+
+def _final_model(out: Path) -> Path:
+    """The run's model: the snapshot average when the plan makes one, else the dev-picked best.npz."""
+    avg = out / "sft" / "average.npz"
+    return avg if avg.is_file() else out / "sft" / "best.npz"
+
+
+def _eval_dev(out: Path, model: Path) -> None:
+    """Score `model` on the full dev split; write OUT/eval/dev_summary.json and dev_rows.jsonl."""
     from .evaluate import write_jsonl
 
-    result, scored, table = run_eval(out / "sft" / "best.npz", load_jsonl(out / "pairs" / "dev.jsonl"),
-                                     out / "sft" / "retrieval.idx")
+    result, scored, table = run_eval(model, load_jsonl(out / "pairs" / "dev.jsonl"), out / "sft" / "retrieval.idx")
+    result["model_file"] = str(model.relative_to(out))
     (out / "eval").mkdir(exist_ok=True)
     (out / "eval" / "dev_summary.json").write_text(json.dumps(result, indent=1))
     write_jsonl(out / "eval" / "dev_rows.jsonl", scored)

@@ -22,7 +22,7 @@ from .sources import DataError, iter_tldr_pages, resolve_alternatives
 DOC_SEPARATOR = "\f"
 """A line holding only a form feed ends every document in corpus.txt."""
 DOC_SPLIT = "\n\f\n"
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: the own pairs as plain text
 
 MAN_ROOTS = (Path("/usr/share/man"), Path("/usr/local/share/man"))
 _BLANK_RUN_RE = re.compile(r"\n{3,}")
@@ -173,6 +173,30 @@ def strip_tldr_examples(markdown: str, commands: set[str]) -> str:
     return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
 
 
+def iter_pair_docs(files: Iterable[Path | str], held_out: set[str], per_doc: int = 100) -> Iterator[str]:
+    """The own pairs as plain text: a ``# request`` line, then its command; `per_doc` pairs a document.
+
+    Pairs whose normalised command is held out (dev/test) are left out, as in the tldr text.
+    """
+    held = {normalize_command(c) for c in held_out}
+    for f in files:
+        lines: list[str] = []
+        for raw in Path(f).read_text(encoding="utf-8").splitlines():
+            if not raw.strip():
+                continue
+            row = json.loads(raw)
+            command = normalize_command(row["command"])
+            if command in held:
+                continue
+            where = " (macOS)" if row.get("platform") == "macos" else ""
+            lines.append(f"# {row['instruction']}{where}\n{command}")
+            if len(lines) == per_doc:
+                yield "\n\n".join(lines)
+                lines = []
+        if lines:
+            yield "\n\n".join(lines)
+
+
 def _held_out_commands(paths: Iterable[Path | str]) -> set[str]:
     out: set[str] = set()
     for p in paths:
@@ -199,6 +223,7 @@ def build_corpus(
     hf: dict | Sequence[dict] | None = None,
     limit_man: int | None = None,
     exclude_pairs: Sequence[Path | str] = (),
+    pair_files: Sequence[Path | str] = (),
     workers: int = 2,
     man_roots: Iterable[Path] = MAN_ROOTS,
 ) -> Path:
@@ -206,7 +231,8 @@ def build_corpus(
 
     Sources: rendered man pages (cached in `man_cache`; None skips them), the tldr pages under
     data_dir/tldr/pages as markdown text (examples whose command is in the `exclude_pairs` JSONL files,
-    i.e. dev/test, are removed so evaluation stays clean), plain text files/folders, and Hugging Face
+    i.e. dev/test, are removed so evaluation stays clean), the own pairs in `pair_files` as plain text
+    (``iter_pair_docs``, held-out commands removed too), plain text files/folders, and Hugging Face
     datasets (`hf`: keyword arguments of iter_hf_text, or a list of them). Identical documents are
     written once. Reuses the existing corpus when the inputs' fingerprint is unchanged.
     """
@@ -223,7 +249,8 @@ def build_corpus(
     fp = hashlib.sha256(json.dumps({"hf": hf_list, "version": CORPUS_VERSION}, sort_keys=True, default=str).encode())
     for f in man_files:
         fp.update(f.name.encode())  # cache names embed the man file's path and mtime
-    for p in [*([tldr_dir] if tldr_dir and tldr_dir.is_dir() else []), *map(Path, text_paths), *map(Path, exclude_pairs)]:
+    for p in [*([tldr_dir] if tldr_dir and tldr_dir.is_dir() else []), *map(Path, text_paths), *map(Path, exclude_pairs),
+              *map(Path, pair_files)]:
         for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
             if f.is_file():
                 fp.update(str(f).encode() + hashlib.sha256(f.read_bytes()).digest())
@@ -240,6 +267,8 @@ def build_corpus(
         if tldr_dir is not None and tldr_dir.is_dir():
             for _plat, _name, text in iter_tldr_pages(tldr_dir):
                 yield "tldr", strip_tldr_examples(text, held_out)
+        for text in iter_pair_docs(pair_files, held_out):
+            yield "pairs", text
         for _path, text in iter_text_files(text_paths):
             yield "text", text
         for spec in hf_list:

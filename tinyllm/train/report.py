@@ -167,9 +167,11 @@ def _dev_lines(out: Path) -> list[str]:
         return []
     from .evaluate import TABLE_HEADER, format_summary
 
-    lines = ["", "## Dev metrics", "", TABLE_HEADER]
+    lines = ["", "## Dev metrics", ""]
+    if ev.get("model_file"):
+        lines += [f"Model: `{ev['model_file']}`", ""]
     names = {"model": "model", "nearest_neighbour": "nearest neighbour (BM25)"}
-    lines += [format_summary(names.get(name, name), s) for name, s in ev.items()]
+    lines += [TABLE_HEADER] + [format_summary(names.get(name, name), s) for name, s in ev.items() if isinstance(s, dict)]
     cats = ev.get("model", {}).get("categories")
     if cats:
         lines += ["", "Failure categories (model): " + ", ".join(f"{k}: {v}" for k, v in cats.items())]
