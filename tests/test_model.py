@@ -31,6 +31,17 @@ def test_size_candidates_are_the_sizes_the_comparison_names():
     assert all(PLANS[name].model == name for name in ("default", "medium", "large"))
 
 
+def test_plans_that_average_snapshots_write_the_ones_they_average():
+    """`all` averages sft/snap_STEP.npz for the last `average_last` multiples of `snapshot_every`: they must exist."""
+    from tinyllm.train.presets import PLANS
+
+    averaging = {name: plan for name, plan in PLANS.items() if plan.average_last >= 2}
+    assert {"micro", "default"} <= set(averaging)
+    for name, plan in averaging.items():
+        assert plan.snapshot_every >= 1 and plan.sft.steps % plan.snapshot_every == 0, name
+        assert plan.sft.steps >= plan.snapshot_every * plan.average_last, name
+
+
 def test_unknown_preset_and_bad_heads():
     with pytest.raises(ValueError, match="unknown preset"):
         ModelConfig.from_name("huge")

@@ -53,7 +53,11 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
     # SFT can continue from an inference model (.npz) with the same config and tokenizer ...
     cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
-                  "--init", str(out / "sft" / "best.npz"), "--snapshot-every", "2")
+                  "--init", str(out / "sft" / "best.npz"), "--snapshot-every", "2", "--until", "2")
+    assert cont.returncode == 0, cont.stderr[-3000:]
+    # ... and resume without it: the run's own checkpoint holds the weights and the record of the start
+    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
+                  "--snapshot-every", "2", "--resume")
     assert cont.returncode == 0, cont.stderr[-3000:]
     from tinyllm.formats.checkpoint import read_meta
 

@@ -361,7 +361,10 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
     torch.manual_seed(tc.seed)
     model = Transformer(cfg)
     source = "scratch"
-    if not from_scratch:
+    if resume and (out / sft_dir / "last.pt").is_file():
+        # The weights come from the run's own checkpoint: the start it was made from is not needed again.
+        source = load_train_state(out / sft_dir / "last.pt")["run"].get("init", source)
+    elif not from_scratch:
         init_ckpt = init_ckpt or out / "pretrain" / "last.pt"
         if init_ckpt.suffix == ".npz":  # continue from an inference checkpoint (e.g. the shipped model)
             _load_inference_init(model, init_ckpt, cfg, tok)

@@ -38,11 +38,13 @@ PLANS: dict[str, Plan] = {
         sft=TrainConfig(steps=8000, batch_size=32, lr=5e-4, warmup=200, eval_every=1000, ckpt_every=200),
         retrieval_k=(0, 2),
     ),
+    # The from-scratch recipe chosen by measurement (docs/experiments.md, 2026-12-03): 900 pretraining
+    # steps (~30 min), 12,000 SFT steps (~2 h on one thread), the mean of the last three snapshots.
     "default": Plan(
         model="default", vocab_size=8192, seq_len=256, sft_max_len=192,
-        pretrain=TrainConfig(steps=1000, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
-        sft=TrainConfig(steps=4000, batch_size=32, lr=5e-4, warmup=200, eval_every=500, ckpt_every=100),
-        retrieval_k=(0,),
+        pretrain=TrainConfig(steps=900, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
+        sft=TrainConfig(steps=12000, batch_size=32, lr=5e-4, warmup=200, eval_every=1000, ckpt_every=250),
+        retrieval_k=(0,), snapshot_every=1500, average_last=3,
     ),
     # Size candidates: the default plan with a wider, deeper model (compared at equal wall-clock).
     "medium": Plan(
