@@ -746,10 +746,12 @@ def _average_last(out: Path, plan) -> None:
     from .average import average_checkpoints
 
     every, steps = plan.snapshot_every, plan.sft.steps
+    if every < 1:
+        raise StageError("average: the plan averages snapshots but keeps none (snapshot_every < 1)")
     wanted = [out / "sft" / f"snap_{s}.npz" for s in range(steps - every * (plan.average_last - 1), steps + 1, every)]
     missing = [p.name for p in wanted if not p.is_file()]
-    if every < 1 or missing:
-        raise StageError(f"average: the plan's snapshots are not in {out / 'sft'} ({', '.join(missing) or 'none'})")
+    if missing:
+        raise StageError(f"average: the plan's snapshots are not in {out / 'sft'} ({', '.join(missing)})")
     meta = average_checkpoints(wanted, out / "sft" / "average.npz")
     click.echo(f"average: {out / 'sft' / 'average.npz'} (steps {', '.join(map(str, meta.get('averaged_steps', [])))})",
                err=True)
