@@ -20,6 +20,15 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _rate(rows: list[dict]) -> float | None:
+    """The share of right answers, None without any."""
+    return sum(r["exact"] for r in rows) / len(rows) if rows else None
+
+
+def _show(rate: float | None) -> str:
+    return "-" if rate is None else pct(rate)
+
+
 def main() -> int:
     from tinyllm.formats.checkpoint import read_meta
     from tinyllm.infer.rank import RankSettings
@@ -92,7 +101,20 @@ def main() -> int:
     rel = ["| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
     for b in report["sets"][dev]["reliability"]:
         rel.append(f"| {b['bin']} | {b['n']} | {b['mean_confidence']} | {b['right']} |")
-    text = "\n".join(lines) + "\n\n" + "\n".join(ablation) + "\n\n" + "\n".join(rel)
+    conf = ["| set | confidence >= 0.8 | right among them | with the low-confidence note | right among them "
+            "| right among the others |", "|---|---|---|---|---|---|"]
+    for name, recs in sets.items():
+        rows = [r for r in score_settings(recs, tools, settings)["rows"] if r and r["confidence"] is not None]
+        high = [r for r in rows if r["confidence"] >= 0.8]
+        noted = [r for r in rows if r["confidence"] < settings.threshold]
+        rest = [r for r in rows if r["confidence"] >= settings.threshold]
+        share = {"n": len(rows), "high": len(high), "high_right": _rate(high), "noted": len(noted),
+                 "noted_right": _rate(noted), "others_right": _rate(rest)}
+        report["sets"][name]["confidence"] = share
+        conf.append(f"| {name} | {len(high)} ({pct(len(high) / max(len(rows), 1))}) | {_show(share['high_right'])} | "
+                    f"{pct(len(noted) / max(len(rows), 1))} | {_show(share['noted_right'])} | "
+                    f"{_show(share['others_right'])} |")
+    text = "\n".join(lines) + "\n\n" + "\n".join(ablation) + "\n\n" + "\n".join(rel) + "\n\n" + "\n".join(conf)
     print(text)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

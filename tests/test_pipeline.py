@@ -72,12 +72,17 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     dev = tmp_path / "dev30.jsonl"
     dev.write_text("".join((out / "pairs" / "dev.jsonl").read_text().splitlines(keepends=True)[:30]))
     cands = tmp_path / "cands.jsonl"
+    calib = tmp_path / "calib.jsonl"  # the confidence is fitted on these too: decoded and saved with dev's
+    calib.write_text("".join(json.dumps({**json.loads(x), "accept": ["ls -la"]}) + "\n"
+                             for x in (out / "pairs" / "test.jsonl").read_text().splitlines()[:6]))
     tune = ["rank-tune", "--ckpt", str(avg), "--index", str(out / "sft_cont" / "retrieval.idx"), "--dev", str(dev),
-            "--candidates", str(cands), "--dry-run"]
+            "--candidates", str(cands), "--calibration", str(calib), "--dry-run"]
     res = _train(*tune)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert '"reliability_calibration"' in res.stdout
     recs = [json.loads(line) for line in cands.read_text().splitlines()]
-    assert len(recs) == 30 and all("retrieved" in r for r in recs)
+    assert len(recs) == 36 and all("retrieved" in r for r in recs)
+    assert [r.get("split", "dev") for r in recs] == ["dev"] * 30 + ["calibration"] * 6
     cands.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "retrieved"}) + "\n" for r in recs))
     res = _train(*tune)
     assert res.returncode == 0 and "retrieved fallback candidates" in res.stderr, res.stderr[-3000:]

@@ -2,6 +2,8 @@
 in the model file, confidence reaches --json and the low-confidence note reaches stderr."""
 
 import json
+import math
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +172,60 @@ def test_confidence_in_json_and_low_confidence_note(nl2cmd_home):
     plain = run("--no-daemon", "unsure placeholder")
     assert plain.exit_code == 0 and plain.stdout == "cp {{path/to/source}} {{path/to/target}}\n"
     assert plain.stderr.splitlines() == ["nl2cmd: low confidence"]
+
+
+def _decoded(request: str, gold: str, answer: str, logprob: float, accept=()) -> dict:
+    """A saved candidate row with an empty beam n-best (the beam finds nothing new)."""
+    return {"instruction": request, "request": request, "platform": "linux", "command": gold, "accept": list(accept),
+            "greedy": {"command": answer, "logprob": logprob, "finished": True}, "named": [], "own": logprob,
+            "retrieved": [], "beam2": []}
+
+
+def test_confidence_is_fitted_on_dev_and_calibration_rows_together():
+    """Calibration rows (everyday requests with accept lists) enter the confidence fit and its threshold,
+    not the penalty tuning, and get their own reliability table; an accepted answer counts as right."""
+    from tinyllm.train.rank_tune import fit
+
+    dev = [_decoded(f"list files {i}", "grep -r foo .", "ls -la", -0.2 - 0.01 * i) for i in range(40)]
+    dev += [_decoded(f"search text {i}", "grep -r foo .", "grep -r foo .", -0.05) for i in range(4)]
+    calib = [_decoded(f"show files {i}", "ls -al", "ls -la", -0.02, accept=["ls -la"]) for i in range(30)]
+    calib += [_decoded(f"show text {i}", "grep -r bar .", "ls -la", -0.9) for i in range(10)]
+    alone, report_alone = fit(dev, LEXICON, beams=(2,))
+    both, report = fit(dev, LEXICON, beams=(2,), calibration=calib)
+    assert "reliability_calibration" not in report_alone
+    assert report["calibration"]["n"] == 40 and report["calibration"]["exact"] == pytest.approx(0.75)
+    assert sum(b["n"] for b in report["reliability_calibration"]) == 40
+    assert sum(b["n"] for b in report["reliability"]) == 84
+    assert both.penalties == alone.penalties and both.beam == alone.beam  # tuned on dev alone
+    feats = confidence_features(rank([("ls -la", -0.02, "greedy")], "show files", LEXICON, both), False)
+    assert confidence(feats, both) > 0.5 > confidence(feats, alone)  # right at this log-prob only in calibration
+
+
+def test_calibration_set_is_apart_from_training_and_evaluation():
+    """The calibration set holds everyday requests with accept lists; none is a training request, and none is
+    within word-overlap F1 0.7 of an evaluation request (the confidence fit never sees those)."""
+    from tinyllm.knowledge.text import description_key
+    from tinyllm.train.pairs import CORE_PAIRS, own_pair_files
+    from tinyllm.train.rank_tune import CALIBRATION_SET
+    from tinyllm.train.validate import held_out_requests, validate
+
+    rows = [json.loads(x) for x in CALIBRATION_SET.read_text().splitlines() if x.strip()]
+    assert len(rows) >= 300 and all(isinstance(r["accept"], list) for r in rows)
+    assert sum(len(r["accept"]) > 0 for r in rows) >= len(rows) // 2
+    own = {description_key(r) for r in held_out_requests(own_pair_files(CORE_PAIRS))}
+    assert not [r["instruction"] for r in rows if description_key(r["instruction"]) in own]
+    evaluation = held_out_requests(sorted((Path(__file__).resolve().parent.parent / "bench" / "data").glob("*.jsonl")))
+    report = validate(rows, lambda name: True, evaluation, None, check_shell=False)
+    assert report.rejected == [], report.rejected[:3]
+
+
+def test_confidence_features_of_the_winner():
+    """Placeholder, sureness and length describe the winning command, not the runner-up."""
+    ranked = rank([("tar -czf {{archive.tar.gz}} {{dir}}", -0.01, "greedy"), ("ls", -0.8, "beam")], "pack", LEXICON,
+                  RankSettings())
+    f = confidence_features(ranked, False)
+    assert (f["placeholder"], f["sure"], f["length"]) == (1.0, 1.0, 4 / 12)
+    f = confidence_features(rank([("ls " + "a " * 20, -0.3, "greedy")], "list", LEXICON, RankSettings()), True)
+    assert (f["placeholder"], f["sure"], f["length"], f["escalated"]) == (0.0, 0.0, 1.0, 1.0)
+    old = RankSettings(confidence={"bias": -1.0, "logprob": 4.0})  # fitted before these features: weight 0
+    assert confidence(f, old) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 4.0 * -0.3))))

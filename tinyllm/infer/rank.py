@@ -19,11 +19,16 @@ from tinyllm.knowledge.shellparse import command_name
 from tinyllm.knowledge.tools import ToolLexicon
 
 META_KEY = "ranking"
-CONFIDENCE_FEATURES = ("bias", "logprob", "margin", "failed", "structure", "escalated")
+CONFIDENCE_FEATURES = ("bias", "logprob", "margin", "failed", "structure", "escalated", "placeholder", "sure",
+                       "length")
 """What the confidence model reads: the winner's mean log-prob, its lead over the runner-up (capped at
 `MARGIN_CAP`, the cap when there is none), how many checks it fails, whether it fails a structure check,
-and whether the first answer failed a check (so the beam ran)."""
+whether the first answer failed a check (so the beam ran), whether it holds a `{{placeholder}}` (whose
+name must match too), whether its mean log-prob is above `SURE_LOGPROB`, and its length in words over
+`LENGTH_CAP` (capped at 1). A model file fitted before a feature existed gives it weight 0."""
 MARGIN_CAP = 1.0
+SURE_LOGPROB = -0.05
+LENGTH_CAP = 12
 FALLBACK = 3
 """Retrieved commands tried when every candidate fails a structure check (`RankSettings.fallback`)."""
 INSTALLED_PENALTY = 0.2
@@ -122,7 +127,9 @@ def confidence_features(ranked: Sequence[Ranked], escalated: bool) -> dict[str, 
     top = ranked[0]
     margin = min(MARGIN_CAP, top.score - ranked[1].score) if len(ranked) > 1 else MARGIN_CAP
     return {"bias": 1.0, "logprob": top.logprob, "margin": margin, "failed": float(len(top.failed)),
-            "structure": float(any(top.failed.get(c) for c in STRUCTURE_CHECKS)), "escalated": float(escalated)}
+            "structure": float(any(top.failed.get(c) for c in STRUCTURE_CHECKS)), "escalated": float(escalated),
+            "placeholder": float("{{" in top.command), "sure": float(top.logprob > SURE_LOGPROB),
+            "length": min(len(top.command.split()), LENGTH_CAP) / LENGTH_CAP}
 
 
 def confidence(features: Mapping[str, float], settings: RankSettings) -> float | None:

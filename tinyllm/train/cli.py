@@ -473,6 +473,10 @@ def eval_cmd(ckpt, instructions, gold, jsonl_path, index_path, retrieval_k, max_
     click.echo(table)
     click.echo("failures by category: " + json.dumps(result["model"].get("categories", {})))
     click.echo(f"nonsense (no parse, unknown program, stutter): {100 * result['model']['nonsense']:.1f}%")
+    if conf := result["model"].get("confidence"):
+        click.echo(f"confidence >= 0.8: {conf['high']} answers, right {_share(conf['high_right'])}; "
+                   f"below {conf['threshold']} (the note): {conf['low']} answers, right {_share(conf['low_right'])}; "
+                   f"the others right {_share(conf['others_right'])}")
     if output_jsonl:
         from .evaluate import write_jsonl
 
@@ -488,6 +492,10 @@ def default_index_path(ckpt: Path) -> Path:
     return beside if beside.is_file() else ckpt.parent / "retrieval.idx"
 
 
+def _share(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
+
+
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
              rerank: int | None = None, engine: str | None = None,
@@ -501,6 +509,7 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
 
     from .evaluate import (
         TABLE_HEADER,
+        confidence_summary,
         evaluate,
         format_summary,
         model_predictor,
@@ -529,6 +538,8 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
                                                      rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
     summary["nonsense"] = nonsense_share(scored, index.with_tools() if index is not None else None)
+    if "confidence" in summary:
+        summary["confidence"] = confidence_summary(scored, ranking.threshold)
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     mode += ", named tools" if named_tools and tools is not None else ""
     mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""
@@ -614,6 +625,26 @@ def average_cmd(models, out_path) -> None:
     click.echo(f"wrote {out_path}: mean of {len(models)} models" + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
 
 
+def calibration_opts(fn):
+    """`--calibration FILE` / `--no-calibration`, shared by rank-tune and ship."""
+    fn = click.option("--no-calibration", is_flag=True,
+                      help="Fit the confidence on the dev split alone.")(fn)
+    return click.option("--calibration", "calibration_jsonl", default=None,
+                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help="Everyday requests with accept lists that the confidence is fitted on beside dev "
+                             "(default: the project's calibration set).")(fn)
+
+
+def load_calibration(path: Path | None, disabled: bool = False) -> list[dict]:
+    """The calibration rows: `path`, else the packaged set; [] when disabled or not packaged."""
+    from .rank_tune import CALIBRATION_SET
+
+    if disabled:
+        return []
+    path = path or CALIBRATION_SET
+    return load_jsonl(path) if Path(path).is_file() else []
+
+
 @cli.command(name="rank-tune")
 @click.option("--ckpt", type=click.Path(path_type=Path), default=None, help="Model file (default: the shipped model).")
 @click.option("--dev", "dev_jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
@@ -626,15 +657,19 @@ def average_cmd(models, out_path) -> None:
               help="Write the tuning report (baseline, ranked, reliability table, settings) as JSON.")
 @click.option("--write/--dry-run", default=True, show_default=True,
               help="Store the settings in the model file's metadata.")
+@calibration_opts
 @user_errors
-def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write) -> None:
+def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write, calibration_jsonl,
+                  no_calibration) -> None:
     """Fit the candidate ranking (check penalties, beam width, confidence, low-confidence threshold) on the
-    dev split and store it in the model file; the index beside it gets the option lexicon if it lacks one."""
+    dev split and store it in the model file; the index beside it gets the option lexicon if it lacks one.
+    The confidence and its threshold are fitted on the dev split and the calibration set together."""
     from tinyllm.formats.checkpoint import default_model_path, update_meta
     from tinyllm.infer.rank import META_KEY
 
     ckpt = ckpt or default_model_path()
-    settings, report = run_rank_tune(ckpt, load_jsonl(dev_jsonl), index_path, candidates)
+    calibration = load_calibration(calibration_jsonl, no_calibration)
+    settings, report = run_rank_tune(ckpt, load_jsonl(dev_jsonl), index_path, candidates, calibration)
     click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
     if report_json:
         Path(report_json).write_text(json.dumps(report, indent=1))
@@ -643,9 +678,11 @@ def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write) -
         click.echo(f"ranking settings written to {ckpt}")
 
 
-def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, candidates: Path | None = None):
-    """Decode the dev rows' candidates (or read them from `candidates`), fit the ranking settings; returns
-    (RankSettings, report). Saves the option lexicon into the index when it had none."""
+def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, candidates: Path | None = None,
+                  calibration: list[dict] | None = None):
+    """Decode the dev rows' candidates and the calibration rows' (or read them from `candidates`, where the
+    calibration rows carry "split": "calibration"), fit the ranking settings; returns (RankSettings,
+    report). Saves the option lexicon into the index when it had none."""
     from tinyllm.infer.runtime import Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
@@ -659,18 +696,25 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
         index.with_tools()
         index.save(index_path)
     tools = index.tools
+    calibration = calibration or []
+    saved = read_candidates(candidates) if candidates and Path(candidates).is_file() else []
+    recs = [r for r in saved if r.get("split", "dev") == "dev"]
+    calib = [r for r in saved if r.get("split") == "calibration"]
     runtime = None
-    if candidates and Path(candidates).is_file():
-        recs = read_candidates(candidates)
-    else:
+    if not recs:
         runtime = Runtime.load(ckpt)
         recs = decode_candidates(runtime, rows, tools, progress=True)
-    if any("retrieved" not in r for r in recs):  # the fallback's candidates (older candidate files lack them)
-        added = add_retrieved(runtime or (lambda: Runtime.load(ckpt)), recs, index, tools)
+    if [r["instruction"] for r in calib] != [r["instruction"] for r in calibration]:  # absent, or another set
+        runtime = runtime or Runtime.load(ckpt)
+        calib = decode_candidates(runtime, calibration, tools, progress=True)
+        for r in calib:
+            r["split"] = "calibration"
+    if any("retrieved" not in r for r in recs + calib):  # the fallback's candidates (older files lack them)
+        added = add_retrieved(runtime or (lambda: Runtime.load(ckpt)), recs + calib, index, tools)
         click.echo(f"rank-tune: retrieved fallback candidates on {added} rows", err=True)
     if candidates:
-        write_candidates(candidates, recs)
-    return fit(recs, tools)
+        write_candidates(candidates, recs + calib)
+    return fit(recs, tools, calibration=calib)
 
 
 def _eval_rows(instructions, gold, jsonl_path) -> list[dict]:
@@ -855,9 +899,10 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
 @click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The ranking's decoded dev candidates (as rank-tune --candidates): read when the file exists.")
 @click.option("--force", is_flag=True, help="Ship even if it does not beat the current model.")
+@calibration_opts
 @user_errors
 def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieval_k, named_tools, rank_, candidates,
-             force) -> None:
+             force, calibration_jsonl, no_calibration) -> None:
     """Evaluate a candidate on the dev set and install it as the package's default model if it is better."""
     from tinyllm.formats.checkpoint import default_model_path, read_meta
 
@@ -867,7 +912,8 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
     rows = load_jsonl(dev_jsonl)
     ranking = False
     if rank_ and named_tools and not (beam > 1 or rerank or retrieval_k):
-        ranking, report = run_rank_tune(model_path, rows, index_path, candidates)
+        ranking, report = run_rank_tune(model_path, rows, index_path, candidates,
+                                        load_calibration(calibration_jsonl, no_calibration))
         click.echo("ranking: " + json.dumps(report["ranked"]))
     result, _, table = run_eval(model_path, rows, index_path, retrieval_k, beam, rerank=rerank, named_tools=named_tools,
                                 ranking=ranking)

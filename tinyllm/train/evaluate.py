@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyllm.formats.prompt import Example, serving_platform
+from tinyllm.infer.rank import confidence, confidence_features
 from tinyllm.knowledge.checks import STRUCTURE_CHECKS, check
 from tinyllm.knowledge.retrieval import nearest_command, nearest_commands
 from tinyllm.knowledge.text import normalize_instruction
@@ -58,6 +59,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
     candidates)."""
 
     def predict(rows: list[dict]) -> list[str]:
+        predict.confidences = [None] * len(rows)  # the served confidence of each ranked answer
         prompts: dict[int, list[int]] = {}  # a request longer than the context stays out: an empty prediction
         asked = [serving_platform(row.get("platform", "linux")) for row in rows]  # as a user on it asks
         texts = [normalize_instruction(row["instruction"]) for row in rows]
@@ -86,10 +88,12 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                 answers.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
         if ranking is not None:
             for i, g in answers.items():
-                ranked, _ = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g, max_new_tokens=max_new_tokens,
-                                           named=named, retrieved=nearest_commands(index, texts[i], asked[i]))
+                ranked, escalated = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g,
+                                                   max_new_tokens=max_new_tokens, named=named,
+                                                   retrieved=nearest_commands(index, texts[i], asked[i]))
                 if ranked:
                     answers[i] = ranked[0]
+                    predict.confidences[i] = confidence(confidence_features(ranked, escalated), ranking)
         elif tools is not None:
             for i, g in answers.items():
                 answers[i] = runtime.prefer_named_tool(prompts[i], texts[i], g, tools, max_new_tokens)
@@ -125,7 +129,33 @@ def evaluate(rows: Sequence[dict], predictor: Predictor) -> tuple[dict[str, Any]
     summary = metrics.summarize([(r["prediction"], r["gold"]) for r in scored])
     summary["n"] = len(scored)
     summary["seconds"] = round(elapsed, 2)
+    confidences = getattr(predictor, "confidences", None)
+    if confidences and any(c is not None for c in confidences):
+        for row, c in zip(scored, confidences):
+            row["confidence"] = None if c is None else round(c, 4)
+        summary["confidence"] = confidence_summary(scored)
     return summary, scored
+
+
+HIGH_CONFIDENCE = 0.8
+
+
+def confidence_summary(scored: Sequence[dict], threshold: float | None = None) -> dict[str, Any]:
+    """How the served confidence of per-row results sorts right from wrong: how many answers reach
+    `HIGH_CONFIDENCE` and how often they are right (exact or accepted), and with the model's low-confidence
+    `threshold`, the same below it and above it."""
+    rows = [r for r in scored if r.get("confidence") is not None]
+
+    def rate(sel: list[dict]) -> float | None:
+        return round(sum(r["exact_match"] for r in sel) / len(sel), 4) if sel else None
+
+    high = [r for r in rows if r["confidence"] >= HIGH_CONFIDENCE]
+    out: dict[str, Any] = {"n": len(rows), "high": len(high), "high_right": rate(high)}
+    if threshold is not None:
+        low = [r for r in rows if r["confidence"] < threshold]
+        rest = [r for r in rows if r["confidence"] >= threshold]
+        out.update(threshold=threshold, low=len(low), low_right=rate(low), others_right=rate(rest))
+    return out
 
 
 def nonsense_share(scored: Sequence[dict], tools=None) -> float:

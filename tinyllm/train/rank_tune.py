@@ -17,6 +17,9 @@ from tinyllm.formats.prompt import serving_platform
 from tinyllm.infer.runtime import Generated
 from tinyllm.knowledge.text import normalize_instruction
 
+CALIBRATION_SET = Path(__file__).parent / "data" / "calibration.jsonl"
+"""Everyday requests with accept lists, written for the confidence fit: none is a training request, none
+is within word-overlap F1 0.7 of an evaluation request; like users' requests, many are close to own pairs."""
 BEAMS = (4, 8)
 """Beam widths decoded per request (each keeps its whole n-best), so the tuning can pick among them."""
 
@@ -339,12 +342,15 @@ def pick_threshold(rows: Sequence[dict | None]) -> float:
     return round(best, 4)
 
 
-def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS) -> tuple[object, dict]:
+def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
+        calibration: Sequence[dict] = ()) -> tuple[object, dict]:
     """Ranking settings for the model the rows were decoded with: penalties and beam width by coordinate
-    ascent on `_objective`, then the confidence model and the note's threshold. Returns (settings, report)."""
+    ascent on `_objective` over the dev rows `recs`, then the confidence model and the note's threshold over
+    the dev rows and the `calibration` rows together (everyday requests with accept lists, which dev's
+    tldr/NL2Bash rows lack). Returns (settings, report)."""
     from tinyllm.infer.rank import FALLBACK, INSTALLED_PENALTY, RankSettings
 
-    add_checks(list(recs), tools)
+    add_checks(list(recs) + list(calibration), tools)
     report: dict = {"baseline": _public(score_settings(recs, tools, RankSettings(), baseline=True))}
     best = None
     for b in beams:
@@ -359,13 +365,17 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS) -> tuple[obje
         objs = {k: _objective(score_settings(recs, tools, RankSettings(pen, b, fallback=k)), floor) for k in (0, FALLBACK)}
         report["fallback"] = {str(k): round(v, 5) for k, v in objs.items()}
         settings.fallback = FALLBACK if objs[FALLBACK] > objs[0] + 1e-9 else 0
-    scored = score_settings(recs, tools, settings)
-    settings.confidence = fit_confidence(scored["rows"])
-    scored = score_settings(recs, tools, settings)
-    settings.threshold = pick_threshold(scored["rows"])
+    scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
+    settings.confidence = fit_confidence(scored["rows"] + calib["rows"])
+    scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
+    settings.threshold = pick_threshold(scored["rows"] + calib["rows"])
     settings.installed_penalty = INSTALLED_PENALTY
     report["ranked"] = _public(scored)
-    report["reliability"] = reliability(scored["rows"])
+    report["reliability"] = reliability(scored["rows"] + calib["rows"])
+    if calibration:
+        report["calibration"] = _public(calib)
+        report["reliability_dev"] = reliability(scored["rows"])
+        report["reliability_calibration"] = reliability(calib["rows"])
     report["settings"] = settings.to_meta()
     return settings, report
 
