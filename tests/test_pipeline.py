@@ -117,6 +117,22 @@ def test_training_cli_errors_are_one_line(args, message):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("text", ["not json\n", '{"instruction": "list files"}\n', '["ls"]\n'])
+def test_bad_pair_files_are_one_line_errors(tmp_path, text):
+    """A dev, calibration or eval file with a row that is not JSON or lacks a string instruction and
+    command: one line naming the file and line, exit 1, for every command that reads one."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "list files", "command": "ls"}\n' + text)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"instruction": "list files", "command": "ls"}\n')
+    for args in (["rank-tune", "--dev", str(bad), "--dry-run"],
+                 ["rank-tune", "--dev", str(good), "--calibration", str(bad), "--dry-run"],
+                 ["eval", "--jsonl", str(bad)]):
+        res = _train(*args, timeout=120)
+        assert res.returncode == 1, (args, res.stderr)
+        assert f"{bad} line 2" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_eval_and_ship_find_the_same_index(tmp_path):
     from tinyllm.train.cli import default_index_path
 

@@ -311,9 +311,22 @@ def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile
 
 
 def load_jsonl(path: Path) -> list[dict]:
-    """Rows of a pairs file written by the data stage."""
+    """Rows of a pairs file (the data stage's, or one given on the command line): objects with a string
+    "instruction" and "command"; ValueError naming the file and line otherwise."""
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {n}: not JSON ({exc.msg})") from None
+            if not (isinstance(row, dict) and isinstance(row.get("instruction"), str)
+                    and isinstance(row.get("command"), str)):
+                raise ValueError(f"{path} line {n}: a row needs a string instruction and command")
+            rows.append(row)
+    return rows
 
 
 def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_ckpt: Path | None = None,
@@ -719,11 +732,7 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
 
 def _eval_rows(instructions, gold, jsonl_path) -> list[dict]:
     if jsonl_path:
-        rows = load_jsonl(jsonl_path)
-        bad = [i + 1 for i, r in enumerate(rows) if not isinstance(r.get("instruction"), str) or not isinstance(r.get("command"), str)]
-        if bad:
-            raise StageError(f"{jsonl_path}:{bad[0]}: row needs string fields 'instruction' and 'command'")
-        return rows
+        return load_jsonl(jsonl_path)
     if not (instructions and gold):
         raise StageError("give --jsonl FILE, or both --instructions FILE and --gold FILE")
     ins = Path(instructions).read_text().splitlines()
