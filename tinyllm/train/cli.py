@@ -97,7 +97,7 @@ device_opt = click.option("--device", default="auto", show_default=True, help="a
 @click.option("--download-tldr", is_flag=True, help="Download the tldr-pages archive first (needs network).")
 @click.option("--strict", is_flag=True, help="Stop at the first malformed page or line (default: report and skip).")
 @click.option("--core-repeat", type=click.IntRange(min=0), default=None,
-              help="Copies of each of the project's own everyday pairs in train (default 5; 0 leaves them out).")
+              help="Copies of each of the project's own everyday pairs in train (default 3; 0 leaves them out).")
 @stage
 def data(ctx, data_dir: Path, out: Path, extra, no_augment: bool, download_tldr: bool, strict: bool,
          core_repeat: int | None) -> None:
