@@ -20,11 +20,6 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _rate(rows: list[dict]) -> float | None:
-    """The share of right answers, None without any."""
-    return sum(r["exact"] for r in rows) / len(rows) if rows else None
-
-
 def _show(rate: float | None) -> str:
     return "-" if rate is None else pct(rate)
 
@@ -33,6 +28,7 @@ def main() -> int:
     from tinyllm.formats.checkpoint import read_meta
     from tinyllm.infer.rank import RankSettings
     from tinyllm.knowledge.retrieval import load_tool_lexicon
+    from tinyllm.train.evaluate import HIGH_CONFIDENCE, confidence_summary
     from tinyllm.train.rank_tune import (
         TUNED_CHECKS,
         _public,
@@ -56,13 +52,14 @@ def main() -> int:
     report: dict = {"model": str(args.model.name), "settings": settings.to_meta(), "sets": {}}
     lines = ["| set | n | exact before | exact after | command name before | after | nonsense before | after "
              "| beam ran |", "|---|---|---|---|---|---|---|---|---|"]
-    sets = {}
+    sets, ranked_rows = {}, {}
     for name in args.sets:
         recs = read_candidates(args.candidates / f"{name}.jsonl")
         add_checks(recs, tools)
         sets[name] = recs
         before = score_settings(recs, tools, settings, baseline=True)
         after = score_settings(recs, tools, settings)
+        ranked_rows[name] = after["rows"]
         report["sets"][name] = {"before": _public(before), "after": _public(after),
                                 "reliability": reliability(after["rows"])}
         lines.append(f"| {name} | {before['n']} | {pct(before['exact'])} | {pct(after['exact'])} | "
@@ -101,19 +98,15 @@ def main() -> int:
     rel = ["| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
     for b in report["sets"][dev]["reliability"]:
         rel.append(f"| {b['bin']} | {b['n']} | {b['mean_confidence']} | {b['right']} |")
-    conf = ["| set | confidence >= 0.8 | right among them | with the low-confidence note | right among them "
-            "| right among the others |", "|---|---|---|---|---|---|"]
-    for name, recs in sets.items():
-        rows = [r for r in score_settings(recs, tools, settings)["rows"] if r and r["confidence"] is not None]
-        high = [r for r in rows if r["confidence"] >= 0.8]
-        noted = [r for r in rows if r["confidence"] < settings.threshold]
-        rest = [r for r in rows if r["confidence"] >= settings.threshold]
-        share = {"n": len(rows), "high": len(high), "high_right": _rate(high), "noted": len(noted),
-                 "noted_right": _rate(noted), "others_right": _rate(rest)}
+    conf = [f"| set | confidence >= {HIGH_CONFIDENCE} | right among them | with the low-confidence note "
+            "| right among them | right among the others |", "|---|---|---|---|---|---|"]
+    for name, rows in ranked_rows.items():  # the ranked answers scored above, as eval scores served ones
+        share = confidence_summary([{"confidence": r["confidence"], "exact_match": r["exact"]} for r in rows if r],
+                                   settings.threshold)
         report["sets"][name]["confidence"] = share
-        conf.append(f"| {name} | {len(high)} ({pct(len(high) / max(len(rows), 1))}) | {_show(share['high_right'])} | "
-                    f"{pct(len(noted) / max(len(rows), 1))} | {_show(share['noted_right'])} | "
-                    f"{_show(share['others_right'])} |")
+        n = max(share["n"], 1)
+        conf.append(f"| {name} | {share['high']} ({pct(share['high'] / n)}) | {_show(share['high_right'])} | "
+                    f"{pct(share['low'] / n)} | {_show(share['low_right'])} | {_show(share['others_right'])} |")
     text = "\n".join(lines) + "\n\n" + "\n".join(ablation) + "\n\n" + "\n".join(rel) + "\n\n" + "\n".join(conf)
     print(text)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
