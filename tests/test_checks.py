@@ -87,3 +87,50 @@ def test_named_program_unused():
     assert named_unused("zellij init", "open a new session with zellij", lex) == []
     assert named_unused("sudo zellij", "open a new session with zellij", lex) == []  # any word of the command
     assert named_unused("z dir", "jump to dir", lex) == []  # nothing named: nothing to miss
+
+
+@pytest.mark.parametrize("request_, command, first", [
+    ("turn audio.wav into an mp3 called audio.mp3", "ffmpeg -i audio.wav -q:a 2 out_song.mp3",
+     "ffmpeg -i audio.wav -q:a 2 audio.mp3"),  # an invented file name, same extension
+    ("save the first 30 seconds of input.mp4 as intro.mp4", "ffmpeg -i input.mp4 -t 30 {{path/to/output.mp4}}",
+     "ffmpeg -i input.mp4 -t 30 intro.mp4"),
+    ("show the last 50 lines of app.log", "tail -n {{10}} {{path/to/file}}", "tail -n 50 app.log"),
+    ("ssh to 10.0.0.5 on port 2222", "ssh -p {{port}} {{user}}@{{host}}", "ssh -p 2222 {{user}}@10.0.0.5"),
+    ("search for 'def main' in app.py", "grep -n '{{pattern}}' {{path/to/file}}", "grep -n 'def main' app.py"),
+    ("log 'backup finished' to the system log", "logger {{message}}", "logger 'backup finished'"),
+])
+def test_fill_values_puts_the_request_values_in_their_slots(request_, command, first):
+    from tinyllm.knowledge.values import MAX_FILLS, fill_values, missing_values
+
+    filled = fill_values(request_, command)
+    assert filled[0] == first and not missing_values(request_, first)
+    assert len(filled) <= MAX_FILLS and command not in filled and len(set(filled)) == len(filled)
+    assert all(syntax_problem(c) is None for c in filled)
+
+
+def test_fill_values_leaves_alone_what_it_cannot_place():
+    from tinyllm.knowledge.values import fill_values
+
+    assert fill_values("list files", "ls -la") == []  # nothing missing
+    assert fill_values("show app.log", "less notes") == []  # missing, but no slot to put it in
+    assert fill_values("count lines in a.txt", "wc -l {{path/to/file.csv}}") == []  # another extension
+    assert fill_values("show the last 50 lines", "tail -n {{10}} {{path/to/file}}") == ["tail -n 50 {{path/to/file}}"]
+    assert all("10.0.0.5" not in c.split()[2] for c in fill_values("ssh to 10.0.0.5 on port 2222",
+                                                                   "ssh -p {{port}} {{host}}"))  # no IP as a port
+
+
+@pytest.mark.parametrize("request_, command, wrong", [
+    ("compress big.iso with xz", "xz -l big.iso", True),  # lists instead
+    ("compress db.sql using zstd", "zstd -d db.sql", True),
+    ("compress db.sql using zstd", "zstd -z db.sql", False),
+    ("extract site.tar.gz", "tar -czf site.tar.gz site", True),
+    ("extract site.tar.gz", "tar -xzf site.tar.gz", False),
+    ("pull config/app.yml out of site.tar.gz", "tar -czf config.tar.gz config/app.yml", True),
+    ("unzip photos.zip", "zip -r photos.zip photos", True),
+    ("create a tar archive of logs", "tar -xf logs.tar", True),
+    ("list archive.tar.gz without extracting", "tar -tzf archive.tar.gz", False),  # asks neither
+    ("decompress notes.gz", "gunzip notes.gz", False),
+    ("compress the logs folder", "ls -la logs", False),  # no archive program: nothing to judge
+])
+def test_wrong_direction(request_, command, wrong):
+    assert bool(check(command, request_).get("wrong_direction")) is wrong

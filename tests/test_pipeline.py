@@ -81,11 +81,14 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert '"reliability_calibration"' in res.stdout
     recs = [json.loads(line) for line in cands.read_text().splitlines()]
-    assert len(recs) == 36 and all("retrieved" in r for r in recs)
+    assert len(recs) == 36 and all("retrieved" in r and "filled" in r for r in recs if "greedy" in r)
+    assert not any("checks" in r for r in recs)  # run again with the current checks when read
     assert [r.get("split", "dev") for r in recs] == ["dev"] * 30 + ["calibration"] * 6
-    cands.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "retrieved"}) + "\n" for r in recs))
+    cands.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("retrieved", "filled")}) + "\n"
+                             for r in recs))
     res = _train(*tune)
     assert res.returncode == 0 and "retrieved fallback candidates" in res.stderr, res.stderr[-3000:]
+    assert "filled-in values" in res.stderr
     assert [json.loads(line) for line in cands.read_text().splitlines()] == recs
     # ... and refuses one trained with another config or tokenizer, in one line.
     from tinyllm.formats.checkpoint import default_model_path

@@ -56,7 +56,7 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     before = load_inference(path).weights
     assert Runtime.load(path).ranking is None
     settings = RankSettings({"syntax": 2.0, "stutter": 0.5}, beam=6, confidence={"bias": 0.3, "logprob": 2.0},
-                            threshold=0.12, installed_penalty=0.2, fallback=3)
+                            threshold=0.12, installed_penalty=0.2, fallback=3, fill=2)
     update_meta(path, {"ranking": settings.to_meta()})
     assert read_meta(path)["meta"]["step"] == 7
     assert Runtime.load(path).ranking == settings
@@ -65,8 +65,9 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     assert settings.gate() == ("syntax", "not_installed", "stutter")
     with pytest.raises(ValueError):
         RankSettings.from_meta({"ranking": {"penalties": {"syntax": "x"}}})
-    older = {k: v for k, v in settings.to_meta().items() if k != "fallback"}  # a file from before the fallback
+    older = {k: v for k, v in settings.to_meta().items() if k not in ("fallback", "fill")}  # an older file
     assert RankSettings.from_meta({"ranking": older}).fallback == 0
+    assert RankSettings.from_meta({"ranking": older}).fill == 0  # and before filled-in values
 
 
 def test_ranked_runtime_adds_beam_only_when_the_answer_fails(tmp_path, monkeypatch):
@@ -124,6 +125,47 @@ def test_ranked_runtime_falls_back_to_retrieved_commands_only_when_every_candida
     ranked, _ = rt.ranked(prompt, "list files", LEXICON, settings, first=Generated("ls -la", -0.3, True, -0.3),
                           retrieved=retrieved)
     assert not asked and ranked[0].command == "ls -la"  # a valid answer never asks for the fallback
+
+
+def test_filled_values_are_ranked_as_served_and_as_simulated(tmp_path, monkeypatch):
+    """A top candidate that lacks the request's values gets rewrites with them in its placeholders, scored by
+    the model; the offline ranker (rank_tune.add_filled + simulate) sees exactly what serving ranks."""
+    pytest.importorskip("torch")
+    from tinyllm.infer.runtime import Generated, Runtime
+    from tinyllm.train.export import export_inference
+    from tinyllm.train.rank_tune import add_checks, add_filled, simulate
+
+    from .lm_fixtures import make_model, make_tokenizer
+
+    tok = make_tokenizer(tmp_path)
+    export_inference(make_model(tok), tok, tmp_path / "m.npz", {}, dtype="float32")
+    rt = Runtime.load(tmp_path / "m.npz")
+    request = "show the last 50 lines of app.log"
+    prompt = rt.prompt_ids(request, "linux")
+    lexicon = ToolLexicon.build([{"instruction": "show the end of a file", "command": "tail -n 5 a.txt"}])
+    beam = [Generated("tail -f {{path/to/file}}", -0.7, True, -0.7)]
+    monkeypatch.setattr(rt, "beam", lambda *a, **k: list(beam))
+    first = Generated("tail -n {{10}} {{path/to/file}}", -0.2, True, -0.2)
+    settings = RankSettings({"missing_value": 50.0}, beam=2)  # the untrained model finds every command unlikely
+    plain, _ = rt.ranked(prompt, request, lexicon, settings, first=first, named=False)
+    assert all(r.origin != "filled" for r in plain)
+    settings.fill = 2
+    ranked, escalated = rt.ranked(prompt, request, lexicon, settings, first=first, named=False)
+    filled = {r.command: r for r in ranked if r.origin == "filled"}
+    assert escalated and "tail -n 50 app.log" in filled and "tail -f app.log" in filled  # both top ones
+    assert ranked[0].command == "tail -n 50 app.log" and not ranked[0].failed
+    assert ranked[0].logprob == pytest.approx(rt.score(prompt, ["tail -n 50 app.log"])[0])
+
+    rec = {"request": request, "platform": "linux", "command": "tail -n 50 app.log", "accept": [],
+           "greedy": {"command": first.command, "logprob": -0.2}, "named": [], "own": -0.2,
+           "beam2": [{"command": b.command, "logprob": b.mean_logprob} for b in beam], "retrieved": []}
+    add_checks([rec], lexicon)
+    assert add_filled(rt, [rec], lexicon) == 1 and add_filled(rt, [rec], lexicon) == 0  # kept once scored
+    offline, _ = simulate(rec, lexicon, settings)
+    assert [(r.command, r.origin) for r in offline] == [(r.command, r.origin) for r in ranked]
+    assert [r.logprob for r in offline] == pytest.approx([r.logprob for r in ranked], abs=1e-4)
+    settings.fill = 0
+    assert [r.command for r in simulate(rec, lexicon, settings)[0]] == [r.command for r in plain]
 
 
 def test_rank_tune_simulates_the_fallback_as_served():
@@ -229,3 +271,22 @@ def test_confidence_features_of_the_winner():
     assert (f["placeholder"], f["sure"], f["length"], f["escalated"]) == (0.0, 0.0, 1.0, 1.0)
     old = RankSettings(confidence={"bias": -1.0, "logprob": 4.0})  # fitted before these features: weight 0
     assert confidence(f, old) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 4.0 * -0.3))))
+
+
+def test_fit_turns_filling_on_when_it_helps_on_dev():
+    from tinyllm.train.rank_tune import fit
+
+    lexicon = ToolLexicon.build([{"instruction": "show the end of a file", "command": "tail -n 5 a.txt"},
+                                 {"instruction": "list files", "command": "ls -la"}])
+    dev = []
+    for i in range(10):
+        request, gold = f"show the last {50 + i} lines of app{i}.log", f"tail -n {50 + i} app{i}.log"
+        row = _decoded(request, gold, "tail -n {{10}} {{path/to/file}}", -0.2)
+        row["filled"] = {"tail -n {{10}} {{path/to/file}}": [{"command": gold, "logprob": -0.6}]}
+        dev.append(row)
+    dev += [{**_decoded(f"list files {i}", "ls -la", "ls -la", -0.1), "filled": {}} for i in range(10)]
+    settings, report = fit(dev, lexicon, beams=(2,))
+    assert settings.fill > 0 and settings.penalties["missing_value"] > 0.4
+    assert report["ranked"]["exact"] == 1.0 and report["baseline"]["exact"] == 0.5
+    older = [{k: v for k, v in r.items() if k not in ("filled", "checks")} for r in dev]  # decoded before filling
+    assert fit(older, lexicon, beams=(2,))[0].fill == 0

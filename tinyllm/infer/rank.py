@@ -1,7 +1,8 @@
 """The one ranking of a request's candidates, used by serving, `nl2cmd-train eval` and `ship`.
 
-Candidates are the greedy answer, the named-program step's candidates (tinyllm.knowledge.tools) and,
-when the answer of those fails a check (or always, per the settings), the beam n-best. Each is scored by
+Candidates are the greedy answer, the named-program step's candidates (tinyllm.knowledge.tools),
+when the answer of those fails a check (or always, per the settings) the beam n-best, and the rewrites of
+the top ones that put the request's missing values into their placeholders (`RankSettings.fill`). Each is scored by
 the model's mean per-token log-prob minus a learned penalty for every check it fails
 (tinyllm.knowledge.checks). A logistic model of the winner's features gives the calibrated `confidence`
 that it is right. The settings are fitted on the dev split (tinyllm.train.rank_tune) and stored in the
@@ -29,6 +30,8 @@ name must match too), whether its mean log-prob is above `SURE_LOGPROB`, and its
 MARGIN_CAP = 1.0
 SURE_LOGPROB = -0.05
 LENGTH_CAP = 12
+FILL = 2
+"""Top candidates whose missing request values are put into their placeholders (`RankSettings.fill`)."""
 FALLBACK = 3
 """Retrieved commands tried when every candidate fails a structure check (`RankSettings.fallback`)."""
 INSTALLED_PENALTY = 0.2
@@ -57,12 +60,17 @@ class RankSettings:
     """When every candidate fails a structure check (no parse, unknown program, stutter), also rank the
     commands of this many nearest training requests, scored by the model: they are real commands, so the
     user gets the closest one that runs instead of nonsense (0: never)."""
+    fill: int = 0
+    """For each of this many top candidates that lacks a value the request names, also rank its rewrites with
+    the value in a placeholder or invented file name (tinyllm.knowledge.values.fill_values), scored by the
+    model (0: never)."""
 
     def to_meta(self) -> dict:
         """The JSON form stored in the model metadata."""
         return {"penalties": dict(self.penalties), "beam": self.beam, "always_beam": self.always_beam,
                 "confidence": dict(self.confidence), "threshold": self.threshold,
-                "installed_penalty": self.installed_penalty, "fallback": self.fallback}
+                "installed_penalty": self.installed_penalty, "fallback": self.fallback,
+                "fill": self.fill}
 
     @classmethod
     def from_meta(cls, meta: Mapping) -> RankSettings | None:
@@ -75,7 +83,7 @@ class RankSettings:
             conf = {str(k): float(v) for k, v in obj.get("confidence", {}).items()}
             return cls(penalties, int(obj.get("beam", 4)), bool(obj.get("always_beam", False)), conf,
                        float(obj.get("threshold", 0.0)), float(obj.get("installed_penalty", 0.0)),
-                       max(0, int(obj.get("fallback", 0))))
+                       max(0, int(obj.get("fallback", 0))), max(0, int(obj.get("fill", 0))))
         except (AttributeError, TypeError, ValueError):
             raise ValueError("model metadata has malformed ranking settings") from None
 
@@ -138,6 +146,11 @@ def confidence(features: Mapping[str, float], settings: RankSettings) -> float |
         return None
     z = sum(settings.confidence.get(k, 0.0) * v for k, v in features.items())
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def fill_sources(ranked: Sequence[Ranked], settings: RankSettings) -> list[str]:
+    """The commands whose values `settings.fill` asks to fill in: the top ones that miss a request value."""
+    return [r.command for r in ranked[: settings.fill] if r.failed.get("missing_value")]
 
 
 def all_fail(ranked: Sequence[Ranked]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +14,11 @@ from tinyllm.formats.tokenizer import Tokenizer, TokenizerError
 from tinyllm.knowledge.shellparse import command_name
 from tinyllm.knowledge.text import normalize_command
 from tinyllm.knowledge.tools import ToolLexicon
+from tinyllm.knowledge.values import fill_values
 
 from . import ENGINES, generate
 from .engine import NumpyTransformer
-from .rank import Ranked, RankSettings, all_fail, named_step, rank
+from .rank import Ranked, RankSettings, all_fail, fill_sources, named_step, rank
 
 
 @dataclass
@@ -212,7 +213,7 @@ class Runtime:
         candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
         named-program step's answer fails a check that has a penalty, when `n` > 1, or always if the
         settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`).
-        When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
+        Then the top `settings.fill` candidates that lack a request value add their filled-in rewrites. When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
         training requests) adds `settings.fallback` real commands, scored by the model (`fallback_candidates`)."""
         g = first if first is not None else self.generate([prompt], max_new_tokens)[0]
         own = g.mean_logprob if g.mean_logprob is not None else g.score
@@ -236,10 +237,24 @@ class Runtime:
             cands += [(b.command, b.mean_logprob if b.mean_logprob is not None else b.score, "beam")
                       for b in self.beam(prompt, beam=width, n_best=width, max_new_tokens=max_new_tokens)]
             ranked = rank(cands, request, tools, settings, is_installed, known)
+        if settings.fill:
+            filled = self.filled_candidates(prompt, request, fill_sources(ranked, settings),
+                                            {r.command for r in ranked})
+            if filled:
+                cands += filled
+                ranked = rank(cands, request, tools, settings, is_installed, known)
         if settings.fallback and retrieved is not None and all_fail(ranked):
             cands += self.fallback_candidates(prompt, retrieved(settings.fallback))
             ranked = rank(cands, request, tools, settings, is_installed, known)
         return ranked, escalate
+
+    def filled_candidates(self, prompt: list[int], request: str, sources: Sequence[str],
+                          seen: Mapping[str, object] = ()) -> list[tuple[str, float, str]]:
+        """(command, mean log-prob, "filled") for the rewrites of `sources` that put the request's missing
+        values into their placeholders or invented file names (`fill_values`), except those in `seen`;
+        one forward for all."""
+        cmds = [c for c in dict.fromkeys(f for s in sources for f in fill_values(request, s)) if c not in seen]
+        return [(c, lp, "filled") for c, lp in zip(cmds, self.score(prompt, cmds))]
 
     def fallback_candidates(self, prompt: list[int], commands: Sequence[str]) -> list[tuple[str, float, str]]:
         """(command, mean log-prob, "retrieved") for each distinct, non-empty retrieved command."""

@@ -18,7 +18,7 @@ from .tools import ToolLexicon, request_words
 from .values import invented_values, missing_values
 
 CHECKS = ("syntax", "unknown_program", "not_installed", "unknown_option", "missing_value", "invented_value",
-          "stutter", "named_unused")
+          "stutter", "named_unused", "wrong_direction")
 """Every check, in the order features are stored."""
 
 STRUCTURE_CHECKS = ("syntax", "unknown_program", "stutter")
@@ -124,6 +124,51 @@ def named_unused(command: str, request: str, tools: ToolLexicon) -> list[str]:
     return [] if any(n in words for n in named) else named
 
 
+_PACK_RE = re.compile(r"\b(?:compress|pack|(?:create|make|build)\s+(?:an?\s+)?(?:\w+\s+)?(?:archive|zip|tarball|tar)"
+                      r"|zip\s+up)\b|^(?:please\s+)?(?:zip|gzip|bzip2|xz|zstd)\b", re.I)
+_UNPACK_RE = re.compile(r"(?<!without )(?<!not )\b(?:extract|decompress|uncompress|unpack|unzip|untar|unarchive|inflate)(?:s|ing)?\b"
+                        r"|\bpull\b.*\bout of\b", re.I)
+_COMPRESSORS = frozenset({"gzip", "pigz", "bzip2", "pbzip2", "xz", "zstd", "lz4", "lzma", "brotli", "lzip", "compress"})
+_UNPACKERS = frozenset({"gunzip", "bunzip2", "unxz", "unzstd", "unlzma", "uncompress", "unzip", "unrar", "zcat",
+                        "bzcat", "xzcat", "zstdcat", "lz4cat"})
+
+
+def request_direction(request: str) -> str | None:
+    """"pack" when the request asks to compress or archive, "unpack" when it asks to extract or
+    decompress, None when it asks neither or both."""
+    pack, unpack = bool(_PACK_RE.search(request)), bool(_UNPACK_RE.search(request))
+    return "pack" if pack and not unpack else "unpack" if unpack and not pack else None
+
+
+def command_directions(command: str) -> set[str]:
+    """What the archive and compression programs of `command` do: "pack", "unpack" or "list" (tar by its
+    -c/-x/-t, compressors by -d/-l, unzip-style programs by name)."""
+    out = set()
+    for name, flags in parse_commands(command):
+        if name == "tar":
+            out |= {d for d, f in (("pack", {"-c", "--create"}), ("unpack", {"-x", "--extract", "--get"}),
+                                   ("list", {"-t", "--list"})) if flags & f}
+        elif name in _COMPRESSORS:
+            if flags & {"-d", "--decompress", "--uncompress"}:
+                out.add("unpack")
+            elif flags & {"-l", "--list"}:
+                out.add("list")
+            else:
+                out.add("pack")
+        elif name in _UNPACKERS:
+            out.add("unpack")
+        elif name == "zip":
+            out.add("pack")
+    return out
+
+
+def wrong_direction(command: str, request: str) -> bool:
+    """Does the command extract (or only list) where the request asks to compress, or the other way round?"""
+    want = request_direction(request)
+    does = command_directions(command)
+    return bool(want and does and want not in does)
+
+
 def check(command: str, request: str, tools: ToolLexicon | None = None,
           is_installed: Callable[[str], bool] | None = None) -> dict[str, int]:
     """How many times `command` fails each check (name -> count; checks it passes are left out).
@@ -156,4 +201,6 @@ def check(command: str, request: str, tools: ToolLexicon | None = None,
         failed["invented_value"] = len(invented)
     if stutter(command):
         failed["stutter"] = 1
+    if wrong_direction(command, request):
+        failed["wrong_direction"] = 1
     return failed

@@ -139,3 +139,104 @@ def invented_values(request: str, command: str) -> list[str]:
             continue  # output.mp4, or video_720p.mp4 made from video.mp4
         out.append(name)
     return out
+
+
+# -- putting a request's values into a command that lacks them -------------------------------------------
+
+MAX_FILLS = 4
+"""At most this many rewrites of one command (`fill_values`)."""
+_SLOT_RE = re.compile(r"\{\{(.*?)\}\}")
+_EXT_RE = re.compile(r"\.([A-Za-z][\w]{0,9})$")
+_SAFE_WORD_RE = re.compile(r"[\w@%+=:,./~^-]+")
+_PATH_WORDS = frozenset({"path", "to", "file", "files", "dir", "directory", "folder", "filename", "source", "target",
+                         "destination", "dest", "src", "archive", "image", "input", "output"})
+_HOST_WORDS = frozenset({"host", "hostname", "ip", "server", "address", "domain", "remote", "addr"})
+_NUMBER_WORDS = frozenset({"n", "number", "count", "num", "port", "size", "seconds", "minutes", "lines", "bytes",
+                           "pid", "depth", "level", "days", "timeout", "limit", "width", "height", "mode",
+                           "percent", "uid", "gid", "signal"})
+
+
+def _extension(text: str) -> str:
+    m = _EXT_RE.search(text)
+    return m.group(1).lower() if m else ""
+
+
+def _fit(value: str, slot: str, placeholder: bool) -> int:
+    """How well `value` fits a slot of the command: 2 the same file extension, 1 the same kind of value,
+    0 not at all. `slot` is a placeholder's text or an invented file name."""
+    v_ext, s_ext = _extension(value), _extension(slot)
+    if v_ext and s_ext:
+        return 2 if v_ext == s_ext else 0
+    if s_ext and placeholder:
+        return 0  # {{path/to/file.txt}} wants a file name
+    words = set(re.findall(r"[a-z]+", slot.lower()))
+    numeric_slot = bool(words & _NUMBER_WORDS or re.fullmatch(r"[\d.]+", slot))
+    if _IP_RE.fullmatch(value):
+        return 2 if words & _HOST_WORDS else int(placeholder and not numeric_slot)
+    file_like = bool(v_ext) or "/" in value or value.startswith("~")
+    if not placeholder:
+        return 1 if file_like else 0  # an invented file name takes only a file
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return int(numeric_slot)
+    if numeric_slot:
+        return 0  # {{10}}, {{port}}: a number goes there
+    if file_like:
+        return 1 if words & _PATH_WORDS or not words else 0
+    return 0 if " " in value and words & _PATH_WORDS else 1  # a name, host, branch, pattern ...
+
+
+def _as_word(value: str, quoted: bool) -> str:
+    """`value` as it goes into a command: as it is inside quotes or when it is one plain word, else quoted."""
+    if quoted or _SAFE_WORD_RE.fullmatch(value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _slots(request: str, command: str) -> list[tuple[int, int, str, bool]]:
+    """(start, end, text, is a placeholder) of the places in `command` that should hold one of the request's
+    values: its `{{placeholders}}`, and the file names it invents (`invented_values`), in order."""
+    slots = [(m.start(), m.end(), m.group(1), True) for m in _SLOT_RE.finditer(command)]
+    blanked = _SLOT_RE.sub(lambda m: " " * len(m.group(0)), command)
+    for name in dict.fromkeys(invented_values(request, blanked)):
+        m = re.search(rf"(?<![\w/.-]){re.escape(name)}(?![\w-])", blanked)
+        if m:
+            slots.append((m.start(), m.end(), name, False))
+    return sorted(slots)
+
+
+def fill_values(request: str, command: str, limit: int = MAX_FILLS) -> list[str]:
+    """Rewrites of `command` that put the request's values it lacks (`missing_values`) where it holds a
+    placeholder or an invented file name: first every missing value in its best-fitting slot, then each
+    value alone in each slot it fits. The model scores them (the ranker keeps one only if it wins); [] when
+    nothing is missing or there is no slot to fill.
+
+    "turn audio.wav into audio.mp3" / `ffmpeg -i audio.wav out_song.mp3` -> `ffmpeg -i audio.wav audio.mp3`.
+    """
+    missing = missing_values(request, command)
+    if not missing:
+        return []
+    slots = _slots(request, command)
+    if not slots:
+        return []
+
+    def put(pairs: dict[int, str]) -> str:
+        out, last = [], 0
+        for i, (start, end, _, _) in enumerate(slots):
+            if i in pairs:
+                quoted = start > 0 and command[start - 1] in "'\""
+                out += [command[last:start], _as_word(pairs[i], quoted)]
+                last = end
+        return "".join(out) + command[last:]
+
+    fits = {(v, i): _fit(v, text, ph) for v in missing for i, (_, _, text, ph) in enumerate(slots)}
+    taken: dict[int, str] = {}
+    for v in missing:  # longest first: a path before the file name inside it
+        free = [i for i in range(len(slots)) if i not in taken and fits[v, i] > 0]
+        if free:
+            taken[max(free, key=lambda i: (fits[v, i], -i))] = v
+    found = [put(taken)] if taken else []
+    for v in missing:
+        for i in sorted(range(len(slots)), key=lambda i: -fits[v, i]):
+            if fits[v, i] > 0:
+                found.append(put({i: v}))
+    return [c for c in dict.fromkeys(found) if c != command][:limit]

@@ -699,7 +699,15 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
     from tinyllm.infer.runtime import Runtime
     from tinyllm.knowledge.retrieval import BM25Index
 
-    from .rank_tune import add_retrieved, decode_candidates, fit, read_candidates, write_candidates
+    from .rank_tune import (
+        add_beams,
+        add_filled,
+        add_retrieved,
+        decode_candidates,
+        fit,
+        read_candidates,
+        write_candidates,
+    )
 
     index_path = Path(index_path) if index_path else default_index_path(Path(ckpt))
     if not index_path.is_file():
@@ -722,9 +730,14 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
         calib = decode_candidates(runtime, calibration, tools, progress=True)
         for r in calib:
             r["split"] = "calibration"
+    runtime = runtime or Runtime.load(ckpt)
+    add_beams(runtime, recs + calib, tools)  # rows whose first answer fails a check added since they were saved
     if any("retrieved" not in r for r in recs + calib):  # the fallback's candidates (older files lack them)
-        added = add_retrieved(runtime or (lambda: Runtime.load(ckpt)), recs + calib, index, tools)
+        added = add_retrieved(runtime, recs + calib, index, tools)
         click.echo(f"rank-tune: retrieved fallback candidates on {added} rows", err=True)
+    if any("filled" not in r for r in recs + calib if "greedy" in r):  # filled-in values (older files lack them)
+        added = add_filled(runtime, recs + calib, tools)
+        click.echo(f"rank-tune: filled-in values on {added} rows", err=True)
     if candidates:
         write_candidates(candidates, recs + calib)
     return fit(recs, tools, calibration=calib)

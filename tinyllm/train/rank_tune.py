@@ -68,16 +68,22 @@ def decode_candidates(runtime, rows: Sequence[dict], tools, beams: Iterable[int]
 
 
 def write_candidates(path: str | Path, recs: Sequence[dict]) -> None:
-    """One JSON object per line (memos of the tuning left out)."""
+    """One JSON object per line (memos of the tuning, and the checks, which `add_checks` runs again with the
+    current code, left out)."""
     with open(path, "w") as f:
         for r in recs:
-            f.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_") and k != "checks"},
+                               ensure_ascii=False) + "\n")
 
 
 def read_candidates(path: str | Path) -> list[dict]:
-    """Inverse of `write_candidates`."""
+    """Inverse of `write_candidates` (checks saved by older versions are dropped: `add_checks` runs the
+    current ones)."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        recs = [json.loads(line) for line in f if line.strip()]
+    for r in recs:
+        r.pop("checks", None)
+    return recs
 
 
 def first_answer(rec: dict, tools) -> tuple[str, float]:
@@ -94,7 +100,8 @@ def first_answer(rec: dict, tools) -> tuple[str, float]:
 def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, only_failing: bool = True,
               max_new_tokens: int = 96, progress: bool = False) -> None:
     """Decode each beam width's n-best for the rows whose first answer fails a check (all rows without
-    `only_failing`): the only rows where the ranker looks beyond the first answer unless it always beams."""
+    `only_failing`): the only rows where the ranker looks beyond the first answer unless it always beams.
+    Widths a row already has are kept, so saved candidates gain only what a new check asks for."""
     from tinyllm.knowledge.checks import check
 
     t0 = time.time()
@@ -108,6 +115,7 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
         for b in beams:
             if f"beam{b}" not in rec:
                 rec[f"beam{b}"] = [_cand(c) for c in runtime.beam(prompt, beam=b, n_best=b, max_new_tokens=max_new_tokens)]
+                rec.pop("filled", None)  # new candidates: their filled-in rewrites are scored again
         if progress and (i + 1) % 50 == 0:
             print(f"  {i + 1}/{len(recs)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
@@ -161,19 +169,60 @@ def add_retrieved(runtime, recs: list[dict], index, tools, k: int | None = None)
     return added
 
 
+def add_filled(runtime, recs: list[dict], tools) -> int:
+    """rec["filled"]: for each decoded candidate that lacks a request value, its filled-in rewrites
+    (`fill_values`) scored by the model as `Runtime.ranked` scores them ({command: [{command, logprob}]}),
+    with their checks. Rows that have them are kept. `runtime` may be a function that loads it (called only
+    when a row needs it). Returns how many rows were scored."""
+    from tinyllm.knowledge.checks import check
+    from tinyllm.knowledge.values import fill_values
+
+    added = 0
+    for rec in recs:
+        if "filled" in rec or "greedy" not in rec:
+            continue
+        checks = rec.setdefault("checks", {})
+        sources = {}
+        for c in _decoded_commands(rec):
+            failed = checks.setdefault(c, check(c, rec["request"], tools))
+            if failed.get("missing_value"):
+                sources[c] = fill_values(rec["request"], c)
+        rec["filled"] = {}
+        wanted = [c for c in dict.fromkeys(f for fs in sources.values() for f in fs)]
+        if not wanted:
+            continue
+        if callable(runtime):
+            runtime = runtime()
+        prompt = runtime.prompt_ids(rec["request"], rec["platform"])
+        scored = {c: round(float(lp), 5) for c, lp, _ in runtime.filled_candidates(prompt, rec["request"], list(sources))}
+        for src, fs in sources.items():
+            rec["filled"][src] = [{"command": f, "logprob": scored[f]} for f in fs if f in scored]
+        for f in scored:
+            checks.setdefault(f, check(f, rec["request"], tools))
+        added += 1
+    return added
+
+
 # -- offline ranking: the same `rank` as serving, over saved candidates ------------------------------
 
 PENALTY_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
 TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", "invented_value", "stutter",
-                "named_unused")
+                "named_unused", "wrong_direction")
 """The checks tuned on dev (not `not_installed`: eval cannot see the user's machine)."""
 
 
-def _all_commands(rec: dict) -> list[str]:
+def _decoded_commands(rec: dict) -> list[str]:
+    """The row's greedy, named-program and beam candidates."""
     cmds = [rec["greedy"]["command"], *(c["command"] for c in rec["named"])]
     for key, val in rec.items():
-        if key.startswith("beam") or key == "retrieved":
+        if key.startswith("beam"):
             cmds += [c["command"] for c in val]
+    return [c for c in dict.fromkeys(cmds) if c]
+
+
+def _all_commands(rec: dict) -> list[str]:
+    cmds = _decoded_commands(rec) + [c["command"] for c in rec.get("retrieved", [])]
+    cmds += [c["command"] for val in rec.get("filled", {}).values() for c in val]
     return [c for c in dict.fromkeys(cmds) if c]
 
 
@@ -189,7 +238,7 @@ def add_checks(recs: list[dict], tools) -> None:
 def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
     """`Runtime.ranked` on a saved row: (ranked candidates, whether the beam ran). KeyError when the
     row would need a beam width it was not decoded with."""
-    from tinyllm.infer.rank import all_fail, rank
+    from tinyllm.infer.rank import all_fail, fill_sources, rank
 
     g = rec["greedy"]
     own = rec.get("own", g["logprob"])
@@ -202,6 +251,13 @@ def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
     if escalate:
         cands += [(c["command"], c["logprob"], "beam") for c in rec[f"beam{settings.beam}"]]
     ranked = rank(cands, rec["request"], tools, settings, None, known)
+    if settings.fill:
+        seen = {r.command for r in ranked}
+        filled = [(c["command"], c["logprob"], "filled") for src in fill_sources(ranked, settings)
+                  for c in rec["filled"].get(src, []) if c["command"] not in seen]
+        if filled:
+            cands += filled
+            ranked = rank(cands, rec["request"], tools, settings, None, known)
     if settings.fallback and all_fail(ranked) and rec.get("retrieved"):
         cands += [(c["command"], c["logprob"], "retrieved") for c in rec["retrieved"][: settings.fallback]]
         ranked = rank(cands, rec["request"], tools, settings, None, known)
@@ -266,16 +322,16 @@ def _objective(s: dict, floor: dict | None = None) -> float:
 
 
 def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
-                   rounds: int = 3) -> tuple[dict[str, float], float]:
+                   rounds: int = 3, fill: int = 0) -> tuple[dict[str, float], float]:
     """Coordinate ascent over `PENALTY_GRID` for each check's penalty (ties keep the smaller penalty), never
-    below the named-program step's exact or command-name accuracy."""
+    below the named-program step's exact or command-name accuracy; `fill` as `RankSettings.fill`."""
     from tinyllm.infer.rank import RankSettings
 
     floor = score_settings(recs, tools, RankSettings(), baseline=True)
     pen = dict.fromkeys(checks, 0.0)
     if "unknown_program" in pen:
         pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
-    best = _objective(score_settings(recs, tools, RankSettings(dict(pen), beam)), floor)
+    best = _objective(score_settings(recs, tools, RankSettings(dict(pen), beam, fill=fill)), floor)
     for _ in range(rounds):
         changed = False
         for c in checks:
@@ -283,7 +339,7 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
                 if v == pen[c]:
                     continue
                 trial = {**pen, c: v}
-                obj = _objective(score_settings(recs, tools, RankSettings(trial, beam)), floor)
+                obj = _objective(score_settings(recs, tools, RankSettings(trial, beam, fill=fill)), floor)
                 if obj > best + 1e-9:
                     best, pen, changed = obj, trial, True
         if not changed:
@@ -348,21 +404,25 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
     ascent on `_objective` over the dev rows `recs`, then the confidence model and the note's threshold over
     the dev rows and the `calibration` rows together (everyday requests with accept lists, which dev's
     tldr/NL2Bash rows lack). Returns (settings, report)."""
-    from tinyllm.infer.rank import FALLBACK, INSTALLED_PENALTY, RankSettings
+    from tinyllm.infer.rank import FALLBACK, FILL, INSTALLED_PENALTY, RankSettings
 
     add_checks(list(recs) + list(calibration), tools)
     report: dict = {"baseline": _public(score_settings(recs, tools, RankSettings(), baseline=True))}
+    # the filled-in rewrites, when their candidates were scored (`add_filled`)
+    fills = (0, FILL) if all("filled" in r for r in recs if "greedy" in r) else (0,)
     best = None
-    for b in beams:
-        pen, obj = tune_penalties(recs, tools, b)
-        report[f"beam{b}"] = {"penalties": pen, "objective": round(obj, 5)}
-        if best is None or obj > best[2] + 1e-9:
-            best = (b, pen, obj)
-    b, pen, _ = best
-    settings = RankSettings(pen, b)
+    for f in fills:
+        for b in beams:
+            pen, obj = tune_penalties(recs, tools, b, fill=f)
+            report[f"beam{b}" + (f"_fill{f}" if f else "")] = {"penalties": pen, "objective": round(obj, 5)}
+            if best is None or obj > best[3] + 1e-9:
+                best = (f, b, pen, obj)
+    f, b, pen, _ = best
+    settings = RankSettings(pen, b, fill=f)
     if all("retrieved" in r for r in recs):  # the fallback, when its candidates were scored (`add_retrieved`)
         floor = score_settings(recs, tools, RankSettings(), baseline=True)
-        objs = {k: _objective(score_settings(recs, tools, RankSettings(pen, b, fallback=k)), floor) for k in (0, FALLBACK)}
+        objs = {k: _objective(score_settings(recs, tools, RankSettings(pen, b, fallback=k, fill=f)), floor)
+                for k in (0, FALLBACK)}
         report["fallback"] = {str(k): round(v, 5) for k, v in objs.items()}
         settings.fallback = FALLBACK if objs[FALLBACK] > objs[0] + 1e-9 else 0
     scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
