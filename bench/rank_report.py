@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from common import run_main
@@ -76,8 +77,8 @@ def main() -> int:
         return (f"| {label} | {pen} | {pct(s['exact'])} | {pct(s['command_name'])} | {pct(s['nonsense']['any'])} | "
                 f"{pct(s['beam_rate'])} |")
 
-    # each check alone: tuned on dev with only that penalty (unknown_program's alone is the named-program
-    # step's rule, so the others are added to it)
+    # each check alone: tuned on dev with only that penalty, no filling and no fallback (unknown_program's
+    # alone is the named-program step's rule, so the others are added to it)
     for check in TUNED_CHECKS:
         others = [c for c in TUNED_CHECKS if c != check]
         pen, _ = tune_penalties(sets[dev], tools, settings.beam, checks=[check] if check == "unknown_program"
@@ -90,11 +91,16 @@ def main() -> int:
         del others
     s = score_settings(sets[dev], tools, settings)
     ablation.append(row("all (shipped)", "-", s))
-    for check in TUNED_CHECKS:
-        pen = {**settings.penalties, check: 0.0}
-        s = score_settings(sets[dev], tools, RankSettings(pen, settings.beam))
+    for check in TUNED_CHECKS:  # the shipped settings (filling, fallback) with one penalty at 0
+        s = score_settings(sets[dev], tools, replace(settings, penalties={**settings.penalties, check: 0.0}))
         report["ablation"]["all_but"][check] = _public(s)
         ablation.append(row(f"all but {check}", "0", s))
+    for step, off in (("fill", {"fill": 0}), ("fallback", {"fallback": 0})):
+        if getattr(settings, step):
+            s = score_settings(sets[dev], tools, replace(settings, **off))
+            report["ablation"]["all_but"][step] = _public(s)
+            ablation.append(row(f"all but the {'filled-in values' if step == 'fill' else 'retrieved fallback'}",
+                                "-", s))
     rel = ["| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
     for b in report["sets"][dev]["reliability"]:
         rel.append(f"| {b['bin']} | {b['n']} | {b['mean_confidence']} | {b['right']} |")
