@@ -95,9 +95,9 @@ def main() -> int:
         s = score_settings(sets[dev], tools, replace(settings, penalties={**settings.penalties, check: 0.0}))
         report["ablation"]["all_but"][check] = _public(s)
         ablation.append(row(f"all but {check}", "0", s))
-    for step, off in (("fill", {"fill": 0}), ("fallback", {"fallback": 0})):
+    for step in ("fill", "fallback"):
         if getattr(settings, step):
-            s = score_settings(sets[dev], tools, replace(settings, **off))
+            s = score_settings(sets[dev], tools, replace(settings, **{step: 0}))
             report["ablation"]["all_but"][step] = _public(s)
             ablation.append(row(f"all but the {'filled-in values' if step == 'fill' else 'retrieved fallback'}",
                                 "-", s))

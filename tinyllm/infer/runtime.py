@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,7 +213,8 @@ class Runtime:
         candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
         named-program step's answer fails a check that has a penalty, when `n` > 1, or always if the
         settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`).
-        Then the top `settings.fill` candidates that lack a request value add their filled-in rewrites. When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
+        Then the top `settings.fill` candidates that lack a request value add their filled-in rewrites.
+        When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
         training requests) adds `settings.fallback` real commands, scored by the model (`fallback_candidates`)."""
         g = first if first is not None else self.generate([prompt], max_new_tokens)[0]
         own = g.mean_logprob if g.mean_logprob is not None else g.score
@@ -249,7 +250,7 @@ class Runtime:
         return ranked, escalate
 
     def filled_candidates(self, prompt: list[int], request: str, sources: Sequence[str],
-                          seen: Mapping[str, object] = ()) -> list[tuple[str, float, str]]:
+                          seen: Collection[str] = ()) -> list[tuple[str, float, str]]:
         """(command, mean log-prob, "filled") for the rewrites of `sources` that put the request's missing
         values into their placeholders or invented file names (`fill_values`), except those in `seen`;
         one forward for all."""

@@ -188,8 +188,7 @@ def add_filled(runtime, recs: list[dict], tools) -> int:
             if failed.get("missing_value"):
                 sources[c] = fill_values(rec["request"], c)
         rec["filled"] = {}
-        wanted = [c for c in dict.fromkeys(f for fs in sources.values() for f in fs)]
-        if not wanted:
+        if not any(sources.values()):
             continue
         if callable(runtime):
             runtime = runtime()
