@@ -197,6 +197,21 @@ def test_report_without_a_curve_leaves_it_out_unless_asked(tmp_path):
     assert "curve.jsonl not found" in line and not (tmp_path / "c.png").exists()
 
 
+def test_report_gives_the_training_loop_time_across_resumes(tmp_path):
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    (run / "sft").mkdir(parents=True)
+    # a resumed run: times.json only saw the last call; the log's train_s counts every part
+    (run / "times.json").write_text(json.dumps({"sft": 1800.0}))
+    rows = [{"step": 10, "loss": 2.0, "tokens_per_s": 900.0, "train_s": 3600.0},
+            {"step": 20, "loss": 1.5, "tokens_per_s": 950.0, "train_s": 9000.0}]
+    (run / "sft" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert train("report", "--out", run).exit_code == 0
+    report = (run / "report.md").read_text()
+    assert "- sft: 20 steps, final train loss 1.500, 950 tokens/s, 2.50 h in the training loop" in report
+    assert "| sft | 1800.0 |" in report and "counts from its resume" in report
+
+
 def test_log_seconds_follow_train_s_across_a_crash():
     rows = [{"step": 10, "loss": 1, "train_s": 60.0}, {"step": 20, "loss": 1, "train_s": 120.0},
             {"step": 30, "loss": 1, "train_s": 999.0},  # lost in a crash after the step-20 checkpoint ...

@@ -146,18 +146,23 @@ def _time_lines(out: Path) -> list[str]:
     times = _read_json(out / "times.json")
     if not times:
         return []
-    lines = ["## Time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+    lines = ["## Time per stage (s)", "", "Wall time of the calls that finished; a call that was interrupted and "
+             "resumed counts from its resume (the training loop's own time is below).", "",
+             "| stage | seconds |", "|---|---|"]
     return lines + [f"| {k} | {v} |" for k, v in times.items()] + [""]
 
 
 def _training_lines(out: Path) -> list[str]:
+    """One line per training stage from its log: steps, final loss, throughput and, when logged, the
+    training loop's time summed over every resumed part (`train_s`)."""
     lines = []
     for stage in ("pretrain", "sft"):
         log = [r for r in read_records(out / stage / "log.jsonl") if "loss" in r]
         if log:
             last = log[-1]
+            loop = f", {last['train_s'] / 3600:.2f} h in the training loop" if "train_s" in last else ""
             lines += [f"- {stage}: {last['step']} steps, final train loss {last['loss']:.3f}, "
-                      f"{last.get('tokens_per_s', 0):.0f} tokens/s"]
+                      f"{last.get('tokens_per_s', 0):.0f} tokens/s{loop}"]
     return lines
 
 
