@@ -143,8 +143,8 @@ def needs_fallback(rec: dict, tools) -> bool:
 def add_retrieved(runtime, recs: list[dict], index, tools, k: int | None = None) -> int:
     """rec["retrieved"]: the commands of the k (default `FALLBACK`) nearest training requests, scored by
     the model as `Runtime.ranked` scores them when serving, on each row that could reach the ranker's
-    fallback (`needs_fallback`); [] on the others. Rows that have them are kept. `runtime` may be a
-    function that loads it (called only when a row needs it). Returns how many rows were scored."""
+    fallback (`needs_fallback`); [] on the others. Rows that have them are kept. Returns how many rows
+    were scored."""
     from tinyllm.infer.rank import FALLBACK
     from tinyllm.knowledge.checks import check
     from tinyllm.knowledge.retrieval import nearest_commands
@@ -156,8 +156,6 @@ def add_retrieved(runtime, recs: list[dict], index, tools, k: int | None = None)
         if not needs_fallback(rec, tools):
             rec["retrieved"] = []
             continue
-        if callable(runtime):
-            runtime = runtime()
         prompt = runtime.prompt_ids(rec["request"], rec["platform"])
         found = nearest_commands(index, rec["request"], rec["platform"])(k or FALLBACK)
         rec["retrieved"] = [{"command": c, "logprob": round(float(lp), 5)}
@@ -172,8 +170,7 @@ def add_retrieved(runtime, recs: list[dict], index, tools, k: int | None = None)
 def add_filled(runtime, recs: list[dict], tools) -> int:
     """rec["filled"]: for each decoded candidate that lacks a request value, its filled-in rewrites
     (`fill_values`) scored by the model as `Runtime.ranked` scores them ({command: [{command, logprob}]}),
-    with their checks. Rows that have them are kept. `runtime` may be a function that loads it (called only
-    when a row needs it). Returns how many rows were scored."""
+    with their checks. Rows that have them are kept. Returns how many rows were scored."""
     from tinyllm.knowledge.checks import check
     from tinyllm.knowledge.values import fill_values
 
@@ -190,8 +187,6 @@ def add_filled(runtime, recs: list[dict], tools) -> int:
         rec["filled"] = {}
         if not any(sources.values()):
             continue
-        if callable(runtime):
-            runtime = runtime()
         prompt = runtime.prompt_ids(rec["request"], rec["platform"])
         scored = {c: round(float(lp), 5) for c, lp, _ in runtime.filled_candidates(prompt, rec["request"], list(sources))}
         for src, fs in sources.items():
