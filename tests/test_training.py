@@ -300,3 +300,27 @@ def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
     model_predictor(rt, index, k=2)(rows)
     nearest_neighbour_predictor(index)(rows)
     assert index.platforms == ["linux", "macos", "linux"] * 2 and rt.platforms == ["linux", "macos", "linux"]
+
+
+def test_cpu_autocast_is_bf16_only_where_it_pays():
+    """On a CPU, bf16 autocast is chosen by the measured speed check: fp32 where bf16 would be slower
+    (emulated bf16 is ~20x slower), bf16 where it is not; never when fp32 is asked for."""
+    from tinyllm.train.device import autocast_dtype, cpu_bf16_pays
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, True, cpu_bf16_ok=lambda: False) is None
+    assert autocast_dtype(cpu, True, cpu_bf16_ok=lambda: True) is torch.bfloat16
+    assert autocast_dtype(cpu, False, cpu_bf16_ok=lambda: True) is None
+    assert isinstance(cpu_bf16_pays(), bool)
+    assert autocast_dtype(cpu) is (torch.bfloat16 if cpu_bf16_pays() else None)
+
+
+def test_trainer_says_when_it_falls_back_to_fp32(tmp_path, monkeypatch, capsys):
+    import tinyllm.train.loop as loop
+
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, want: None)
+    cfg = ModelConfig.from_name("micro")
+    loop.Trainer(Transformer(cfg), loop.TrainConfig(steps=1, device="cpu"), tmp_path, {})
+    assert "training in fp32" in capsys.readouterr().err
+    loop.Trainer(Transformer(cfg), loop.TrainConfig(steps=1, device="cpu", bf16=False), tmp_path, {})
+    assert "training in fp32" not in capsys.readouterr().err

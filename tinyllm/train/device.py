@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
+
 import torch
 
 
@@ -16,12 +20,40 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_dtype(device: torch.device, want_bf16: bool = True) -> torch.dtype | None:
-    """bf16 autocast where the hardware supports it (CUDA with bf16, CPU, MPS); None = full fp32."""
+def autocast_dtype(device: torch.device, want_bf16: bool = True,
+                   cpu_bf16_ok: Callable[[], bool] | None = None) -> torch.dtype | None:
+    """bf16 autocast where the hardware supports it; None = full fp32.
+
+    CUDA: bf16 (fp16 where bf16 is unsupported); MPS: bf16. On a CPU, bf16 only where it is not slower
+    than fp32 (`cpu_bf16_ok`, default `cpu_bf16_pays`): CPUs without native bf16 instructions emulate it
+    about 20x slower than fp32, which turns an hour's training into a day's."""
     if not want_bf16:
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type in ("cpu", "mps"):
+    if device.type == "mps":
         return torch.bfloat16
+    if device.type == "cpu":
+        return torch.bfloat16 if (cpu_bf16_ok or cpu_bf16_pays)() else None
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_pays() -> bool:
+    """Is a bf16-autocast matmul step (forward and backward) at least as fast as fp32 on this CPU?
+
+    Measured once per process (best of five; under a second even where bf16 is emulated)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 384, generator=g)
+    w = torch.randn(384, 384, generator=g, requires_grad=True)
+
+    def best(bf16: bool) -> float:
+        times = []
+        for _ in range(6):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                (x @ w).float().sum().backward()
+            times.append(time.perf_counter() - t0)
+        return min(times[1:])  # the first call pays for kernel selection
+
+    return best(True) <= best(False)
