@@ -40,11 +40,20 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     summary = json.loads((out / "eval" / "dev_summary.json").read_text())
     assert summary["model"]["n"] > 1000 and "nearest_neighbour" in summary
     assert summary["model_file"] == "sft/average.npz"
+    # the rank stage fitted the ranking on the plan's rows and stored it in the model the eval stage scored
+    from tinyllm.infer.rank import META_KEY
+
+    assert "rank: settings fitted on 24 dev and 24 calibration rows" in res.stderr
+    assert META_KEY in read_meta(out / "sft" / "average.npz")["meta"]
+    assert len((out / "eval" / "rank_candidates.jsonl").read_text().splitlines()) == 48
+    assert "reliability_calibration" in json.loads((out / "eval" / "rank.json").read_text())
     report = (out / "report.md").read_text()
     assert "Dev metrics" in report and "nearest neighbour" in report and "Model: `sft/average.npz`" in report
     # A second run skips the finished stages.
     again = _train(*args)
     assert again.returncode == 0 and "finished, skipping" in again.stderr
+    assert "average: finished, skipping" in again.stderr and "holds its ranking, skipping" in again.stderr
+    assert META_KEY in read_meta(out / "sft" / "average.npz")["meta"]
     # The standalone eval loads the self-contained model file.
     ev = _train("eval", "--ckpt", str(out / "sft" / "best.npz"), "--jsonl", str(out / "pairs" / "dev.jsonl"),
                 "--limit", "20", "--index", str(out / "sft" / "retrieval.idx"), "--output-jsonl", str(tmp_path / "r.jsonl"))

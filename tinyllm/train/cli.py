@@ -792,6 +792,7 @@ def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_
                                                        ks=plan.retrieval_k, max_train_pairs=max_train_pairs,
                                                        snapshot_every=plan.snapshot_every))),
         ("average", lambda: _average_last(out, plan)),
+        ("rank", lambda: _rank_final(out, plan)),
         ("eval", lambda: _eval_dev(out, _final_model(out))),
         ("report", lambda: write_report(out)),
     ]
@@ -818,7 +819,11 @@ def _average_last(out: Path, plan) -> None:
     missing = [p.name for p in wanted if not p.is_file()]
     if missing:
         raise StageError(f"average: the plan's snapshots are not in {out / 'sft'} ({', '.join(missing)})")
-    meta = average_checkpoints(wanted, out / "sft" / "average.npz")
+    target = out / "sft" / "average.npz"
+    if target.is_file() and target.stat().st_mtime >= max(p.stat().st_mtime for p in wanted):
+        click.echo("average: finished, skipping", err=True)  # keeps the ranking the next stage stored in it
+        return
+    meta = average_checkpoints(wanted, target)
     click.echo(f"average: {out / 'sft' / 'average.npz'} (steps {', '.join(map(str, meta.get('averaged_steps', [])))})",
                err=True)
 
@@ -827,6 +832,28 @@ def _final_model(out: Path) -> Path:
     """The run's model: the snapshot average when the plan makes one, else the dev-picked best.npz."""
     avg = out / "sft" / "average.npz"
     return avg if avg.is_file() else out / "sft" / "best.npz"
+
+
+def _rank_final(out: Path, plan) -> None:
+    """Fit the candidate ranking of the run's model on dev and the calibration set (as `rank-tune` does) and
+    store it in the model file, so that the eval stage and `ship` score the model as it will be served.
+    The decoded candidates are kept in OUT/eval/rank_candidates.jsonl, the report in OUT/eval/rank.json."""
+    from tinyllm.formats.checkpoint import read_meta, update_meta
+    from tinyllm.infer.rank import META_KEY
+
+    model = _final_model(out)
+    if META_KEY in read_meta(model).get("meta", {}):
+        click.echo(f"rank: {model.name} holds its ranking, skipping", err=True)
+        return
+    rows = load_jsonl(out / "pairs" / "dev.jsonl")[:plan.rank_rows]
+    calibration = load_calibration(None)[:plan.rank_rows]
+    (out / "eval").mkdir(exist_ok=True)
+    settings, report = run_rank_tune(model, rows, out / "sft" / "retrieval.idx", out / "eval" / "rank_candidates.jsonl",
+                                     calibration)
+    (out / "eval" / "rank.json").write_text(json.dumps(report, indent=1))
+    update_meta(model, {META_KEY: settings.to_meta()})
+    click.echo(f"rank: settings fitted on {len(rows)} dev and {len(calibration)} calibration rows, stored in {model}",
+               err=True)
 
 
 def _eval_dev(out: Path, model: Path) -> None:

@@ -22,6 +22,7 @@ class Plan:
     dev_eval_rows: int = 300
     snapshot_every: int = 0  # SFT keeps its weights every N steps as sft/snap_STEP.npz
     average_last: int = 0  # >= 2: the model is the mean of the last N snapshots (sft/average.npz)
+    rank_rows: int | None = None  # dev and calibration rows the `rank` stage fits the ranking on (None: all)
     extra: dict = field(default_factory=dict)
 
 
@@ -30,7 +31,7 @@ PLANS: dict[str, Plan] = {
         model="micro", vocab_size=512, seq_len=128, sft_max_len=128,
         pretrain=TrainConfig(steps=30, batch_size=8, lr=2e-3, warmup=5, eval_every=15, ckpt_every=15, log_every=5),
         sft=TrainConfig(steps=60, batch_size=16, lr=2e-3, warmup=5, eval_every=30, ckpt_every=30, log_every=5),
-        retrieval_k=(0, 2), limit_man=20, dev_eval_rows=32, snapshot_every=30, average_last=2,
+        retrieval_k=(0, 2), limit_man=20, dev_eval_rows=32, snapshot_every=30, average_last=2, rank_rows=24,
     ),
     "small": Plan(
         model="small", vocab_size=8192, seq_len=256, sft_max_len=192,
