@@ -212,6 +212,22 @@ def test_report_gives_the_training_loop_time_across_resumes(tmp_path):
     assert "| sft | 1800.0 |" in report and "counts from its resume" in report
 
 
+def test_report_gives_the_rank_stage_fit(tmp_path):
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    fit = {"baseline": {"n": 50, "exact": 0.1, "command_name": 0.8, "nonsense": {"any": 0.06}},
+           "ranked": {"n": 50, "exact": 0.14, "command_name": 0.82, "nonsense": {"any": 0.0}},
+           "settings": {"penalties": {"syntax": 5.0, "stutter": 0.0}, "beam": 8, "fill": 2, "fallback": 0,
+                        "threshold": 0.07}}
+    (run / "eval" / "rank.json").write_text(json.dumps(fit))
+    assert train("report", "--out", run).exit_code == 0
+    report = (run / "report.md").read_text()
+    assert "Fitted on 50 dev rows (`rank` stage): beam 8, filling 2, fallback 0" in report
+    assert "penalties: syntax 5." in report and "stutter" not in report  # only the penalties in use
+    assert "10.0% exact, 80.0% command name, 6.0% nonsense; ranked: 14.0% exact" in report
+
+
 def test_log_seconds_follow_train_s_across_a_crash():
     rows = [{"step": 10, "loss": 1, "train_s": 60.0}, {"step": 20, "loss": 1, "train_s": 120.0},
             {"step": 30, "loss": 1, "train_s": 999.0},  # lost in a crash after the step-20 checkpoint ...

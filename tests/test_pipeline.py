@@ -49,6 +49,7 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert "reliability_calibration" in json.loads((out / "eval" / "rank.json").read_text())
     report = (out / "report.md").read_text()
     assert "Dev metrics" in report and "nearest neighbour" in report and "Model: `sft/average.npz`" in report
+    assert "## Ranking" in report and "Fitted on 24 dev rows" in report
     # A second run skips the finished stages.
     again = _train(*args)
     assert again.returncode == 0 and "finished, skipping" in again.stderr

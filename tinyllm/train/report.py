@@ -183,13 +183,31 @@ def _dev_lines(out: Path) -> list[str]:
     return lines
 
 
+def _rank_lines(out: Path) -> list[str]:
+    """The rank stage's fit (OUT/eval/rank.json): settings, and dev before and after the ranking."""
+    rank = _read_json(out / "eval" / "rank.json")
+    if not rank.get("settings"):
+        return []
+    st, base, ranked = rank["settings"], rank.get("baseline", {}), rank.get("ranked", {})
+
+    def pct(s: dict) -> str:
+        return f"{100 * s.get('exact', 0):.1f}% exact, {100 * s.get('command_name', 0):.1f}% command name, " \
+               f"{100 * s.get('nonsense', {}).get('any', 0):.1f}% nonsense"
+
+    pens = ", ".join(f"{k} {v:g}" for k, v in st.get("penalties", {}).items() if v)
+    return ["", "## Ranking", "",
+            f"Fitted on {ranked.get('n', 0)} dev rows (`rank` stage): beam {st.get('beam')}, filling {st.get('fill', 0)}, "
+            f"fallback {st.get('fallback', 0)}, low-confidence note below {st.get('threshold', 0):g}; penalties: {pens}.",
+            "", f"Dev before the ranking (greedy + named-program step): {pct(base)}; ranked: {pct(ranked)}."]
+
+
 def write_report(out: Path, sft_dir: str = "sft", curve_png: Path | None = None) -> Path:
     """Write out/report.md from what the stages left in `out`; returns its path. With OUT/SFT_DIR/curve.jsonl
     the learning curve goes in too, plotted to OUT/learning_curve.png and to `curve_png` when given."""
     out = Path(out)
     run = _read_json(out / "run.json")
     lines = ["# nl2cmd training report", "", "## Configuration", "```json", json.dumps(run, indent=1), "```", ""]
-    lines += _data_lines(out) + _time_lines(out) + _training_lines(out) + _dev_lines(out)
+    lines += _data_lines(out) + _time_lines(out) + _training_lines(out) + _rank_lines(out) + _dev_lines(out)
     plots = plot_losses(out)
     if plots:
         lines += ["", "## Curves", ""] + [f"![{p.stem}]({p.name})" for p in plots]
