@@ -36,10 +36,10 @@ def test_confidence_and_all_fail():
     bad = rank([("ls -la |", -0.6, "greedy"), ("lss", -0.9, "beam")], "list files", LEXICON,
                RankSettings({"syntax": 0.5}, confidence=settings.confidence))
     assert not all_fail(good) and all_fail(bad)
-    high = confidence(confidence_features(good, False), settings)
-    low = confidence(confidence_features(bad, True), settings)
+    high = confidence(confidence_features(good, False, "list files"), settings)
+    low = confidence(confidence_features(bad, True, "list files"), settings)
     assert 0.0 < low < high < 1.0
-    assert confidence(confidence_features(good, False), RankSettings()) is None  # no model fitted
+    assert confidence(confidence_features(good, False, "list files"), RankSettings()) is None  # no model fitted
 
 
 def test_settings_round_trip_through_the_model_file(tmp_path):
@@ -239,7 +239,7 @@ def test_confidence_is_fitted_on_dev_and_calibration_rows_together():
     assert sum(b["n"] for b in report["reliability_calibration"]) == 40
     assert sum(b["n"] for b in report["reliability"]) == 84
     assert both.penalties == alone.penalties and both.beam == alone.beam  # tuned on dev alone
-    feats = confidence_features(rank([("ls -la", -0.02, "greedy")], "show files", LEXICON, both), False)
+    feats = confidence_features(rank([("ls -la", -0.02, "greedy")], "show files", LEXICON, both), False, "show files")
     assert confidence(feats, both) > 0.5 > confidence(feats, alone)  # right at this log-prob only in calibration
 
 
@@ -265,10 +265,12 @@ def test_confidence_features_of_the_winner():
     """Placeholder, sureness and length describe the winning command, not the runner-up."""
     ranked = rank([("tar -czf {{archive.tar.gz}} {{dir}}", -0.01, "greedy"), ("ls", -0.8, "beam")], "pack", LEXICON,
                   RankSettings())
-    f = confidence_features(ranked, False)
+    f = confidence_features(ranked, False, "pack the src folder into an archive")
     assert (f["placeholder"], f["sure"], f["length"]) == (1.0, 1.0, 4 / 12)
-    f = confidence_features(rank([("ls " + "a " * 20, -0.3, "greedy")], "list", LEXICON, RankSettings()), True)
-    assert (f["placeholder"], f["sure"], f["length"], f["escalated"]) == (0.0, 0.0, 1.0, 1.0)
+    assert f["request_length"] == 7 / 20  # the request's words, not the command's
+    f = confidence_features(rank([("ls " + "a " * 20, -0.3, "greedy")], "list", LEXICON, RankSettings()), True,
+                            "list " * 30)
+    assert (f["placeholder"], f["sure"], f["length"], f["escalated"], f["request_length"]) == (0.0, 0.0, 1.0, 1.0, 1.0)
     old = RankSettings(confidence={"bias": -1.0, "logprob": 4.0})  # fitted before these features: weight 0
     assert confidence(f, old) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 4.0 * -0.3))))
 

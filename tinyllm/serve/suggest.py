@@ -165,7 +165,7 @@ class Suggester:
                                           named=rt.named_tools, retrieved=nearest_commands(self.index, text, platform))
             outs = ranked
             if ranked:
-                conf = confidence(confidence_features(ranked, escalated), rt.ranking)
+                conf = confidence(confidence_features(ranked, escalated, text), rt.ranking)
                 if all_fail(ranked):
                     why = sorted({c for c in STRUCTURE_CHECKS if ranked[0].failed.get(c)})
                     notes.append(f"{LOW_CONFIDENCE}: no candidate passes the checks ({', '.join(why)}); edit before running")

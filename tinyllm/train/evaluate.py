@@ -93,7 +93,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                                                    retrieved=nearest_commands(index, texts[i], asked[i]))
                 if ranked:
                     answers[i] = ranked[0]
-                    predict.confidences[i] = confidence(confidence_features(ranked, escalated), ranking)
+                    predict.confidences[i] = confidence(confidence_features(ranked, escalated, texts[i]), ranking)
         elif tools is not None:
             for i, g in answers.items():
                 answers[i] = runtime.prefer_named_tool(prompts[i], texts[i], g, tools, max_new_tokens)

@@ -298,7 +298,7 @@ def score_settings(recs: Sequence[dict], tools, settings, baseline: bool = False
         for k in STRUCTURE_CHECKS:
             bad[k] += bool(failed.get(k))
         bad["any"] += any(failed.get(k) for k in STRUCTURE_CHECKS)
-        feats = confidence_features(ranked, esc) if ranked else None
+        feats = confidence_features(ranked, esc, rec["request"]) if ranked else None
         rows.append({"pred": pred, "exact": e, "name": m, "features": feats,
                      "confidence": confidence(feats, settings) if feats else None,
                      "all_fail": all_fail(ranked) if ranked else False})
