@@ -303,8 +303,8 @@ def test_evaluation_asks_each_row_as_a_user_on_its_platform_would():
 
 
 def test_cpu_autocast_is_bf16_only_where_it_pays():
-    """On a CPU, bf16 autocast is chosen by the measured speed check: fp32 where bf16 would be slower
-    (emulated bf16 is ~20x slower), bf16 where it is not; never when fp32 is asked for."""
+    """On a CPU, bf16 autocast is chosen by the measured speed check: fp32 where bf16 would be much slower
+    (emulated bf16 is 15x slower or worse), bf16 where it is not; never when fp32 is asked for."""
     from tinyllm.train.device import autocast_dtype, cpu_bf16_pays
 
     cpu = torch.device("cpu")

@@ -24,9 +24,9 @@ def autocast_dtype(device: torch.device, want_bf16: bool = True,
                    cpu_bf16_ok: Callable[[], bool] | None = None) -> torch.dtype | None:
     """bf16 autocast where the hardware supports it; None = full fp32.
 
-    CUDA: bf16 (fp16 where bf16 is unsupported); MPS: bf16. On a CPU, bf16 only where it is not slower
-    than fp32 (`cpu_bf16_ok`, default `cpu_bf16_pays`): CPUs without native bf16 instructions emulate it
-    about 20x slower than fp32, which turns an hour's training into a day's."""
+    CUDA: bf16 (fp16 where bf16 is unsupported); MPS: bf16. On a CPU, bf16 only where it is not much
+    slower than fp32 (`cpu_bf16_ok`, default `cpu_bf16_pays`): CPUs without native bf16 instructions
+    emulate it 15x slower or worse, which turns an hour's training into a day's."""
     if not want_bf16:
         return None
     if device.type == "cuda":
@@ -38,9 +38,14 @@ def autocast_dtype(device: torch.device, want_bf16: bool = True,
     return None
 
 
+BF16_SLOWER_OK = 1.5
+"""How much slower than fp32 bf16 may time and still be chosen: native bf16 is faster, emulated bf16 15x
+slower or worse; the margin keeps the choice from flipping between resumes of a run on one machine."""
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_pays() -> bool:
-    """Is a bf16-autocast matmul step (forward and backward) at least as fast as fp32 on this CPU?
+    """Is a bf16-autocast matmul step (forward and backward) within `BF16_SLOWER_OK` of fp32 on this CPU?
 
     Measured once per process (best of five; under a second even where bf16 is emulated)."""
     g = torch.Generator().manual_seed(0)
@@ -56,4 +61,4 @@ def cpu_bf16_pays() -> bool:
             times.append(time.perf_counter() - t0)
         return min(times[1:])  # the first call pays for kernel selection
 
-    return best(True) <= best(False)
+    return best(True) <= BF16_SLOWER_OK * best(False)
