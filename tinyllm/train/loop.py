@@ -95,7 +95,7 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         self.model = model.to(self.device)
         self.amp = autocast_dtype(self.device, tc.bf16)
-        if tc.bf16 and self.amp is None and self.rank == 0:
+        if tc.bf16 and self.amp is None and self.device.type == "cpu" and self.rank == 0:
             print("train: bf16 autocast is much slower than fp32 on this CPU (no native bf16); training in fp32",
                   file=sys.stderr)
         self.opt = make_optimizer(self.model, tc)
