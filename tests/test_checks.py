@@ -38,13 +38,19 @@ def test_broken_shell_is_named(command, why):
 
 
 @pytest.mark.parametrize("command", ["echo " + "s" * 30, "ls ls ls", "git git git status", "cp a.txt a.txt",
-                                     "sudo mv {{path/to/file}} {{path/to/file}}", "echo abababababababababab"])
+                                     "sudo mv {{path/to/file}} {{path/to/file}}", "echo abababababababababab",
+                                     "git clean -fd -fd -u git clean -fd", "sudo git log --oneline -n 5 --oneline",
+                                     "ls | sort --unique -r --unique"])
 def test_stutter(command):
     assert stutter(command)
 
 
 @pytest.mark.parametrize("command", ["cp a.txt b.txt", "ssh -v -v -v host", "dd if=/dev/zero of=f bs=1M count=1000000",
-                                     "echo hello hello", "rsync -a src/ dst/"])
+                                     "echo hello hello", "rsync -a src/ dst/",
+                                     # a flag repeated side by side raises a level; one taking values repeats
+                                     "git status --verbose --verbose", "grep -e foo -e bar log.txt",
+                                     "docker run -p 80:80 -p 443:443 nginx", "find . -name a -print -o -name b -print",
+                                     "git log --oneline && git log --oneline -n 5"])
 def test_no_stutter(command):
     assert stutter(command) is None
 

@@ -42,6 +42,8 @@ MAX_UNIT_REPEATS = 6
 """A 2-6 character unit repeated more than this many times in a row is a stutter (``abababab...``)."""
 MAX_WORD_REPEATS = 2
 """The same word more than this many times in a row is a stutter (``ls ls ls``)."""
+EXPRESSION_PROGRAMS = frozenset({"find", "test", "[", "[[", "expr"})
+"""Programs whose arguments are an expression that may repeat a primary (``-name a -o -name b``)."""
 SAME_OPERANDS = frozenset({"cp", "mv", "ln", "rsync", "scp", "diff", "cmp"})
 """Programs whose last two operands must differ (source and destination, or the two files compared)."""
 
@@ -53,7 +55,7 @@ _PLACEHOLDER_RE = re.compile(r"\{\{.*?\}\}")
 
 def stutter(command: str) -> str | None:
     """Why `command` stutters (a character or short unit repeated past a bound, the same word three times
-    in a row, identical source and destination of cp/mv/ln/rsync/scp), or None."""
+    in a row, identical source and destination of cp/mv/ln/rsync/scp, a flag given twice), or None."""
     m = _CHAR_RUN_RE.search(command) or _UNIT_RUN_RE.search(command)
     if m:
         return f"{m.group(1)!r} repeated"
@@ -68,6 +70,29 @@ def stutter(command: str) -> str | None:
             operands = [w for w in segment[1:] if not w.startswith("-")]
             if len(operands) >= 2 and operands[-1] == operands[-2]:
                 return f"{segment[0]} with the same source and destination"
+        flag = repeated_flag(segment)
+        if flag:
+            return f"{flag!r} given twice"
+    return None
+
+
+def repeated_flag(words: list[str]) -> str | None:
+    """A flag (a long option or bundled short flags, taking no value here) that one simple command gives
+    twice, apart (``git clean -fd -u -fd``, ``git log --oneline -n 5 --oneline``), or None. Side by side
+    repeats (``--verbose --verbose``) and one-letter flags (``-v -v``) raise a level on purpose; `find`
+    and `test` expressions repeat primaries by design."""
+    if not words or words[0] in EXPRESSION_PROGRAMS:
+        return None
+    seen: dict[str, int] = {}
+    for i, word in enumerate(words):
+        if len(word) <= 2 or not _OPTION_RE.match(word):
+            continue
+        following = words[i + 1] if i + 1 < len(words) else "-"
+        if not following.startswith("-"):  # it may take a value: `-e a -e b`, `-p 80:80 -p 443:443`
+            continue
+        if word in seen and seen[word] != i - 1:
+            return word
+        seen[word] = i
     return None
 
 
