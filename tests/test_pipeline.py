@@ -86,10 +86,12 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     calib.write_text("".join(json.dumps({**json.loads(x), "accept": ["ls -la"]}) + "\n"
                              for x in (out / "pairs" / "test.jsonl").read_text().splitlines()[:6]))
     tune = ["rank-tune", "--ckpt", str(avg), "--index", str(out / "sft_cont" / "retrieval.idx"), "--dev", str(dev),
-            "--candidates", str(cands), "--calibration", str(calib), "--dry-run"]
+            "--candidates", str(cands), "--calibration", str(calib), "--dry-run", "--report", str(tmp_path / "r.json")]
     res = _train(*tune)
     assert res.returncode == 0, res.stderr[-3000:]
     assert '"reliability_calibration"' in res.stdout
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(res.stdout)
+    assert "ranking" not in read_meta(avg)["meta"]  # --dry-run leaves the model file as it was
     recs = [json.loads(line) for line in cands.read_text().splitlines()]
     assert len(recs) == 36 and all("retrieved" in r and "filled" in r for r in recs if "greedy" in r)
     assert not any("checks" in r for r in recs)  # run again with the current checks when read

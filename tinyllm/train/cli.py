@@ -677,18 +677,30 @@ def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write, c
     """Fit the candidate ranking (check penalties, beam width, confidence, low-confidence threshold) on the
     dev split and store it in the model file; the index beside it gets the option lexicon if it lacks one.
     The confidence and its threshold are fitted on the dev split and the calibration set together."""
-    from tinyllm.formats.checkpoint import default_model_path, update_meta
-    from tinyllm.infer.rank import META_KEY
+    from tinyllm.formats.checkpoint import default_model_path
 
     ckpt = ckpt or default_model_path()
     calibration = load_calibration(calibration_jsonl, no_calibration)
-    settings, report = run_rank_tune(ckpt, load_jsonl(dev_jsonl), index_path, candidates, calibration)
-    click.echo(json.dumps({k: v for k, v in report.items()}, indent=1))
+    _, report = fit_and_store_ranking(ckpt, load_jsonl(dev_jsonl), index_path, candidates, calibration, report_json,
+                                      write=write)
+    click.echo(json.dumps(report, indent=1))
+    if write:
+        click.echo(f"ranking settings written to {ckpt}")
+
+
+def fit_and_store_ranking(ckpt: Path, rows: list[dict], index_path: Path | None, candidates: Path | None,
+                          calibration: list[dict], report_json: Path | None, write: bool = True):
+    """Fit the ranking of `ckpt` (`run_rank_tune`), write the report to `report_json` when given and, with
+    `write`, store the settings in the model file's metadata; returns (RankSettings, report)."""
+    from tinyllm.formats.checkpoint import update_meta
+    from tinyllm.infer.rank import META_KEY
+
+    settings, report = run_rank_tune(ckpt, rows, index_path, candidates, calibration)
     if report_json:
         Path(report_json).write_text(json.dumps(report, indent=1))
     if write:
         update_meta(ckpt, {META_KEY: settings.to_meta()})
-        click.echo(f"ranking settings written to {ckpt}")
+    return settings, report
 
 
 def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, candidates: Path | None = None,
@@ -838,7 +850,7 @@ def _rank_final(out: Path, plan) -> None:
     """Fit the candidate ranking of the run's model on dev and the calibration set (as `rank-tune` does) and
     store it in the model file, so that the eval stage and `ship` score the model as it will be served.
     The decoded candidates are kept in OUT/eval/rank_candidates.jsonl, the report in OUT/eval/rank.json."""
-    from tinyllm.formats.checkpoint import read_meta, update_meta
+    from tinyllm.formats.checkpoint import read_meta
     from tinyllm.infer.rank import META_KEY
 
     model = _final_model(out)
@@ -848,10 +860,8 @@ def _rank_final(out: Path, plan) -> None:
     rows = load_jsonl(out / "pairs" / "dev.jsonl")[:plan.rank_rows]
     calibration = load_calibration(None)[:plan.rank_rows]
     (out / "eval").mkdir(exist_ok=True)
-    settings, report = run_rank_tune(model, rows, out / "sft" / "retrieval.idx", out / "eval" / "rank_candidates.jsonl",
-                                     calibration)
-    (out / "eval" / "rank.json").write_text(json.dumps(report, indent=1))
-    update_meta(model, {META_KEY: settings.to_meta()})
+    fit_and_store_ranking(model, rows, out / "sft" / "retrieval.idx", out / "eval" / "rank_candidates.jsonl",
+                          calibration, out / "eval" / "rank.json")
     click.echo(f"rank: settings fitted on {len(rows)} dev and {len(calibration)} calibration rows, stored in {model}",
                err=True)
 
