@@ -59,13 +59,14 @@ def stutter(command: str) -> str | None:
     m = _CHAR_RUN_RE.search(command) or _UNIT_RUN_RE.search(command)
     if m:
         return f"{m.group(1)!r} repeated"
-    words = [t for t in lex(command) if t.kind == "word"]
+    tokens = lex(command)
+    words = [t for t in tokens if t.kind == "word"]
     run = 1
     for a, b in zip(words, words[1:]):
         run = run + 1 if a.raw == b.raw and not (len(a.raw) == 2 and a.raw.startswith("-")) else 1
         if run > MAX_WORD_REPEATS:
             return f"{b.raw!r} repeated"
-    for segment in _stages(words_and_ops=lex(command)):
+    for segment in _stages(words_and_ops=tokens):
         if segment and segment[0] in SAME_OPERANDS:
             operands = [w for w in segment[1:] if not w.startswith("-")]
             if len(operands) >= 2 and operands[-1] == operands[-2]:
