@@ -292,3 +292,26 @@ def test_fit_turns_filling_on_when_it_helps_on_dev():
     assert report["ranked"]["exact"] == 1.0 and report["baseline"]["exact"] == 0.5
     older = [{k: v for k, v in r.items() if k not in ("filled", "checks")} for r in dev]  # decoded before filling
     assert fit(older, lexicon, beams=(2,))[0].fill == 0
+
+
+def test_calibration_rows_break_dev_ties_in_the_penalty_tuning():
+    """A check that never changes a dev answer (dev ties at every penalty) takes its penalty from the
+    calibration rows; without them it keeps the smallest, and dev's own result is the same either way."""
+    from tinyllm.train.rank_tune import fit
+
+    lexicon = ToolLexicon.build([{"instruction": "list files", "command": "ls -la"},
+                                 {"instruction": "pack a folder", "command": "tar -czf a.tar.gz a"},
+                                 {"instruction": "unpack an archive", "command": "tar -xzf a.tar.gz"}])
+    dev = [_decoded(f"list files {i}", "ls -la", "ls -la", -0.1) for i in range(20)]
+    calib = []
+    for i in range(10):
+        row = _decoded(f"compress the logs folder into logs{i}.tar.gz", f"tar -czf logs{i}.tar.gz logs",
+                       f"tar -xzf logs{i}.tar.gz", -0.1)
+        row["beam2"] = [{"command": f"tar -czf logs{i}.tar.gz logs", "logprob": -0.4}]
+        calib.append(row)
+    alone, _ = fit(dev, lexicon, beams=(2,))
+    both, report = fit(dev, lexicon, beams=(2,), calibration=calib)
+    assert alone.penalties["wrong_direction"] == 0.0
+    assert both.penalties["wrong_direction"] > 0.3  # enough to put the packing candidate first
+    assert report["calibration"]["exact"] == 1.0 and report["ranked"]["exact"] == 1.0
+    assert report["beam2"]["calibration_objective"] > 0

@@ -641,10 +641,11 @@ def average_cmd(models, out_path) -> None:
 def calibration_opts(fn):
     """`--calibration FILE` / `--no-calibration`, shared by rank-tune and ship."""
     fn = click.option("--no-calibration", is_flag=True,
-                      help="Fit the confidence on the dev split alone.")(fn)
+                      help="Fit the confidence on the dev split alone (and break no ties with it).")(fn)
     return click.option("--calibration", "calibration_jsonl", default=None,
                         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help="Everyday requests with accept lists that the confidence is fitted on beside dev "
+                        help="Everyday requests with accept lists that the confidence is fitted on beside dev, "
+                             "and that break dev's ties in the penalty tuning "
                              "(default: the project's calibration set).")(fn)
 
 
@@ -676,7 +677,8 @@ def rank_tune_cmd(ckpt, dev_jsonl, index_path, candidates, report_json, write, c
                   no_calibration) -> None:
     """Fit the candidate ranking (check penalties, beam width, confidence, low-confidence threshold) on the
     dev split and store it in the model file; the index beside it gets the option lexicon if it lacks one.
-    The confidence and its threshold are fitted on the dev split and the calibration set together."""
+    The confidence and its threshold are fitted on the dev split and the calibration set together; the
+    calibration set also breaks the penalty tuning's ties on dev."""
     from tinyllm.formats.checkpoint import default_model_path
 
     ckpt = ckpt or default_model_path()

@@ -315,17 +315,40 @@ def _objective(s: dict, floor: dict | None = None) -> float:
     return obj
 
 
-def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
-                   rounds: int = 3, fill: int = 0) -> tuple[dict[str, float], float]:
-    """Coordinate ascent over `PENALTY_GRID` for each check's penalty (ties keep the smaller penalty), never
-    below the named-program step's exact or command-name accuracy; `fill` as `RankSettings.fill`."""
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether objective pair `a` (dev, tie-break) beats `b`: dev first; the tie-break set only where dev ties."""
+    return a[0] > b[0] + 1e-9 or (abs(a[0] - b[0]) <= 1e-9 and a[1] > b[1] + 1e-9)
+
+
+def _objectives(recs: Sequence[dict], tiebreak: Sequence[dict], tools, settings, floors: tuple) -> tuple[float, float]:
+    """`_objective` on the dev rows and on the tie-break rows (0.0 when there are none)."""
+    dev = _objective(score_settings(recs, tools, settings), floors[0])
+    return dev, (_objective(score_settings(tiebreak, tools, settings), floors[1]) if tiebreak else 0.0)
+
+
+def _floors(recs: Sequence[dict], tiebreak: Sequence[dict], tools) -> tuple:
+    """The named-program step's scores on the dev and tie-break rows (the floors of `_objective`)."""
     from tinyllm.infer.rank import RankSettings
 
-    floor = score_settings(recs, tools, RankSettings(), baseline=True)
+    return (score_settings(recs, tools, RankSettings(), baseline=True),
+            score_settings(tiebreak, tools, RankSettings(), baseline=True) if tiebreak else None)
+
+
+def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
+                   rounds: int = 3, fill: int = 0,
+                   tiebreak: Sequence[dict] = ()) -> tuple[dict[str, float], tuple[float, float]]:
+    """Coordinate ascent over `PENALTY_GRID` for each check's penalty, never below the named-program step's
+    exact or command-name accuracy; `fill` as `RankSettings.fill`. Dev's objective decides; where two
+    penalties tie on it (a check that never changes a dev answer, such as `wrong_direction` on tldr-style
+    requests) the `tiebreak` rows' objective decides (the calibration set's everyday requests); ties on both
+    keep the smaller penalty. Returns the penalties and their (dev, tie-break) objectives."""
+    from tinyllm.infer.rank import RankSettings
+
+    floors = _floors(recs, tiebreak, tools)
     pen = dict.fromkeys(checks, 0.0)
     if "unknown_program" in pen:
         pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
-    best = _objective(score_settings(recs, tools, RankSettings(dict(pen), beam, fill=fill)), floor)
+    best = _objectives(recs, tiebreak, tools, RankSettings(dict(pen), beam, fill=fill), floors)
     for _ in range(rounds):
         changed = False
         for c in checks:
@@ -333,8 +356,8 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
                 if v == pen[c]:
                     continue
                 trial = {**pen, c: v}
-                obj = _objective(score_settings(recs, tools, RankSettings(trial, beam, fill=fill)), floor)
-                if obj > best + 1e-9:
+                obj = _objectives(recs, tiebreak, tools, RankSettings(trial, beam, fill=fill), floors)
+                if _better(obj, best):
                     best, pen, changed = obj, trial, True
         if not changed:
             break
@@ -395,9 +418,9 @@ def pick_threshold(rows: Sequence[dict | None]) -> float:
 def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
         calibration: Sequence[dict] = ()) -> tuple[object, dict]:
     """Ranking settings for the model the rows were decoded with: penalties and beam width by coordinate
-    ascent on `_objective` over the dev rows `recs`, then the confidence model and the note's threshold over
-    the dev rows and the `calibration` rows together (everyday requests with accept lists, which dev's
-    tldr/NL2Bash rows lack). Returns (settings, report)."""
+    ascent on `_objective` over the dev rows `recs` (the `calibration` rows break dev's exact ties only),
+    then the confidence model and the note's threshold over the dev rows and the `calibration` rows together
+    (everyday requests with accept lists, which dev's tldr/NL2Bash rows lack). Returns (settings, report)."""
     from tinyllm.infer.rank import FALLBACK, FILL, INSTALLED_PENALTY, RankSettings
 
     add_checks(list(recs) + list(calibration), tools)
@@ -407,18 +430,19 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
     best = None
     for f in fills:
         for b in beams:
-            pen, obj = tune_penalties(recs, tools, b, fill=f)
-            report[f"beam{b}" + (f"_fill{f}" if f else "")] = {"penalties": pen, "objective": round(obj, 5)}
-            if best is None or obj > best[3] + 1e-9:
+            pen, obj = tune_penalties(recs, tools, b, fill=f, tiebreak=calibration)
+            report[f"beam{b}" + (f"_fill{f}" if f else "")] = {"penalties": pen, "objective": round(obj[0], 5),
+                                                              "calibration_objective": round(obj[1], 5)}
+            if best is None or _better(obj, best[3]):
                 best = (f, b, pen, obj)
     f, b, pen, _ = best
     settings = RankSettings(pen, b, fill=f)
     if all("retrieved" in r for r in recs):  # the fallback, when its candidates were scored (`add_retrieved`)
-        floor = score_settings(recs, tools, RankSettings(), baseline=True)
-        objs = {k: _objective(score_settings(recs, tools, RankSettings(pen, b, fallback=k, fill=f)), floor)
+        floors = _floors(recs, calibration, tools)
+        objs = {k: _objectives(recs, calibration, tools, RankSettings(pen, b, fallback=k, fill=f), floors)
                 for k in (0, FALLBACK)}
-        report["fallback"] = {str(k): round(v, 5) for k, v in objs.items()}
-        settings.fallback = FALLBACK if objs[FALLBACK] > objs[0] + 1e-9 else 0
+        report["fallback"] = {str(k): round(v[0], 5) for k, v in objs.items()}
+        settings.fallback = FALLBACK if _better(objs[FALLBACK], objs[0]) else 0
     scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
     settings.confidence = fit_confidence(scored["rows"] + calib["rows"])
     scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
