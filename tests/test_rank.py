@@ -224,8 +224,9 @@ def _decoded(request: str, gold: str, answer: str, logprob: float, accept=()) ->
 
 
 def test_confidence_is_fitted_on_dev_and_calibration_rows_together():
-    """Calibration rows (everyday requests with accept lists) enter the confidence fit and its threshold,
-    not the penalty tuning, and get their own reliability table; an accepted answer counts as right."""
+    """Calibration rows (everyday requests with accept lists) enter the confidence fit and its threshold
+    (in the penalty tuning they only break dev's ties), and get their own reliability table; an accepted
+    answer counts as right."""
     from tinyllm.train.rank_tune import fit
 
     dev = [_decoded(f"list files {i}", "grep -r foo .", "ls -la", -0.2 - 0.01 * i) for i in range(40)]
@@ -309,9 +310,10 @@ def test_calibration_rows_break_dev_ties_in_the_penalty_tuning():
                        f"tar -xzf logs{i}.tar.gz", -0.1)
         row["beam2"] = [{"command": f"tar -czf logs{i}.tar.gz logs", "logprob": -0.4}]
         calib.append(row)
-    alone, _ = fit(dev, lexicon, beams=(2,))
+    alone, report_alone = fit(dev, lexicon, beams=(2,))
     both, report = fit(dev, lexicon, beams=(2,), calibration=calib)
     assert alone.penalties["wrong_direction"] == 0.0
+    assert report_alone["ranked"] == report["ranked"]  # dev's result does not move
     assert both.penalties["wrong_direction"] > 0.3  # enough to put the packing candidate first
     assert report["calibration"]["exact"] == 1.0 and report["ranked"]["exact"] == 1.0
     assert report["beam2"]["calibration_objective"] > 0
