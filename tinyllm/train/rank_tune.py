@@ -335,16 +335,17 @@ def _floors(recs: Sequence[dict], tiebreak: Sequence[dict], tools) -> tuple:
 
 
 def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
-                   rounds: int = 3, fill: int = 0,
-                   tiebreak: Sequence[dict] = ()) -> tuple[dict[str, float], tuple[float, float]]:
+                   rounds: int = 3, fill: int = 0, tiebreak: Sequence[dict] = (),
+                   floors: tuple | None = None) -> tuple[dict[str, float], tuple[float, float]]:
     """Coordinate ascent over `PENALTY_GRID` for each check's penalty, never below the named-program step's
     exact or command-name accuracy; `fill` as `RankSettings.fill`. Dev's objective decides; where two
     penalties tie on it (a check that never changes a dev answer, such as `wrong_direction` on tldr-style
     requests) the `tiebreak` rows' objective decides (the calibration set's everyday requests); ties on both
-    keep the smaller penalty. Returns the penalties and their (dev, tie-break) objectives."""
+    keep the smaller penalty. `floors`: `_floors(recs, tiebreak, tools)`, when the caller has them. Returns
+    the penalties and their (dev, tie-break) objectives."""
     from tinyllm.infer.rank import RankSettings
 
-    floors = _floors(recs, tiebreak, tools)
+    floors = floors or _floors(recs, tiebreak, tools)
     pen = dict.fromkeys(checks, 0.0)
     if "unknown_program" in pen:
         pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
@@ -424,13 +425,14 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
     from tinyllm.infer.rank import FALLBACK, FILL, INSTALLED_PENALTY, RankSettings
 
     add_checks(list(recs) + list(calibration), tools)
-    report: dict = {"baseline": _public(score_settings(recs, tools, RankSettings(), baseline=True))}
+    floors = _floors(recs, calibration, tools)  # the named-program step's scores: the same for every setting
+    report: dict = {"baseline": _public(floors[0])}
     # the filled-in rewrites, when their candidates were scored (`add_filled`)
     fills = (0, FILL) if all("filled" in r for r in recs if "greedy" in r) else (0,)
     best = None
     for f in fills:
         for b in beams:
-            pen, obj = tune_penalties(recs, tools, b, fill=f, tiebreak=calibration)
+            pen, obj = tune_penalties(recs, tools, b, fill=f, tiebreak=calibration, floors=floors)
             report[f"beam{b}" + (f"_fill{f}" if f else "")] = {"penalties": pen, "objective": round(obj[0], 5),
                                                               "calibration_objective": round(obj[1], 5)}
             if best is None or _better(obj, best[3]):
@@ -438,7 +440,6 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
     f, b, pen, _ = best
     settings = RankSettings(pen, b, fill=f)
     if all("retrieved" in r for r in recs):  # the fallback, when its candidates were scored (`add_retrieved`)
-        floors = _floors(recs, calibration, tools)
         objs = {k: _objectives(recs, calibration, tools, RankSettings(pen, b, fallback=k, fill=f), floors)
                 for k in (0, FALLBACK)}
         report["fallback"] = {str(k): round(v[0], 5) for k, v in objs.items()}
