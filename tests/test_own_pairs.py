@@ -12,6 +12,7 @@ import pytest
 from tinyllm.knowledge.shellparse import command_name
 from tinyllm.knowledge.values import invented_values, missing_values, request_values
 from tinyllm.train import pairs
+from tinyllm.train.rank_tune import CALIBRATION_SET
 from tinyllm.train.validate import (
     PAGE_CACHE,
     ManualPages,
@@ -50,12 +51,13 @@ def test_own_pairs_are_many_broad_and_one_file_per_domain():
 
 @pytest.mark.slow
 def test_every_own_pair_passes_the_validators():
-    """Syntax, shellcheck, programs, options (where the man page is installed), values, duplicates, and no pair
-    within word-overlap F1 0.7 of an evaluation request."""
+    """Syntax, shellcheck, programs, options (where the man page is installed), values, duplicates, no pair
+    within word-overlap F1 0.7 of an evaluation request, and none repeating a calibration request."""
     held = held_out_requests(EVAL_SETS)
     assert len(held) >= 500
     known = known_program_test(SHARED if SHARED.is_dir() else None)
-    _, report = validate_files(own_files(), held, known, Path(PAGE_CACHE).expanduser())
+    reserved = held_out_requests([CALIBRATION_SET])
+    _, report = validate_files(own_files(), held, known, Path(PAGE_CACHE).expanduser(), reserved)
     shown = [(Path(r["_file"]).name, why, r["instruction"], r["command"]) for r, why in report.rejected[:10]]
     assert report.rejected == [], shown
 
@@ -81,6 +83,15 @@ def test_validator_rejects_each_kind_of_bad_pair():
     reasons = [why.split(":", 1)[0] for _, why in report.rejected]
     assert reasons == ["schema", "schema", "syntax", "program", "value", "invented", "duplicate", "conflict", "held-out"]
     assert [r["command"] for r in report.accepted] == ["ls"]
+
+
+def test_validator_keeps_the_calibration_requests_out_of_training():
+    rows = [{"instruction": "Which services failed?", "command": "systemctl --failed"},
+            {"instruction": "which services failed since boot", "command": "systemctl --failed"}]
+    rows = [{"platform": "common", "source": "core", **r} for r in rows]
+    report = validate(rows, lambda name: True, (), None, check_shell=False, reserved=["which services failed"])
+    assert [why.split(":")[0] for _, why in report.rejected] == ["calibration"]
+    assert [r["instruction"] for r in report.accepted] == ["which services failed since boot"]
 
 
 def test_validator_collapses_near_duplicates_but_keeps_other_phrasings():

@@ -918,14 +918,22 @@ def report(ctx, out, sft_dir, curve_png) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the rejections (file, reason, request, command) as TSV.")
 @click.option("--man-cache", default="~/.cache/nl2cmd/man-text", show_default=True, help="Rendered man page cache.")
+@click.option("--calibration", "calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration set whose requests no pair may repeat [default: the shipped calibration.jsonl].")
 @user_errors
-def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_cache) -> None:
+def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_cache, calibration) -> None:
     """Check own instruction/command pairs (syntax, shellcheck, programs, options, values, duplicates,
-    closeness to the evaluation sets); exit 1 if any is rejected and --write is not given."""
+    closeness to the evaluation sets, calibration requests); exit 1 if any is rejected and --write is not given."""
+    from .rank_tune import CALIBRATION_SET
     from .validate import held_out_requests, known_program_test, validate_files, write_report
 
     held = held_out_requests(sorted(Path(eval_dir).glob("*.jsonl"))) if Path(eval_dir).is_dir() else []
-    by_file, report = validate_files(list(files), held, known_program_test(data_dir), Path(man_cache).expanduser())
+    calibration = calibration or CALIBRATION_SET
+    if not calibration.is_file():
+        raise click.UsageError(f"no calibration set at {calibration}")
+    reserved = held_out_requests([calibration])
+    by_file, report = validate_files(list(files), held, known_program_test(data_dir), Path(man_cache).expanduser(),
+                                     reserved)
     for row, why in report.rejected[:20]:
         click.echo(f"{Path(row.get('_file', '')).name}: {why}: {row.get('instruction')!r} -> {row.get('command')!r}")
     total = sum(len(v) for v in by_file.values()) + len(report.rejected)

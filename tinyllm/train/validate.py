@@ -11,7 +11,9 @@ Every pair is checked, and each rejection is reported with its reason:
 - ``invented``: the command names no file the request never mentions (a placeholder should hold it);
 - ``duplicate`` / ``conflict``: the same request twice (with the same or another command);
 - ``near-duplicate``: a request almost identical (word-overlap F1 >= 0.9) to another with the same command;
-- ``held-out``: within word-overlap F1 0.7 of a request of an evaluation set.
+- ``held-out``: within word-overlap F1 0.7 of a request of an evaluation set;
+- ``calibration``: the same request (description key) as a row of the calibration set, which the confidence
+  fit must see as a user's new request, not as one the model was trained on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tinyllm.formats.prompt import PLATFORMS
 from tinyllm.knowledge.manpages import locate_page, render_man_file
 from tinyllm.knowledge.retrieval import tokenize_for_search
 from tinyllm.knowledge.shellparse import PREFIXES, WRAPPER_OPTIONS, lex, pipelines, utility_name, wrapper_length
+from tinyllm.knowledge.text import description_key
 from tinyllm.knowledge.values import invented_values, missing_values
 
 PAGE_CACHE = "~/.cache/nl2cmd/man-text"  # rendered pages by program name (the corpus cache keys by file)
@@ -333,9 +336,11 @@ def _schema_error(row: dict) -> str | None:
 
 
 def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_out: Sequence[str] = (),
-             pages: ManualPages | None = None, check_shell: bool = True) -> Report:
-    """Check rows in order; the first of two duplicates is kept."""
+             pages: ManualPages | None = None, check_shell: bool = True, reserved: Sequence[str] = ()) -> Report:
+    """Check rows in order; the first of two duplicates is kept. `reserved` requests (the calibration set's)
+    may not appear as a pair's request (compared by description key)."""
     report = Report()
+    reserved_keys = {description_key(r) for r in reserved}
     candidates: list[dict] = []
     for row in rows:
         why = _schema_error(row)
@@ -384,6 +389,8 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
             close = [j for j, c in counts.items() if 2 * c / (len(words) + len(held[j])) >= HELD_OUT_F1]
             if close:
                 why = f"held-out: close to evaluation request {held_out[close[0]]!r}"
+        if why is None and description_key(request) in reserved_keys:
+            why = "calibration: the request of a calibration row"
         if why:
             report.rejected.append((row, why))
             continue
@@ -429,14 +436,14 @@ def known_program_test(data_dir: Path | None = None) -> Callable[[str], bool]:
 
 
 def validate_files(files: Sequence[Path], held_out: Sequence[str], known: Callable[[str], bool],
-                   man_cache: Path | None = None) -> tuple[dict[Path, list[dict]], Report]:
+                   man_cache: Path | None = None, reserved: Sequence[str] = ()) -> tuple[dict[Path, list[dict]], Report]:
     """Validate pair files together (duplicates are found across files); accepted rows by file, and the report."""
     rows = []
     for path in files:
         for row in read_jsonl(path):
             row["_file"] = path
             rows.append(row)
-    report = validate(rows, known, held_out, ManualPages(man_cache))
+    report = validate(rows, known, held_out, ManualPages(man_cache), reserved=reserved)
     by_file: dict[Path, list[dict]] = {p: [] for p in files}
     for row in report.accepted:
         by_file[row.pop("_file")].append(row)
