@@ -263,11 +263,21 @@ def bash_parses(commands: Sequence[str], workers: int = 4) -> list[bool]:
         return list(pool.map(_bash_ok, commands, chunksize=64))
 
 
-def shellcheck_errors(commands: Sequence[str]) -> dict[int, str]:
-    """Index -> first error-level shellcheck finding (one script, a command a line; shellcheck stops at a
-    line it cannot parse, so the lines after one are checked again)."""
+def shellcheck_errors(commands: Sequence[str], workers: int | None = None) -> dict[int, str]:
+    """Index -> first error-level shellcheck finding (a script per slice of the commands, a command a line,
+    the slices checked in parallel: error-level findings concern one line, so slicing changes none)."""
     if shutil.which("shellcheck") is None:
         return {}
+    workers = max(1, workers or os.cpu_count() or 1)
+    size = -(-len(commands) // workers) or 1
+    starts = range(0, len(commands), size)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(lambda s: _shellcheck_errors_serial(commands[s:s + size]), starts)
+    return {s + i: why for s, part in zip(starts, parts) for i, why in part.items()}
+
+
+def _shellcheck_errors_serial(commands: Sequence[str]) -> dict[int, str]:
+    """One script; shellcheck stops at a line it cannot parse, so the lines after one are checked again."""
     errors: dict[int, str] = {}
     start = 0
     while start < len(commands):
@@ -349,7 +359,9 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
         else:
             candidates.append(row)
     parses = bash_parses([r["command"] for r in candidates]) if check_shell else [True] * len(candidates)
-    sc_errors = shellcheck_errors([r["command"] for r in candidates]) if check_shell else {}
+    parsed = [i for i, ok in enumerate(parses) if ok]  # a line bash cannot parse would mislead shellcheck's next lines
+    found = shellcheck_errors([candidates[i]["command"] for i in parsed]) if check_shell else {}
+    sc_errors = {parsed[j]: why for j, why in found.items()}
     held = [set(tokenize_for_search(h)) for h in held_out]
     held_by_word: dict[str, list[int]] = defaultdict(list)
     for i, words in enumerate(held):
