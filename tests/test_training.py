@@ -145,6 +145,30 @@ def test_snapshots_every_n_steps_match_an_uninterrupted_run(tmp_path):
             assert torch.equal(straight[step][name], resumed[step][name]), (step, name)
 
 
+@pytest.mark.parametrize(("every", "expected"), [(3, [3, 6, 7]), (0, [])])
+def test_eval_every_sets_when_held_out_evaluation_runs(tmp_path, every, expected):
+    """Every N steps and at the last one; 0 turns it off (a GPU run spends no time decoding on the CPU)."""
+    from dataclasses import replace
+
+    trainer, sampler = _trainer(tmp_path, 7)
+    trainer.tc = replace(trainer.tc, eval_every=every)
+    seen: list[int] = []
+    best: list[float] = []
+    trainer.run(sampler, eval_fn=lambda m, step: seen.append(step) or {"metric": float(step)},
+                on_best=lambda m, metrics: best.append(metrics["metric"]), progress=False)
+    assert seen == expected
+    assert best == [float(s) for s in expected]  # each later evaluation scored higher here
+
+
+def test_cli_eval_every_reaches_the_training_config():
+    from tinyllm.train.cli import _train_overrides
+    from tinyllm.train.presets import PLANS
+
+    tc = _train_overrides(PLANS["default"].sft, None, None, None, "cpu", False, False, None, None, 0)
+    assert tc.eval_every == 0 and tc.steps == PLANS["default"].sft.steps
+    assert _train_overrides(PLANS["default"].sft, None, None, None, "cpu", False, False, None).eval_every == 1000
+
+
 def test_training_seconds_are_logged_and_kept_across_a_resume(tmp_path, monkeypatch):
     import itertools
     import types

@@ -28,12 +28,12 @@ class StageError(click.ClickException):
 
 
 def needs_torch(fn):
-    """Fail with one line (not an ImportError traceback) when the training extra is missing."""
+    """Fail with one line (not an ImportError traceback) when the training extra is missing. Only torch is
+    checked: `datasets` serves `corpus --hf` alone, which says so itself when it is missing."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            import datasets  # noqa: F401
             import torch  # noqa: F401
         except ImportError:
             raise StageError(TRAIN_EXTRA_HINT) from None
@@ -225,10 +225,12 @@ def run_shards(out: Path, workers: int = 2) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-def _train_overrides(tc, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every=None):
+def _train_overrides(tc, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every=None,
+                     eval_every=None):
     from dataclasses import replace
 
-    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "grad_accum": grad_accum, "ckpt_every": ckpt_every}
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "grad_accum": grad_accum, "ckpt_every": ckpt_every,
+             "eval_every": eval_every}
     changes = {k: v for k, v in given.items() if v is not None}
     changes["device"] = device
     if compile_:
@@ -244,6 +246,8 @@ def train_opts(fn):
         click.option("--batch-size", type=int, default=None),
         click.option("--grad-accum", type=int, default=None),
         click.option("--ckpt-every", type=int, default=None, help="Checkpoint every N steps."),
+        click.option("--eval-every", type=click.IntRange(min=0), default=None,
+                     help="Evaluate on held-out data every N steps (default: the preset's; 0: never)."),
         click.option("--lr", type=float, default=None),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--no-bf16", is_flag=True, help="Train in full fp32."),
@@ -261,11 +265,12 @@ def train_opts(fn):
 @preset_opt
 @train_opts
 @stage
-def pretrain(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until,
-             device) -> None:
+def pretrain(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, eval_every, lr, compile_, no_bf16, resume,
+             until, device) -> None:
     """Pretrain on the token shards (resumable; DDP under torchrun)."""
     plan = _plan(preset)
-    tc = _train_overrides(plan.pretrain, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
+    tc = _train_overrides(plan.pretrain, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every,
+                          eval_every)
     run_pretrain(out, plan, tc, resume, until)
 
 
@@ -300,11 +305,11 @@ def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) ->
 @click.option("--snapshot-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write the weights as SFT-DIR/snap_STEP.npz every N steps (for `curve` and `average`; 0: never).")
 @stage
-def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, lr, compile_, no_bf16, resume, until, device,
-        from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment, snapshot_every) -> None:
+def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, eval_every, lr, compile_, no_bf16, resume, until,
+        device, from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment, snapshot_every) -> None:
     """Instruction fine-tuning with the prompt masked; keeps the best dev checkpoint as best.npz."""
     plan = _plan(preset)
-    tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every)
+    tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every, eval_every)
     ks = tuple(int(k) for k in retrieval_k.split(",")) if retrieval_k else plan.retrieval_k
     run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until,
             snapshot_every)

@@ -202,7 +202,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{last['tokens_per_s']:.0f}", refresh=False)
-                if eval_fn is not None and (self.step % tc.eval_every == 0 or self.step in (tc.steps, stop)) and self.rank == 0:
+                if (eval_fn is not None and tc.eval_every > 0 and self.rank == 0
+                        and (self.step % tc.eval_every == 0 or self.step in (tc.steps, stop))):
                     self.model.eval()
                     metrics = eval_fn(self.model, self.step)
                     self.log({"step": self.step, "eval": metrics})
