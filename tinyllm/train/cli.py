@@ -247,7 +247,7 @@ def train_opts(fn):
         click.option("--grad-accum", type=int, default=None),
         click.option("--ckpt-every", type=int, default=None, help="Checkpoint every N steps."),
         click.option("--eval-every", type=click.IntRange(min=0), default=None,
-                     help="Evaluate on held-out data every N steps (default: the preset's; 0: never)."),
+                     help="Evaluate on held-out data every N steps (default: the preset's; 0: never, and sft keeps no best.npz)."),
         click.option("--lr", type=float, default=None),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--no-bf16", is_flag=True, help="Train in full fp32."),
