@@ -13,7 +13,6 @@ Run it again with --resume to continue the same work folders from their checkpoi
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import signal
@@ -76,9 +75,9 @@ def main() -> None:
                 (run / d).symlink_to((args.base / d).resolve())
         script = " && ".join(" ".join(f"'{a}'" for a in c)
                              for c in commands(run, preset, pre, steps, every, args.device, args.resume))
-        log = open(run / "stderr.txt", "a")
-        procs[name] = subprocess.Popen(["bash", "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        with open(run / "stderr.txt", "a") as log:  # the child keeps its own copy of the descriptor
+            procs[name] = subprocess.Popen(["bash", "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
     status: dict[str, dict] = {}
     while procs:
         for name, p in list(procs.items()):
@@ -99,11 +98,12 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tinyllm.formats.checkpoint import load_inference, save_inference
     from tinyllm.train.average import average_checkpoints
+    from tinyllm.train.curve import snapshots
 
     for name in variants:
         run = args.work / name
-        snaps = sorted(glob.glob(str(run / "sft" / "snap_*.npz")), key=lambda p: int(Path(p).stem.split("_")[1]))
-        status.setdefault(name, {})["snapshots"] = [Path(p).name for p in snaps]
+        snaps = list(snapshots(run / "sft").values())
+        status.setdefault(name, {})["snapshots"] = [p.name for p in snaps]
         pick, target = snaps[-3:], args.out / f"{name}.npz"
         if len(pick) >= 2:
             status[name]["averaged"] = average_checkpoints(pick, target, dtype="int8").get("averaged_steps")
