@@ -276,6 +276,23 @@ def test_confidence_features_of_the_winner():
     assert confidence(f, old) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 4.0 * -0.3))))
 
 
+def test_fit_confidence_reads_the_named_features_only():
+    """The logistic fit learns the sign of a feature that predicts "right", over the features it is given
+    (a trial feature beside the served ones), and ignores the others."""
+    from tinyllm.infer.rank import CONFIDENCE_FEATURES
+    from tinyllm.train.rank_tune import fit_confidence
+
+    rows = []
+    for i in range(200):
+        feats = dict.fromkeys(CONFIDENCE_FEATURES, 0.0) | {"bias": 1.0, "trial": (i % 10) / 10,
+                                                         "noise": float(i % 3)}
+        rows.append({"features": feats, "exact": (i % 10) >= 5})
+    w = fit_confidence(rows, names=("bias", "trial"))
+    assert set(w) == {"bias", "trial"} and w["trial"] > 1.0 and w["bias"] < 0
+    assert set(fit_confidence(rows)) == set(CONFIDENCE_FEATURES)  # default: the served features
+    assert fit_confidence(rows)["logprob"] == 0.0  # a constant feature gets no weight under L2
+
+
 def test_fit_turns_filling_on_when_it_helps_on_dev():
     from tinyllm.train.rank_tune import fit
 

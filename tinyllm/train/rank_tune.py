@@ -365,14 +365,17 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
     return pen, best
 
 
-def fit_confidence(rows: Sequence[dict | None], l2: float = 1.0, iters: int = 50) -> dict[str, float]:
-    """Logistic regression (Newton, L2 on all but the bias) of "the answer is right" on its features."""
+def fit_confidence(rows: Sequence[dict | None], l2: float = 1.0, iters: int = 50,
+                   names: Sequence[str] | None = None) -> dict[str, float]:
+    """Logistic regression (Newton, L2 on all but the first, the bias) of "the answer is right" on its
+    features `names` (default `CONFIDENCE_FEATURES`)."""
     import numpy as np
 
     from tinyllm.infer.rank import CONFIDENCE_FEATURES
 
+    names = tuple(names or CONFIDENCE_FEATURES)
     data = [r for r in rows if r and r["features"]]
-    X = np.array([[r["features"][k] for k in CONFIDENCE_FEATURES] for r in data], dtype=np.float64)
+    X = np.array([[r["features"][k] for k in names] for r in data], dtype=np.float64)
     y = np.array([float(r["exact"]) for r in data])
     w = np.zeros(X.shape[1])
     reg = np.full(X.shape[1], l2)
@@ -385,7 +388,7 @@ def fit_confidence(rows: Sequence[dict | None], l2: float = 1.0, iters: int = 50
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return {k: round(float(v), 5) for k, v in zip(CONFIDENCE_FEATURES, w)}
+    return {k: round(float(v), 5) for k, v in zip(names, w)}
 
 
 def reliability(rows: Sequence[dict | None],
