@@ -102,6 +102,25 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert res.returncode == 0 and "retrieved fallback candidates" in res.stderr, res.stderr[-3000:]
     assert "filled-in values" in res.stderr
     assert [json.loads(line) for line in cands.read_text().splitlines()] == recs
+    # A stage can train on another pairs folder (a first stage on one mixture, then another): the
+    # index it saves and the rows it trains on are that folder's
+    other_pairs = tmp_path / "tn" / "pairs"
+    other_pairs.mkdir(parents=True)
+    train_rows = (out / "pairs" / "train.jsonl").read_text().splitlines(keepends=True)
+    (other_pairs / "train.jsonl").write_text("".join(train_rows[:50]))
+    for name in ("dev.jsonl", "pairs_manifest.json"):
+        (other_pairs / name).write_bytes((out / "pairs" / name).read_bytes())
+    stage = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_tn", "--steps", "2",
+                   "--pairs", str(other_pairs), "--eval-every", "0")
+    assert stage.returncode == 0, stage.stderr[-3000:]
+    assert "sft: 50 examples" in stage.stderr
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    assert len(BM25Index.load(out / "sft_tn" / "retrieval.idx")) == 50
+    (other_pairs / "dev.jsonl").unlink()
+    missing = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_tn2", "--steps", "2",
+                     "--pairs", str(other_pairs))
+    assert missing.returncode == 1 and "dev.jsonl not found" in missing.stderr and "Traceback" not in missing.stderr
     # ... and refuses one trained with another config or tokenizer, in one line.
     from tinyllm.formats.checkpoint import default_model_path
 

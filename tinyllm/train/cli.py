@@ -304,15 +304,19 @@ def run_pretrain(out: Path, plan, tc, resume: bool, until: int | None = None) ->
 @click.option("--no-augment", is_flag=True, help="Drop the augmented rows (ablation).")
 @click.option("--snapshot-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write the weights as SFT-DIR/snap_STEP.npz every N steps (for `curve` and `average`; 0: never).")
+@click.option("--pairs", "pairs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Pairs folder to train on (train.jsonl, dev.jsonl, pairs_manifest.json; default: OUT/pairs), "
+                   "e.g. another `data` stage's for a stage on another mixture.")
 @stage
 def sft(ctx, out, preset, steps, batch_size, grad_accum, ckpt_every, eval_every, lr, compile_, no_bf16, resume, until,
-        device, from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment, snapshot_every) -> None:
+        device, from_scratch, init_ckpt, retrieval_k, sft_dir, max_train_pairs, no_augment, snapshot_every,
+        pairs_dir) -> None:
     """Instruction fine-tuning with the prompt masked; keeps the best dev checkpoint as best.npz."""
     plan = _plan(preset)
     tc = _train_overrides(plan.sft, steps, batch_size, lr, device, compile_, no_bf16, grad_accum, ckpt_every, eval_every)
     ks = tuple(int(k) for k in retrieval_k.split(",")) if retrieval_k else plan.retrieval_k
     run_sft(out, plan, tc, resume, from_scratch, init_ckpt, ks, sft_dir, max_train_pairs, not no_augment, until,
-            snapshot_every)
+            snapshot_every, pairs_dir)
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -336,7 +340,8 @@ def load_jsonl(path: Path) -> list[dict]:
 
 def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_ckpt: Path | None = None,
             ks: tuple[int, ...] = (0,), sft_dir: str = "sft", max_train_pairs: int | None = None,
-            augment: bool = True, until: int | None = None, snapshot_every: int = 0) -> Path:
+            augment: bool = True, until: int | None = None, snapshot_every: int = 0,
+            pairs_dir: Path | None = None) -> Path:
     import numpy as np
     import torch
 
@@ -354,13 +359,17 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
 
     tok = Tokenizer.from_file(out / "tokenizer" / "tokenizer.model")
     cfg = ModelConfig.from_name(plan.model, vocab_size=tok.vocab_size)
-    rows = load_jsonl(out / "pairs" / "train.jsonl")
+    pairs_dir = Path(pairs_dir) if pairs_dir else out / "pairs"
+    for name in ("train.jsonl", "dev.jsonl", "pairs_manifest.json"):
+        if not (pairs_dir / name).is_file():
+            raise StageError(f"{pairs_dir / name} not found (run the data stage into {pairs_dir.parent})")
+    rows = load_jsonl(pairs_dir / "train.jsonl")
     if not augment:
         rows = [r for r in rows if not r["source"].endswith("_aug")]
     if max_train_pairs:
         keep = np.random.default_rng(0).permutation(len(rows))[:max_train_pairs]
         rows = [rows[i] for i in sorted(keep)]
-    dev = load_jsonl(out / "pairs" / "dev.jsonl")
+    dev = load_jsonl(pairs_dir / "dev.jsonl")
     index = BM25Index.build(rows)
     index.with_tools()  # saved with it: serving's named-program step reads it
     run_dir = out / sft_dir
@@ -394,7 +403,7 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
         source = str(init_ckpt)
     eval_k = max(ks)
     dev_rows = dev[:: max(1, len(dev) // plan.dev_eval_rows)][: plan.dev_eval_rows]  # spread over all sources
-    pairs_manifest = json.loads((out / "pairs" / "pairs_manifest.json").read_text())
+    pairs_manifest = json.loads((pairs_dir / "pairs_manifest.json").read_text())
     meta = {"tokenizer_sha256": tok.sha256, "init": source, "retrieval_k": eval_k, "retrieval_k_train": list(ks),
             "data_fingerprint": pairs_manifest.get("fingerprint", ""), "augment": augment}
 
