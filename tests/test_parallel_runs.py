@@ -1,0 +1,79 @@
+"""scripts/parallel_runs.py: how a variant's spec becomes its stage commands, fresh and resumed."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "parallel_runs.py"
+
+
+@pytest.fixture(scope="module")
+def pr():
+    spec = importlib.util.spec_from_file_location("parallel_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stages(pr, cmds: list[list[str]]) -> list[list[str]]:
+    """The nl2cmd-train arguments of each command (without the interpreter prefix)."""
+    assert all(c[:len(pr.TRAIN)] == pr.TRAIN for c in cmds)
+    return [c[len(pr.TRAIN):] for c in cmds]
+
+
+def test_variant_spec_with_keys(pr):
+    name, spec = pr.parse_variant("T=default,900,12000,1500,first=runs/tn/pairs:3000,lr=3e-4,batch=64")
+    assert name == "T"
+    assert spec == {"preset": "default", "pre": 900, "steps": 12000, "every": 1500,
+                    "first": ("runs/tn/pairs", 3000), "lr": "3e-4", "batch": "64"}
+    for bad in ("T=default,900,12000", "T=default,a,12000,1500", "T=default,900,12000,1500,colour=red",
+                "T=default,900,12000,1500,first=runs/tn/pairs", "=default,900,12000,1500"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            pr.parse_variant(bad)
+
+
+def test_first_stage_feeds_the_main_stage(pr, tmp_path):
+    _, spec = pr.parse_variant("T=default,900,12000,1500,first=tn/pairs:3000,lr=3e-4")
+    pre, first, main = _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=False))
+    assert pre[:1] == ["pretrain"] and pre[pre.index("--steps") + 1] == "900"
+    assert first[first.index("--sft-dir") + 1] == "first" and first[first.index("--steps") + 1] == "3000"
+    assert first[first.index("--pairs") + 1] == str(Path("tn/pairs").resolve())
+    assert "--init" not in first and "--from-scratch" not in first  # from the pretraining, sft's default
+    assert main[main.index("--init") + 1] == str(tmp_path / "first" / "last.pt")
+    assert main[main.index("--lr") + 1] == "3e-4" and "--pairs" not in main and "--sft-dir" not in main
+
+
+def test_no_pretraining_starts_the_first_stage_from_scratch(pr, tmp_path):
+    _, spec = pr.parse_variant("D=default,0,12000,1500,first=tn/pairs:3000")
+    first, main = _stages(pr, pr.commands(tmp_path, spec, "cpu", resume=False))
+    assert "--from-scratch" in first and "--from-scratch" not in main
+    _, spec = pr.parse_variant("D=default,0,12000,1500")
+    (main,) = _stages(pr, pr.commands(tmp_path, spec, "cpu", resume=False))
+    assert "--from-scratch" in main
+
+
+def test_resume_continues_the_stage_that_was_running(pr, tmp_path):
+    _, spec = pr.parse_variant("T=default,900,12000,1500,first=tn/pairs:3000")
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "last.pt").write_bytes(b"")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "last.pt").write_bytes(b"")
+    first, main = _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=True))  # pretraining is done
+    assert first[0] == "sft" and "--resume" in first and "--resume" not in main
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "last.pt").write_bytes(b"")
+    (main,) = _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=True))
+    assert "--resume" in main and "--init" not in main
+
+
+def test_shell_line_quotes_its_arguments(pr):
+    assert pr.shell([["echo", "a b"], ["true"]]) == "echo 'a b' && true"
+
+
+def test_first_stage_hours_come_from_its_log(pr, tmp_path):
+    assert pr.first_stage_hours(tmp_path) == 0.0
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "log.jsonl").write_text('{"step": 1, "train_s": 10.0}\n{"step": 2, "train_s": 1800.0}\n')
+    assert pr.first_stage_hours(tmp_path) == 0.5
