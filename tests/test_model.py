@@ -144,6 +144,21 @@ def test_beam_one_is_greedy_and_nbest_sorted(micro):
         assert generate.beam_search(TorchStepModel(micro), prompt, beam=4, n_best=4, max_new_tokens=16)[0].ids == best[0].ids
 
 
+def test_top_indices_are_a_stable_argsorts_first_k():
+    """The beam's top-k selection equals the first k of a stable descending argsort, ties included (at the
+    cut too), on the beam x vocabulary score arrays it sees."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 3000))
+        values = rng.normal(size=n)
+        if trial % 2:  # many exact ties: a few distinct values only
+            values = np.round(values, 1)
+        values[rng.integers(0, n, size=n // 10)] = -np.inf  # masked tokens
+        for k in (1, 2, 8, n, n + 3):
+            want = np.argsort(-values, kind="stable")[:k]
+            assert np.array_equal(generate.top_indices(values, k), want), (trial, k)
+
+
 def test_sampling_is_seeded(micro):
     eng = NumpyTransformer(micro.cfg, state_to_numpy(micro))
     a = generate.sample(eng, [[2, 4, 7]], 10, temperature=1.0, top_k=20, top_p=0.9, seed=3)[0].ids

@@ -119,6 +119,17 @@ def greedy_from(model: StepModel, prompts: list[list[int]], heads: list[list[int
     return outs
 
 
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the `k` largest values, largest first, ties by lower index: the first `k` of a stable
+    argsort of `-values`, without sorting the whole array (a beam step has beam x vocabulary scores)."""
+    if k >= values.size:
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, values.size - k)[values.size - k]  # the k-th largest value
+    cand = np.flatnonzero(values >= kth)  # every index that can make the top k, ties at the boundary too
+    order = np.lexsort((cand, -values[cand]))  # by value, descending, then by index
+    return cand[order[:k]]
+
+
 def _sample_row(scaled: np.ndarray, top_k: int | None, top_p: float | None, rng: np.random.Generator) -> int:
     probs = np.exp(scaled - scaled.max())
     if top_k:
@@ -160,7 +171,7 @@ def beam_search(
         lp = _log_softmax(logits[: len(beams)].astype(np.float64))
         total = lp + np.array([b[1] for b in beams])[:, None]
         flat = total.ravel()
-        top = np.argsort(-flat, kind="stable")[: 2 * beam]
+        top = top_indices(flat, 2 * beam)
         new_beams: list[tuple[list[int], float]] = []
         rows: list[int] = []
         for idx in top:
