@@ -56,7 +56,7 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     before = load_inference(path).weights
     assert Runtime.load(path).ranking is None
     settings = RankSettings({"syntax": 2.0, "stutter": 0.5}, beam=6, confidence={"bias": 0.3, "logprob": 2.0},
-                            threshold=0.12, installed_penalty=0.2, fallback=3, fill=2)
+                            threshold=0.12, installed_penalty=0.2, fallback=3, fill=2, beam_below=-0.2)
     update_meta(path, {"ranking": settings.to_meta()})
     assert read_meta(path)["meta"]["step"] == 7
     assert Runtime.load(path).ranking == settings
@@ -65,7 +65,8 @@ def test_settings_round_trip_through_the_model_file(tmp_path):
     assert settings.gate() == ("syntax", "not_installed", "stutter")
     with pytest.raises(ValueError):
         RankSettings.from_meta({"ranking": {"penalties": {"syntax": "x"}}})
-    older = {k: v for k, v in settings.to_meta().items() if k not in ("fallback", "fill")}  # an older file
+    older = {k: v for k, v in settings.to_meta().items() if k not in ("fallback", "fill", "beam_below")}  # an older file
+    assert RankSettings.from_meta({"ranking": older}).beam_below is None  # the beam after failed checks only
     assert RankSettings.from_meta({"ranking": older}).fallback == 0
     assert RankSettings.from_meta({"ranking": older}).fill == 0  # and before filled-in values
 
@@ -89,6 +90,11 @@ def test_ranked_runtime_adds_beam_only_when_the_answer_fails(tmp_path, monkeypat
     ranked, escalated = rt.ranked(prompt, "list files", LEXICON, settings, first=Generated("ls '", -0.1, True, -0.1))
     assert escalated and beams[0]["beam"] == 4
     assert ranked[0].command == "ls -la"  # the parsing beam candidate beats the likelier broken answer
+    unsure = RankSettings({"syntax": 1.0}, beam_below=-0.2)  # the beam also runs for an unsure first answer
+    _, escalated = rt.ranked(prompt, "list files", LEXICON, unsure, first=Generated("ls -la", -0.1, True, -0.1))
+    assert not escalated and len(beams) == 1
+    _, escalated = rt.ranked(prompt, "list files", LEXICON, unsure, first=Generated("ls -la", -0.3, True, -0.3))
+    assert escalated and len(beams) == 2
 
 
 def test_ranked_runtime_falls_back_to_retrieved_commands_only_when_every_candidate_is_nonsense(tmp_path, monkeypatch):
@@ -310,6 +316,38 @@ def test_fit_turns_filling_on_when_it_helps_on_dev():
     assert report["ranked"]["exact"] == 1.0 and report["baseline"]["exact"] == 0.5
     older = [{k: v for k, v in r.items() if k not in ("filled", "checks")} for r in dev]  # decoded before filling
     assert fit(older, lexicon, beams=(2,))[0].fill == 0
+
+
+def test_fit_beams_for_unsure_answers_when_every_row_has_the_beam():
+    """Where the beam finds a command the model scores higher than its unsure greedy answer, which passes
+    every check, only a `beam_below` gate reaches it; the tuning tries gates when every row was decoded with
+    the beam, keeps one only if the beam then runs for at most half of the requests, and not otherwise."""
+    from tinyllm.train.rank_tune import MAX_BEAM_SHARE, fit
+
+    lexicon = ToolLexicon.build([{"instruction": "list files", "command": "ls -la"},
+                                 {"instruction": "list files by size", "command": "ls -lS"}])
+
+    def rows(unsure: int, sure: int) -> list[dict]:
+        out = []
+        for i in range(unsure):
+            row = _decoded(f"list files by size {'x' * (i + 1)}", "ls -lS", "ls -la", -0.35)
+            row["beam2"] = [{"command": "ls -lS", "logprob": -0.1}, {"command": "ls -la", "logprob": -0.35}]
+            out.append(row)
+        return out + [_decoded(f"list files {'y' * (i + 1)}", "ls -la", "ls -la", -0.05) for i in range(sure)]
+
+    dev = rows(8, 12)
+    settings, report = fit(dev, lexicon, beams=(2,))
+    assert settings.beam_below is not None and -0.35 < settings.beam_below <= -0.05
+    assert report["ranked"]["exact"] == 1.0 and report["baseline"]["exact"] == 0.6
+    assert report["ranked"]["beam_rate"] == 0.4 <= MAX_BEAM_SHARE
+    crowded = rows(12, 8)  # the gate would send most requests to the beam: refused
+    settings, report = fit(crowded, lexicon, beams=(2,))
+    assert settings.beam_below is None and report["ranked"]["exact"] == 0.4
+    assert any(v["beam_share"] > MAX_BEAM_SHARE for k, v in report.items() if "_below" in k)
+    failing_only = [{k: v for k, v in r.items() if k != "beam2"} if r["greedy"]["command"] == r["command"] else r
+                    for r in dev]  # decoded the old way: the beam only where the first answer fails a check
+    settings, report = fit(failing_only, lexicon, beams=(2,))
+    assert settings.beam_below is None and not any("_below" in k for k in report)
 
 
 def test_calibration_rows_break_dev_ties_in_the_penalty_tuning():

@@ -52,6 +52,9 @@ class RankSettings:
     """Beam width (and n-best size) decoded when the first answer fails a check."""
     always_beam: bool = False
     """Decode the beam n-best for every request, not only when the first answer fails a check."""
+    beam_below: float | None = None
+    """Also decode the beam n-best when the first answer's mean log-prob is below this: the model was
+    unsure, and a sequence it scores higher may exist (None: only after a failed check)."""
     confidence: dict[str, float] = field(default_factory=dict)
     """Logistic coefficients over `CONFIDENCE_FEATURES` (empty: no confidence)."""
     threshold: float = 0.0
@@ -73,7 +76,7 @@ class RankSettings:
         return {"penalties": dict(self.penalties), "beam": self.beam, "always_beam": self.always_beam,
                 "confidence": dict(self.confidence), "threshold": self.threshold,
                 "installed_penalty": self.installed_penalty, "fallback": self.fallback,
-                "fill": self.fill}
+                "fill": self.fill, "beam_below": self.beam_below}
 
     @classmethod
     def from_meta(cls, meta: Mapping) -> RankSettings | None:
@@ -84,11 +87,20 @@ class RankSettings:
         try:
             penalties = {str(k): float(v) for k, v in obj.get("penalties", {}).items()}
             conf = {str(k): float(v) for k, v in obj.get("confidence", {}).items()}
-            return cls(penalties, int(obj.get("beam", 4)), bool(obj.get("always_beam", False)), conf,
+            below = obj.get("beam_below")
+            return cls(penalties, int(obj.get("beam", 4)), bool(obj.get("always_beam", False)),
+                       None if below is None else float(below), conf,
                        float(obj.get("threshold", 0.0)), float(obj.get("installed_penalty", 0.0)),
                        max(0, int(obj.get("fallback", 0))), max(0, int(obj.get("fill", 0))))
         except (AttributeError, TypeError, ValueError):
             raise ValueError("model metadata has malformed ranking settings") from None
+
+    def escalates(self, first: Ranked | None) -> bool:
+        """Does the beam run after the first answer `first` (the named-program step's, ranked)? When there is
+        none, when it fails a check with a penalty, when its mean log-prob is below `beam_below`, or always."""
+        if self.always_beam or first is None or any(first.failed.get(c) for c in self.gate()):
+            return True
+        return self.beam_below is not None and first.logprob < self.beam_below
 
     def gate(self) -> tuple[str, ...]:
         """The checks whose failure sends a request to the beam (those with a penalty)."""

@@ -211,8 +211,8 @@ class Runtime:
 
         The greedy answer (`first`, when the caller decoded it in a batch) and the named-program
         candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
-        named-program step's answer fails a check that has a penalty, when `n` > 1, or always if the
-        settings say so. `named` False leaves the named-program candidates out (the checks still use `tools`).
+        settings escalate the named-program step's answer (`RankSettings.escalates`: it fails a check that has
+        a penalty, or its mean log-prob is below `beam_below`) or when `n` > 1. `named` False leaves the named-program candidates out (the checks still use `tools`).
         Then the top `settings.fill` candidates that lack a request value add their filled-in rewrites.
         When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
         training requests) adds `settings.fallback` real commands, scored by the model (`fallback_candidates`)."""
@@ -231,8 +231,7 @@ class Runtime:
         for r in ranked:
             known[r.command] = r.failed
         top = next(r for r in ranked if r.command == top_cmd) if top_cmd else None
-        gate = settings.gate()
-        escalate = settings.always_beam or n > 1 or top is None or any(top.failed.get(c) for c in gate)
+        escalate = n > 1 or settings.escalates(top)
         if escalate:
             width = max(settings.beam, n)
             cands += [(b.command, b.mean_logprob if b.mean_logprob is not None else b.score, "beam")

@@ -569,7 +569,10 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
         summary["confidence"] = confidence_summary(scored, ranking.threshold)
     mode = f"rerank {rerank} + beam {max(beam, 2)}" if rerank else f"beam={beam}"
     mode += ", named tools" if named_tools and tools is not None else ""
-    mode += f", ranked (beam {ranking.beam} on failed checks)" if ranking is not None else ""
+    if ranking is not None:
+        when = "every request" if ranking.always_beam else "failed checks" + (
+            f" and mean log-prob < {ranking.beam_below:g}" if ranking.beam_below is not None else "")
+        mode += f", ranked (beam {ranking.beam} on {when})"
     lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
     summary["engine"] = runtime.engine
     result = {"model": summary}
@@ -752,14 +755,16 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
     runtime = None
     if not recs:
         runtime = Runtime.load(ckpt)
-        recs = decode_candidates(runtime, rows, tools, progress=True)
+        recs = decode_candidates(runtime, rows, tools, only_failing=False, progress=True)
     if [r["instruction"] for r in calib] != [r["instruction"] for r in calibration]:  # absent, or another set
         runtime = runtime or Runtime.load(ckpt)
-        calib = decode_candidates(runtime, calibration, tools, progress=True)
+        calib = decode_candidates(runtime, calibration, tools, only_failing=False, progress=True)
         for r in calib:
             r["split"] = "calibration"
     runtime = runtime or Runtime.load(ckpt)
-    add_beams(runtime, recs + calib, tools)  # rows whose first answer fails a check added since they were saved
+    # every row gets every beam width, so that the tuning can try the beam on every request (files saved
+    # before that hold beams for the rows whose first answer failed a check only)
+    add_beams(runtime, recs + calib, tools, only_failing=False)
     if any("retrieved" not in r for r in recs + calib):  # the fallback's candidates (older files lack them)
         added = add_retrieved(runtime, recs + calib, index, tools)
         click.echo(f"rank-tune: retrieved fallback candidates on {added} rows", err=True)

@@ -22,6 +22,11 @@ CALIBRATION_SET = Path(__file__).parent / "data" / "calibration.jsonl"
 is within word-overlap F1 0.7 of an evaluation request; like users' requests, many are close to own pairs."""
 BEAMS = (4, 8)
 """Beam widths decoded per request (each keeps its whole n-best), so the tuning can pick among them."""
+BEAM_BELOW = (-0.5, -0.3, -0.2, -0.1)
+"""The mean log-probs tried as `RankSettings.beam_below` (the beam also runs below them)."""
+MAX_BEAM_SHARE = 0.5
+"""A `beam_below` is kept only if the beam then runs for at most this share of the calibration requests
+(dev's without them): the median request keeps greedy's latency, inside the warm-latency budget."""
 
 
 def _cand(g: Generated) -> dict:
@@ -115,7 +120,8 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
         for b in beams:
             if f"beam{b}" not in rec:
                 rec[f"beam{b}"] = [_cand(c) for c in runtime.beam(prompt, beam=b, n_best=b, max_new_tokens=max_new_tokens)]
-                rec.pop("filled", None)  # new candidates: their filled-in rewrites are scored again
+                rec.pop("filled", None)  # new candidates: their filled-in rewrites are scored again,
+                rec.pop("retrieved", None)  # and whether the fallback can be reached is asked again
         if progress and (i + 1) % 50 == 0:
             print(f"  {i + 1}/{len(recs)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
@@ -240,11 +246,11 @@ def simulate(rec: dict, tools, settings) -> tuple[list, bool]:
     top_cmd, top_lp = first_answer(rec, tools)
     cands.insert(0, (top_cmd, top_lp, "first"))
     known = rec["checks"]
-    failed = known.get(top_cmd, {})
-    escalate = settings.always_beam or not top_cmd or any(failed.get(c) for c in settings.gate())
+    ranked = rank(cands, rec["request"], tools, settings, None, known)
+    escalate = settings.escalates(next(r for r in ranked if r.command == top_cmd) if top_cmd else None)
     if escalate:
         cands += [(c["command"], c["logprob"], "beam") for c in rec[f"beam{settings.beam}"]]
-    ranked = rank(cands, rec["request"], tools, settings, None, known)
+        ranked = rank(cands, rec["request"], tools, settings, None, known)
     if settings.fill:
         seen = {r.command for r in ranked}
         filled = [(c["command"], c["logprob"], "filled") for src in fill_sources(ranked, settings)
@@ -336,9 +342,9 @@ def _floors(recs: Sequence[dict], tiebreak: Sequence[dict], tools) -> tuple:
 
 def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str] = TUNED_CHECKS,
                    rounds: int = 3, fill: int = 0, tiebreak: Sequence[dict] = (),
-                   floors: tuple | None = None) -> tuple[dict[str, float], tuple[float, float]]:
+                   floors: tuple | None = None, beam_below: float | None = None) -> tuple[dict[str, float], tuple[float, float]]:
     """Coordinate ascent over `PENALTY_GRID` for each check's penalty, never below the named-program step's
-    exact or command-name accuracy; `fill` as `RankSettings.fill`. Dev's objective decides; where two
+    exact or command-name accuracy; `fill` and `beam_below` as in `RankSettings`. Dev's objective decides; where two
     penalties tie on it (a check that never changes a dev answer, such as `wrong_direction` on tldr-style
     requests) the `tiebreak` rows' objective decides (the calibration set's everyday requests); ties on both
     keep the smaller penalty. `floors`: `_floors(recs, tiebreak, tools)`, when the caller has them. Returns
@@ -349,7 +355,7 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
     pen = dict.fromkeys(checks, 0.0)
     if "unknown_program" in pen:
         pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
-    best = _objectives(recs, tiebreak, tools, RankSettings(dict(pen), beam, fill=fill), floors)
+    best = _objectives(recs, tiebreak, tools, RankSettings(dict(pen), beam, beam_below=beam_below, fill=fill), floors)
     for _ in range(rounds):
         changed = False
         for c in checks:
@@ -357,7 +363,7 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
                 if v == pen[c]:
                     continue
                 trial = {**pen, c: v}
-                obj = _objectives(recs, tiebreak, tools, RankSettings(trial, beam, fill=fill), floors)
+                obj = _objectives(recs, tiebreak, tools, RankSettings(trial, beam, beam_below=beam_below, fill=fill), floors)
                 if _better(obj, best):
                     best, pen, changed = obj, trial, True
         if not changed:
@@ -432,19 +438,28 @@ def fit(recs: Sequence[dict], tools, beams: Sequence[int] = BEAMS,
     report: dict = {"baseline": _public(floors[0])}
     # the filled-in rewrites, when their candidates were scored (`add_filled`)
     fills = (0, FILL) if all("filled" in r for r in recs if "greedy" in r) else (0,)
+    # the beam for unsure first answers too, when every row has every width decoded (`add_beams(only_failing=False)`)
+    gates = (None, *BEAM_BELOW) if all(f"beam{b}" in r for r in list(recs) + list(calibration) if "greedy" in r
+                                       for b in beams) else (None,)
+    share_rows = calibration or recs  # the everyday requests, when there are some, stand for the users'
     best = None
     for f in fills:
         for b in beams:
-            pen, obj = tune_penalties(recs, tools, b, fill=f, tiebreak=calibration, floors=floors)
-            report[f"beam{b}" + (f"_fill{f}" if f else "")] = {"penalties": pen, "objective": round(obj[0], 5),
-                                                              "calibration_objective": round(obj[1], 5)}
-            if best is None or _better(obj, best[3]):
-                best = (f, b, pen, obj)
-    f, b, pen, _ = best
-    settings = RankSettings(pen, b, fill=f)
+            for g in gates:
+                pen, obj = tune_penalties(recs, tools, b, fill=f, tiebreak=calibration, floors=floors, beam_below=g)
+                share = score_settings(share_rows, tools, RankSettings(pen, b, beam_below=g, fill=f))["beam_rate"]
+                report[f"beam{b}" + (f"_fill{f}" if f else "") + (f"_below{g:g}" if g is not None else "")] = {
+                    "penalties": pen, "objective": round(obj[0], 5), "calibration_objective": round(obj[1], 5),
+                    "beam_share": round(share, 4)}
+                if share > MAX_BEAM_SHARE and g is not None:  # the median request would pay for the beam
+                    continue
+                if best is None or _better(obj, best[4]):
+                    best = (f, b, g, pen, obj)
+    f, b, g, pen, _ = best
+    settings = RankSettings(pen, b, beam_below=g, fill=f)
     if all("retrieved" in r for r in recs):  # the fallback, when its candidates were scored (`add_retrieved`)
-        objs = {k: _objectives(recs, calibration, tools, RankSettings(pen, b, fallback=k, fill=f), floors)
-                for k in (0, FALLBACK)}
+        objs = {k: _objectives(recs, calibration, tools, RankSettings(pen, b, beam_below=g, fallback=k, fill=f),
+                               floors) for k in (0, FALLBACK)}
         report["fallback"] = {str(k): round(v[0], 5) for k, v in objs.items()}
         settings.fallback = FALLBACK if _better(objs[FALLBACK], objs[0]) else 0
     scored, calib = score_settings(recs, tools, settings), score_settings(calibration, tools, settings)
