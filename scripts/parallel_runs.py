@@ -12,7 +12,8 @@ is NAME=PRESET,PRETRAIN_STEPS,SFT_STEPS,SNAPSHOT_EVERY[,KEY=VALUE...]; 0 pretrai
 from scratch. Keys: `data=DIR` trains on that pairs folder instead of RUN/pairs (another `data` stage's,
 e.g. `--core-repeat 2`, with the same tokenizer); `first=DIR:STEPS` runs a first SFT stage of STEPS steps
 on the pairs folder DIR (SFT-DIR `first`) and starts the main stage from its weights; `lr=X` and
-`batch=N` set the main stage's learning rate and batch size.
+`batch=N` set the main stage's learning rate and batch size; `fp32=1` trains every stage in full fp32
+(`--no-bf16`: what a CPU without native bf16 runs).
 Run it again with --resume to continue the same work folders from their checkpoints. OUT gets NAME.npz
 (the mean of the last three snapshots, int8), status.json and logs.tgz; with --curve, each variant's
 snapshots are also scored as served on those sets after training (`nl2cmd-train curve`, the variants
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, "-c", "from tinyllm.train.cli import main; main()"]
 
 
-VARIANT_KEYS = ("data", "first", "lr", "batch")
+VARIANT_KEYS = ("data", "first", "lr", "batch", "fp32")
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -68,6 +69,7 @@ def commands(run: Path, spec: dict, device: str, resume: bool) -> list[list[str]
     and the main SFT stage; with `resume`, each continues its own checkpoint and finished stages are skipped."""
     pre, steps, every = spec["pre"], spec["steps"], spec["every"]
     common = ["--out", str(run), "--preset", spec["preset"], "--device", device]
+    common += ["--no-bf16"] if spec.get("fp32") in ("1", "yes", "true") else []
     done = {d: resume and (run / d / "last.pt").exists() for d in ("pretrain", "first", "sft")}
     cmds = []
     if pre and not (done["first"] or done["sft"]):

@@ -77,3 +77,11 @@ def test_first_stage_hours_come_from_its_log(pr, tmp_path):
     (tmp_path / "first").mkdir()
     (tmp_path / "first" / "log.jsonl").write_text('{"step": 1, "train_s": 10.0}\n{"step": 2, "train_s": 1800.0}\n')
     assert pr.first_stage_hours(tmp_path) == 0.5
+
+
+def test_fp32_reaches_every_stage(pr, tmp_path):
+    _, spec = pr.parse_variant("F=default,900,12000,1500,first=tn/pairs:3000,fp32=1")
+    stages = _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=False))
+    assert len(stages) == 3 and all("--no-bf16" in s for s in stages)
+    _, spec = pr.parse_variant("A=default,900,12000,1500")
+    assert not any("--no-bf16" in s for s in _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=False)))
