@@ -49,7 +49,7 @@ class RankSettings:
     penalties: dict[str, float] = field(default_factory=dict)
     """check name -> penalty subtracted from the mean log-prob of a candidate that fails it."""
     beam: int = 4
-    """Beam width (and n-best size) decoded when the first answer fails a check."""
+    """Beam width (and n-best size) decoded when the settings escalate the first answer (`escalates`)."""
     always_beam: bool = False
     """Decode the beam n-best for every request, not only when the first answer fails a check."""
     beam_below: float | None = None

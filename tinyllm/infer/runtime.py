@@ -212,7 +212,8 @@ class Runtime:
         The greedy answer (`first`, when the caller decoded it in a batch) and the named-program
         candidates come first; the beam n-best (width `settings.beam`, at least `n`) is added when the
         settings escalate the named-program step's answer (`RankSettings.escalates`: it fails a check that has
-        a penalty, or its mean log-prob is below `beam_below`) or when `n` > 1. `named` False leaves the named-program candidates out (the checks still use `tools`).
+        a penalty, or its mean log-prob is below `beam_below`) or when `n` > 1. `named` False leaves the
+        named-program candidates out (the checks still use `tools`).
         Then the top `settings.fill` candidates that lack a request value add their filled-in rewrites.
         When every candidate then fails a structure check, `retrieved(k)` (the commands of the k nearest
         training requests) adds `settings.fallback` real commands, scored by the model (`fallback_candidates`)."""
