@@ -95,12 +95,13 @@ def main() -> int:
         s = score_settings(sets[dev], tools, replace(settings, penalties={**settings.penalties, check: 0.0}))
         report["ablation"]["all_but"][check] = _public(s)
         ablation.append(row(f"all but {check}", "0", s))
-    for step in ("fill", "fallback"):
+    labels = {"fill": "the filled-in values", "fallback": "the retrieved fallback",
+              "beam_below": "the beam for unsure answers"}
+    for step, label in labels.items():
         if getattr(settings, step):
-            s = score_settings(sets[dev], tools, replace(settings, **{step: 0}))
+            s = score_settings(sets[dev], tools, replace(settings, **{step: None if step == "beam_below" else 0}))
             report["ablation"]["all_but"][step] = _public(s)
-            ablation.append(row(f"all but the {'filled-in values' if step == 'fill' else 'retrieved fallback'}",
-                                "-", s))
+            ablation.append(row(f"all but {label}", "-", s))
     rel = ["| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
     for b in report["sets"][dev]["reliability"]:
         rel.append(f"| {b['bin']} | {b['n']} | {b['mean_confidence']} | {b['right']} |")
