@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from common import BenchError, markdown_table, run_main
 
+from tinyllm.infer.generate import _log_softmax
+
 REPO = Path(__file__).resolve().parent.parent
 SIGNALS = ("min_logprob", "eos_logprob", "first_logprob", "max_entropy", "mean_entropy")
 """Of the answer's tokens (its <eos> included): the lowest log-prob, the <eos>'s, the first token's; the
@@ -34,9 +36,7 @@ def token_signals(runtime, request: str, platform: str, command: str) -> dict[st
     """`SIGNALS` of `command` as the answer to `request` (one uncached forward)."""
     prompt = runtime.prompt_ids(request, platform)
     target = runtime.tokenizer.encode_target(command)
-    logits = runtime.model.forward(np.array([prompt + target], dtype=np.int64))[0].astype(np.float64)
-    logits -= logits.max(axis=-1, keepdims=True)
-    logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    logp = _log_softmax(runtime.model.forward(np.array([prompt + target], dtype=np.int64))[0].astype(np.float64))
     pos = len(prompt) - 1 + np.arange(len(target))
     picked = logp[pos, np.array(target)]
     entropy = -(np.exp(logp[pos]) * logp[pos]).sum(axis=-1)

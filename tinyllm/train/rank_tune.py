@@ -111,17 +111,18 @@ def add_beams(runtime, recs: list[dict], tools, beams: Iterable[int] = BEAMS, on
 
     t0 = time.time()
     for i, rec in enumerate(recs):
-        if "greedy" not in rec:
+        missing = [b for b in beams if f"beam{b}" not in rec]
+        if "greedy" not in rec or not missing:
             continue
-        cmd, _ = first_answer(rec, tools)
-        if only_failing and cmd and not check(cmd, rec["request"], tools):  # an empty answer escalates too
-            continue
+        if only_failing:
+            cmd, _ = first_answer(rec, tools)
+            if cmd and not check(cmd, rec["request"], tools):  # an empty answer escalates too
+                continue
         prompt = runtime.prompt_ids(rec["request"], rec["platform"])
-        for b in beams:
-            if f"beam{b}" not in rec:
-                rec[f"beam{b}"] = [_cand(c) for c in runtime.beam(prompt, beam=b, n_best=b, max_new_tokens=max_new_tokens)]
-                rec.pop("filled", None)  # new candidates: their filled-in rewrites are scored again,
-                rec.pop("retrieved", None)  # and whether the fallback can be reached is asked again
+        for b in missing:
+            rec[f"beam{b}"] = [_cand(c) for c in runtime.beam(prompt, beam=b, n_best=b, max_new_tokens=max_new_tokens)]
+        rec.pop("filled", None)  # new candidates: their filled-in rewrites are scored again,
+        rec.pop("retrieved", None)  # and whether the fallback can be reached is asked again
         if progress and (i + 1) % 50 == 0:
             print(f"  {i + 1}/{len(recs)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
