@@ -372,3 +372,44 @@ def test_calibration_rows_break_dev_ties_in_the_penalty_tuning():
     assert both.penalties["wrong_direction"] > 0.3  # enough to put the packing candidate first
     assert report["calibration"]["exact"] == 1.0 and report["ranked"]["exact"] == 1.0
     assert report["beam2"]["calibration_objective"] > 0
+
+
+def test_structure_penalties_are_also_raised_together():
+    """Where the first answer does not parse and the beam's best stutters, raising either penalty alone only
+    swaps one nonsense answer for the other (no gain, so coordinate ascent stops there); the joint step over
+    the structure checks reaches the clean, right candidate below both."""
+    from tinyllm.train.rank_tune import PENALTY_GRID, TUNED_CHECKS, fit, score_settings
+
+    lexicon = ToolLexicon.build([{"instruction": "list files", "command": "ls -la"}])
+    dev = []
+    for i in range(10):
+        row = _decoded(f"list all files in long format {'z' * (i + 1)}", "ls -la", 'ls -la "', -0.1)
+        row["beam2"] = [{"command": "ls -la -la -la", "logprob": -0.15}, {"command": "ls -la", "logprob": -0.6}]
+        dev.append(row)
+    dev += [_decoded(f"list files {'y' * (i + 1)}", "ls -la", "ls -la", -0.05) for i in range(10)]
+    settings, report = fit(dev, lexicon, beams=(2,))
+    assert report["baseline"]["exact"] == 0.5 and report["ranked"]["exact"] == 1.0
+    assert min(settings.penalties["syntax"], settings.penalties["stutter"]) > 0.4
+    start = {**dict.fromkeys(TUNED_CHECKS, 0.0), "unknown_program": PENALTY_GRID[-1]}  # where the ascent starts
+    for c in ("syntax", "stutter"):  # no single step gains: the other nonsense answer wins instead
+        for v in PENALTY_GRID:
+            assert score_settings(dev, lexicon, RankSettings({**start, c: v}, 2))["exact"] == 0.5
+
+
+def test_a_named_program_keeps_its_floor_penalty():
+    """Where dev never shows the named_unused check at work (ties at every penalty), the tuning still gives
+    it its floor, so a command that is a little likelier but drops the program the user named loses."""
+    from tinyllm.train.rank_tune import PENALTY_FLOORS, fit
+
+    lexicon = ToolLexicon.build([{"instruction": "list files", "command": "ls -la"},
+                                 {"instruction": "bandwidth per process with bandwhich", "command": "bandwhich -n"},
+                                 {"instruction": "show bandwidth with bandwhich", "command": "bandwhich -n"},
+                                 {"instruction": "bandwidth per connection", "command": "iftop -n"}])
+    assert "bandwhich" in lexicon.named
+    dev = [_decoded(f"list files {'z' * (i + 1)}", "ls -la", "ls -la", -0.1) for i in range(10)]
+    settings, _ = fit(dev, lexicon, beams=(2,))
+    assert settings.penalties["named_unused"] == PENALTY_FLOORS["named_unused"] > 0
+    cands = [("iftop -n", -0.2, "greedy"), ("bandwhich -n", -0.5, "named")]
+    request = "show bandwidth usage per process with bandwhich"
+    assert rank(cands, request, lexicon, RankSettings({"named_unused": 0.0}))[0].command == "iftop -n"
+    assert rank(cands, request, lexicon, settings)[0].command == "bandwhich -n"

@@ -210,6 +210,11 @@ PENALTY_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0)
 TUNED_CHECKS = ("syntax", "unknown_program", "unknown_option", "missing_value", "invented_value", "stutter",
                 "named_unused", "wrong_direction")
 """The checks tuned on dev (not `not_installed`: eval cannot see the user's machine)."""
+PENALTY_FLOORS = {"named_unused": 0.5}
+"""The least penalty the tuning gives a check, whatever dev says. A user who names a program expects it
+in the answer; dev's tldr requests often name a program that is not the command's first ("... with
+mktexfmt"), so dev alone can settle on a penalty that lets a likelier command without the named program
+win ("show bandwidth usage per process with bandwhich" -> `sudo iftop`)."""
 
 
 def _decoded_commands(rec: dict) -> list[str]:
@@ -348,22 +353,31 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
     exact or command-name accuracy; `fill` and `beam_below` as in `RankSettings`. Dev's objective decides; where two
     penalties tie on it (a check that never changes a dev answer, such as `wrong_direction` on tldr-style
     requests) the `tiebreak` rows' objective decides (the calibration set's everyday requests); ties on both
-    keep the smaller penalty. `floors`: `_floors(recs, tiebreak, tools)`, when the caller has them. Returns
-    the penalties and their (dev, tie-break) objectives."""
+    keep the smaller penalty; no penalty goes below its `PENALTY_FLOORS` entry. Each round also tries
+    raising the structure checks' penalties together (`STRUCTURE_CHECKS`): where one nonsense candidate
+    fails to parse and the next stutters, raising either penalty alone only swaps one for the other, and
+    only the joint step reaches the clean candidate below them. `floors`: `_floors(recs, tiebreak, tools)`,
+    when the caller has them. Returns the penalties and their (dev, tie-break) objectives."""
     from tinyllm.infer.rank import RankSettings
+    from tinyllm.knowledge.checks import STRUCTURE_CHECKS
 
     floors = floors or _floors(recs, tiebreak, tools)
-    pen = dict.fromkeys(checks, 0.0)
+    pen = {c: PENALTY_FLOORS.get(c, 0.0) for c in checks}
     if "unknown_program" in pen:
         pen["unknown_program"] = PENALTY_GRID[-1]  # where the named-program step stands: it never keeps one
     best = _objectives(recs, tiebreak, tools, RankSettings(dict(pen), beam, beam_below=beam_below, fill=fill), floors)
+    structure = tuple(c for c in checks if c in STRUCTURE_CHECKS)
+    groups = [(c,) for c in checks] + ([structure] if len(structure) > 1 else [])
     for _ in range(rounds):
         changed = False
-        for c in checks:
+        for group in groups:
             for v in PENALTY_GRID:
-                if v == pen[c]:
+                if len(group) == 1 and v < PENALTY_FLOORS.get(group[0], 0.0):
                     continue
-                trial = {**pen, c: v}
+                # one check set to v, or the structure checks together raised to at least v
+                trial = {**pen, group[0]: v} if len(group) == 1 else {**pen, **{c: max(pen[c], v) for c in group}}
+                if trial == pen:
+                    continue
                 obj = _objectives(recs, tiebreak, tools, RankSettings(trial, beam, beam_below=beam_below, fill=fill), floors)
                 if _better(obj, best):
                     best, pen, changed = obj, trial, True
