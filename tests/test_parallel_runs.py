@@ -85,3 +85,23 @@ def test_fp32_reaches_every_stage(pr, tmp_path):
     assert len(stages) == 3 and all("--no-bf16" in s for s in stages)
     _, spec = pr.parse_variant("A=default,900,12000,1500")
     assert not any("--no-bf16" in s for s in _stages(pr, pr.commands(tmp_path, spec, "cuda", resume=False)))
+
+
+def test_curve_files_travel_as_one_archive(pr, tmp_path):
+    import tarfile
+
+    assert pr.pack_curves(tmp_path, ["A"]) is None
+    (tmp_path / "A_curve.jsonl").write_text('{"step": 1}\n')
+    (tmp_path / "A_curve.png").write_bytes(b"png")
+    (tmp_path / "B_curve.jsonl").write_text('{"step": 2}\n')  # B's report drew no plot
+    (tmp_path / "A.npz").write_bytes(b"model")
+    packed = pr.pack_curves(tmp_path, ["A", "B"])
+    with tarfile.open(packed) as tar:
+        assert sorted(tar.getnames()) == ["A_curve.jsonl", "A_curve.png", "B_curve.jsonl"]
+        assert tar.extractfile("B_curve.jsonl").read() == b'{"step": 2}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.npz", "curves.tgz"]
+
+
+def test_engine_build_reports_failure(pr, tmp_path, monkeypatch):
+    monkeypatch.setattr(pr, "ROOT", tmp_path)  # no setup.py there: the numpy engine will score
+    assert pr.build_engine() is False
