@@ -23,9 +23,9 @@ from tinyllm.serve.suggest import Suggester
 
 HERE = Path(__file__).resolve().parent
 NAMING = [
-    "scan all devices with lvmdiskscan", "show bandwidth usage per process with bandwhich", "open a new session with zellij",
+    "scan all devices with lvmdiskscan", "show DNS traffic using bandwhich", "open a new session with zellij",
     "convert video.mp4 to a gif with ffmpeg", "check deploy.sh with shellcheck", "download a file with aria2c",
-    "show DNS traffic using bandwhich", "list block devices with lsblk", "compress notes.txt with zstd",
+    "show bandwidth usage per process with bandwhich", "list block devices with lsblk", "compress notes.txt with zstd",
     "sync the photos folder to backup with rsync", "show my open pull requests with gh",
 ]
 

@@ -108,7 +108,7 @@ def test_named_tools_quick(tmp_path: Path) -> None:
     sets = payload["sets"]
     assert set(sets) == {"everyday", "naming a program"}
     assert sets["naming a program"]["naming"] == sets["naming a program"]["n"] == 2
-    # greedy misspells lvmdiskscan (`sudo lvqbcancan`); the step repairs it
+    # without the step, v29 answers the bandwhich request with `sudo ascii -b`; the step gives `bandwhich ...`
     assert sets["naming a program"]["changed"] >= 1
     for row in sets.values():
         assert row["p50_off_ms"] > 0 and row["p50_on_ms"] > 0 and row["ratio_p50"] > 0
