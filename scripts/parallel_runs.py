@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -133,17 +132,20 @@ def build_engine() -> bool:
     return done.returncode == 0
 
 
-def pack_curves(out: Path, names: list[str]) -> Path | None:
-    """Move each NAME_curve.jsonl and NAME_curve.png in `out` into out/curves.tgz; None when there are none."""
-    files = [out / f"{n}_curve.{ext}" for n in names for ext in ("jsonl", "png")]
-    files = [f for f in files if f.exists()]
+def pack_curves(out: Path, work: Path, names: list[str]) -> Path | None:
+    """Write each variant's curve (work/NAME/sft/curve.jsonl, and work/NAME/learning_curve.png from
+    `nl2cmd-train report`) into out/curves.tgz as NAME_curve.jsonl and NAME_curve.png; None when there are none."""
+    from tinyllm.train.curve import CURVE_FILE
+    from tinyllm.train.report import CURVE_PNG
+
+    files = {f"{n}_curve.{ext}": work / n / rel for n in names
+             for ext, rel in (("jsonl", Path("sft") / CURVE_FILE), ("png", Path(CURVE_PNG)))}
+    files = {arc: f for arc, f in files.items() if f.exists()}
     if not files:
         return None
     with tarfile.open(out / "curves.tgz", "w:gz") as tar:
-        for f in files:
-            tar.add(f, arcname=f.name)
-    for f in files:
-        f.unlink()
+        for arc, f in files.items():
+            tar.add(f, arcname=arc)
     return out / "curves.tgz"
 
 
@@ -191,7 +193,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tinyllm.formats.checkpoint import load_inference, save_inference
     from tinyllm.train.average import average_checkpoints
-    from tinyllm.train.curve import CURVE_FILE, snapshots
+    from tinyllm.train.curve import snapshots
 
     for name in variants:
         run = args.work / name
@@ -216,14 +218,9 @@ def main() -> None:
             curve = TRAIN + ["curve", "--run", str(run)] + [a for s in args.curve_sets for a in ("--jsonl", s)]
             curve += ["--limit", str(args.curve_limit)] if args.curve_limit else []
             curve += ["--offset-hours", f"{first_stage_hours(run):.4f}"] if "first" in variants[name] else []
-            report = TRAIN + ["report", "--out", str(run), "--curve-png", str((args.out / f"{name}_curve.png").resolve())]
-            scripts[name] = shell([curve, report])
+            scripts[name] = shell([curve, TRAIN + ["report", "--out", str(run)]])
         run_side_by_side(scripts, args.work, env, time.time() - t0 + args.curve_seconds, t0, "curve.txt", status)
-        for name in scripts:
-            src = args.work / name / "sft" / CURVE_FILE
-            if src.exists():
-                shutil.copyfile(src, args.out / f"{name}_curve.jsonl")
-        pack_curves(args.out, list(variants))
+        pack_curves(args.out, args.work, list(scripts))
     (args.out / "status.json").write_text(json.dumps(status, indent=1))
     with tarfile.open(args.out / "logs.tgz", "w:gz") as tar:
         for name in variants:

@@ -90,16 +90,20 @@ def test_fp32_reaches_every_stage(pr, tmp_path):
 def test_curve_files_travel_as_one_archive(pr, tmp_path):
     import tarfile
 
-    assert pr.pack_curves(tmp_path, ["A"]) is None
-    (tmp_path / "A_curve.jsonl").write_text('{"step": 1}\n')
-    (tmp_path / "A_curve.png").write_bytes(b"png")
-    (tmp_path / "B_curve.jsonl").write_text('{"step": 2}\n')  # B's report drew no plot
-    (tmp_path / "A.npz").write_bytes(b"model")
-    packed = pr.pack_curves(tmp_path, ["A", "B"])
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    assert pr.pack_curves(out, work, ["A"]) is None
+    (work / "A" / "sft").mkdir(parents=True)
+    (work / "A" / "sft" / "curve.jsonl").write_text('{"step": 1}\n')
+    (work / "A" / "learning_curve.png").write_bytes(b"png")
+    (work / "B" / "sft").mkdir(parents=True)
+    (work / "B" / "sft" / "curve.jsonl").write_text('{"step": 2}\n')  # B's report drew no plot
+    packed = pr.pack_curves(out, work, ["A", "B"])
     with tarfile.open(packed) as tar:
         assert sorted(tar.getnames()) == ["A_curve.jsonl", "A_curve.png", "B_curve.jsonl"]
         assert tar.extractfile("B_curve.jsonl").read() == b'{"step": 2}\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.npz", "curves.tgz"]
+        assert tar.extractfile("A_curve.png").read() == b"png"
+    assert [p.name for p in out.iterdir()] == ["curves.tgz"]
 
 
 def test_engine_build_reports_failure(pr, tmp_path, monkeypatch):
