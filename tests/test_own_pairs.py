@@ -158,5 +158,30 @@ def test_missing_and_invented_values():
     assert missing_values("add ~/bin to PATH", 'export PATH="$HOME/bin:$PATH"') == []
     assert missing_values("ping DB01", "ping db01") == []
     assert invented_values("compress the logs folder", "tar -czf logs.tar.gz logs") == []
+
+
+@pytest.mark.parametrize(("request_", "command", "missing"), [
+    ("delete files older than 2 weeks", "find . -mtime +14 -delete", []),
+    ("delete files older than 2 weeks", "find . -mtime +10 -delete", ["2"]),
+    ("find logs older than 3 months", "find /var/log -mtime +90", []),
+    ("files under 1.5GB", "find . -size -1536M", []),
+    ("files over 1.5 GB", "find . -size +1500M", []),
+    ("create a 1GB file", "fallocate -l 1024M big.img", []),
+    ("create a 1GB file", "fallocate -l 2G big.img", ["1GB"]),
+    ("journal entries of the last 2 days", "journalctl --since '48 hours ago'", []),
+    # a number before seconds, minutes or hours is not checked: often a tool's default or a symptom
+    ("run df -h every 2 seconds", "watch df -h", []),
+])
+def test_a_quantity_may_reach_the_command_in_another_unit(request_, command, missing):
+    assert missing_values(request_, command) == missing
+
+
+def test_unit_equivalents():
+    from tinyllm.knowledge.values import unit_equivalents
+
+    assert {"14", "336"} <= unit_equivalents("2", "weeks")
+    assert {"1024", "1000"} <= unit_equivalents("1", "GB")
+    assert "90" in unit_equivalents("1.5", "hours")
+    assert unit_equivalents("3", "apples") == set()
     assert invented_values("resize video.mp4 to 720p", "ffmpeg -i video.mp4 -vf scale=-2:720 video_720p.mp4") == []
     assert invented_values("show the first lines of a file", "head notes.txt") == ["notes.txt"]

@@ -29,7 +29,20 @@ _TECH_RE = re.compile(r"(?:ipv[46]|sha\d+|md5|mp[34]|[hx]26[45]|utf-?8|base(?:32
                       r"sig[a-z]+\d*|http[23]|python[23]?(?:\.\d+)?|pip3|s3|ec2|k8s|i18n|l10n|x86_64|amd64|arm64|"
                       r"aarch64|win32|mp4a|aac|m4a|ogg|flac|h\.264|v\d|tls1(?:\.\d)?|ssl3|rot13|crc32|x11|[1-9]d|"
                       r"\d{1,2}(?::\d\d)?(?:am|pm))", re.I)  # a time of day becomes cron fields
+# A number followed by a unit of time or size may reach the command in another unit ("2 weeks" ->
+# `-mtime +14`, "1.5 GB" -> `+1536M`): `missing_values` accepts the conversions. Seconds per time unit and
+# bytes per size unit (both 1000- and 1024-based sizes count).
 _TIME_UNIT_RE = re.compile(r"\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?)\b", re.I)
+"""A number before one of these is not checked at all: a tool's default ("every 2 seconds" is `watch`'s) or
+a symptom ("blocked for more than 120 seconds") as often as a value."""
+_TIME_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIME_WORDS = (("s", r"seconds?|secs?|s"), ("min", r"minutes?|mins?|m"), ("h", r"hours?|hrs?|h"),
+               ("d", r"days?|d"), ("w", r"weeks?|wks?|w"), ("month", r"months?"), ("year", r"years?|yrs?|y"))
+_SIZE_WORDS = (("b", r"bytes?|b"), ("k", r"kilobytes?|ki?b?"), ("m", r"megabytes?|mi?b?|megs?"),
+               ("g", r"gigabytes?|gi?b?|gigs?"), ("t", r"terabytes?|ti?b?"))
+_SIZE_POWERS = {"b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_UNIT_RE = re.compile(r"\s*-?\s*(?:(?P<time>" + "|".join(f"(?P<{k}>{w})" for k, w in _TIME_WORDS) + ")|(?P<size>"
+                      + "|".join(f"(?P<size_{k}>{w})" for k, w in _SIZE_WORDS) + r"))(?![\w])", re.I)
 
 
 def _strip(value: str) -> str:
@@ -45,7 +58,6 @@ def request_values(request: str) -> list[str]:
     """
     found: list[str] = []
     spans: list[tuple[int, int]] = []
-
     rx_name = ""
 
     def take(m: re.Match[str], group: int = 0) -> None:
@@ -54,7 +66,7 @@ def request_values(request: str) -> list[str]:
             return
         v = _strip(m.group(group))
         if rx_name == "number" and _TIME_UNIT_RE.match(request, end):
-            return  # "30 minutes" may become 1800 seconds
+            return  # "30 minutes" may become 1800 seconds, or stay the tool's default
         if v and v.lower() not in _TECH_WORDS and not _TECH_RE.fullmatch(v):
             found.append(v)
             spans.append((start, end))
@@ -88,6 +100,53 @@ _ORDINAL_RE = re.compile(r"\d+(?:st|nd|rd|th)", re.I)
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:[kmgtp]i?b?|bytes?|[kmgt]|ms|s|sec|secs|seconds?|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|px|x)", re.I)
 
 
+def _number_text(x: float) -> str | None:
+    """`x` as a command would write it (an integer, or one decimal place), or None when it is neither."""
+    if abs(x - round(x)) < 1e-9:
+        return str(int(round(x)))
+    if abs(x * 10 - round(x * 10)) < 1e-9:
+        return f"{x:.1f}"
+    return None
+
+
+def unit_equivalents(number: str, unit_text: str) -> set[str]:
+    """The same quantity in the other units a command may take: ("2", "weeks") -> {"14", "336", ...};
+    ("1.5", "GB") -> {"1536", "1500", ...}; empty when `unit_text` is not a unit of time or size."""
+    m = _UNIT_RE.fullmatch(unit_text.strip())
+    if not m:
+        return set()
+    n = float(number)
+    out: set[str] = set()
+    if m.group("time"):
+        unit = next(k for k, _ in _TIME_WORDS if m.group(k))
+        days = {"month": (30, 31), "year": (365, 366)}.get(unit)
+        seconds = [n * d * 86400 for d in days] if days else [n * _TIME_UNITS[unit]]
+        if unit == "year":
+            out.add(_number_text(n * 12) or "")
+        for total in seconds:
+            out.update(_number_text(total / per) or "" for per in _TIME_UNITS.values())
+    else:
+        unit = next(k for k, _ in _SIZE_WORDS if m.group("size_" + k))
+        for base in (1000, 1024):
+            total = n * base ** _SIZE_POWERS[unit]
+            out.update(_number_text(total / base ** p) or "" for p in _SIZE_POWERS.values())
+    out.discard("")
+    out.discard("0")
+    return out
+
+
+def _converted(value: str, request: str, command: str) -> bool:
+    """Whether a number the request gives with a unit of time or size is in the command in another unit."""
+    for m in re.finditer(rf"(?<![\w.]){re.escape(value)}(?!\.?\d)", request):
+        unit = _UNIT_RE.match(request, m.end())
+        if not unit:
+            continue
+        for other in unit_equivalents(value, unit.group(0)):
+            if re.search(rf"(?<![\d.]){re.escape(other)}(?![\d])", command):
+                return True
+    return False
+
+
 def missing_values(request: str, command: str) -> list[str]:
     """The request's values that the command does not contain (case-sensitive, as typed)."""
     lowered = command.lower()
@@ -103,8 +162,10 @@ def missing_values(request: str, command: str) -> list[str]:
         size = _SIZE_RE.fullmatch(v)
         if size and re.search(rf"(?<!\d){re.escape(size.group(1))}(?!\d)", command):
             continue  # 1GB -> 1G, 100MB -> count=100
+        if size and _converted(size.group(1), request, command):
+            continue  # 1.5GB -> +1536M
         if v.isdigit() or not any(c.isalpha() for c in v):
-            if v not in command:  # numbers must appear as they are
+            if v not in command and not _converted(v, request, command):  # numbers as they are, or in another unit
                 missing.append(v)
             continue
         if any(f.lower() in lowered for f in _variants(v)) and not re.search(r"[./]", v):
