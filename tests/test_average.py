@@ -55,3 +55,28 @@ def test_average_command_reports_one_line_errors_and_never_overwrites_an_input(t
     res = runner.invoke(cli, ["average", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "m.npz")])
     assert res.exit_code == 0 and "mean of 2 models (steps 1, 2)" in res.output
     assert (tmp_path / "m.npz").exists()
+
+
+def test_weighted_average_interpolates_and_checks_its_weights(tmp_path):
+    a = _model(tmp_path / "a.npz", 0, 1)
+    b = _model(tmp_path / "b.npz", 1, 2)
+    meta = average_checkpoints([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "w.npz", weights=[3, 1])
+    w = load_inference(tmp_path / "w.npz")
+    for name in a:
+        np.testing.assert_allclose(w.weights[name], 0.75 * a[name] + 0.25 * b[name], atol=2e-3, rtol=1e-3)
+        assert not np.allclose(w.weights[name], (a[name] + b[name]) / 2, atol=1e-2)
+    assert meta["averaged_weights"] == [0.75, 0.25]
+    for bad in ([1.0], [1.0, 0.0], [1.0, -1.0], [1.0, float("nan")]):
+        with pytest.raises(CheckpointError):
+            average_checkpoints([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "bad.npz", weights=bad)
+    assert not (tmp_path / "bad.npz").exists()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["average", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "c.npz"),
+                              "--weights", "1,x"])
+    assert res.exit_code != 0 and "--weights" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["average", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "c.npz"),
+                              "--weights", "1,1,1"])
+    assert res.exit_code != 0 and "3 weights for 2 model files" in res.output
+    res = runner.invoke(cli, ["average", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "c.npz"),
+                              "--weights", "1,3"])
+    assert res.exit_code == 0 and "weighted mean of 2 models" in res.output

@@ -645,14 +645,24 @@ def _curve_sets(specs: tuple[str, ...], limit: int | None) -> dict[str, list[dic
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file to write (float16).")
+@click.option("--weights", default=None, metavar="W1,W2,...",
+              help="One positive weight per model (normalised to sum 1), e.g. 0.5,0.5 to interpolate a model "
+                   "continued on new data with the one it started from; default: uniform.")
 @user_errors
-def average_cmd(models, out_path) -> None:
+def average_cmd(models, out_path, weights) -> None:
     """Average the weights of MODELS (e.g. a run's last snap_STEP.npz files) into one model file."""
     from .average import average_checkpoints
 
-    meta = average_checkpoints(models, out_path)
+    parsed = None
+    if weights is not None:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise StageError(f"--weights {weights}: not a comma list of numbers") from None
+    meta = average_checkpoints(models, out_path, weights=parsed)
     steps = meta.get("averaged_steps")
-    click.echo(f"wrote {out_path}: mean of {len(models)} models" + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
+    how = "weighted mean" if "averaged_weights" in meta else "mean"
+    click.echo(f"wrote {out_path}: {how} of {len(models)} models" + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
 
 
 def calibration_opts(fn):
