@@ -29,12 +29,12 @@ _TECH_RE = re.compile(r"(?:ipv[46]|sha\d+|md5|mp[34]|[hx]26[45]|utf-?8|base(?:32
                       r"sig[a-z]+\d*|http[23]|python[23]?(?:\.\d+)?|pip3|s3|ec2|k8s|i18n|l10n|x86_64|amd64|arm64|"
                       r"aarch64|win32|mp4a|aac|m4a|ogg|flac|h\.264|v\d|tls1(?:\.\d)?|ssl3|rot13|crc32|x11|[1-9]d|"
                       r"\d{1,2}(?::\d\d)?(?:am|pm))", re.I)  # a time of day becomes cron fields
-# A number followed by a unit of time or size may reach the command in another unit ("2 weeks" ->
-# `-mtime +14`, "1.5 GB" -> `+1536M`): `missing_values` accepts the conversions. Seconds per time unit and
-# bytes per size unit (both 1000- and 1024-based sizes count).
 _TIME_UNIT_RE = re.compile(r"\s*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?)\b", re.I)
 """A number before one of these is not checked at all: a tool's default ("every 2 seconds" is `watch`'s) or
 a symptom ("blocked for more than 120 seconds") as often as a value."""
+# A number followed by another unit of time or size may reach the command in another unit ("2 weeks" ->
+# `-mtime +14`, "1.5 GB" -> `+1536M`): `missing_values` accepts the conversions. Seconds per time unit and
+# the power of the base per size unit (1000- and 1024-based sizes both count); "m" reads as minutes.
 _TIME_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _TIME_WORDS = (("s", r"seconds?|secs?|s"), ("min", r"minutes?|mins?|m"), ("h", r"hours?|hrs?|h"),
                ("d", r"days?|d"), ("w", r"weeks?|wks?|w"), ("month", r"months?"), ("year", r"years?|yrs?|y"))
@@ -58,6 +58,7 @@ def request_values(request: str) -> list[str]:
     """
     found: list[str] = []
     spans: list[tuple[int, int]] = []
+
     rx_name = ""
 
     def take(m: re.Match[str], group: int = 0) -> None:
