@@ -117,23 +117,16 @@ def unit_equivalents(number: str, unit_text: str) -> set[str]:
     if not m:
         return set()
     n = float(number)
-    out: set[str] = set()
     if m.group("time"):
         unit = next(k for k, _ in _TIME_WORDS if m.group(k))
         days = {"month": (30, 31), "year": (365, 366)}.get(unit)
         seconds = [n * d * 86400 for d in days] if days else [n * _TIME_UNITS[unit]]
-        if unit == "year":
-            out.add(_number_text(n * 12) or "")
-        for total in seconds:
-            out.update(_number_text(total / per) or "" for per in _TIME_UNITS.values())
+        amounts = [n * 12] if unit == "year" else []  # months
+        amounts += [total / per for total in seconds for per in _TIME_UNITS.values()]
     else:
-        unit = next(k for k, _ in _SIZE_WORDS if m.group("size_" + k))
-        for base in (1000, 1024):
-            total = n * base ** _SIZE_POWERS[unit]
-            out.update(_number_text(total / base ** p) or "" for p in _SIZE_POWERS.values())
-    out.discard("")
-    out.discard("0")
-    return out
+        power = _SIZE_POWERS[next(k for k, _ in _SIZE_WORDS if m.group("size_" + k))]
+        amounts = [n * base ** (power - p) for base in (1000, 1024) for p in _SIZE_POWERS.values()]
+    return {t for t in map(_number_text, amounts) if t and t != "0"}
 
 
 def _converted(value: str, request: str, command: str) -> bool:
