@@ -18,11 +18,24 @@ from tinyllm.train.metrics import (
 )
 
 
-def test_exact_match_is_whitespace_insensitive_only() -> None:
+def test_exact_match_ignores_whitespace_and_quoting_that_changes_nothing() -> None:
     assert exact_match("ls  -la ", "ls -la")
     assert exact_match("ls\t-la", "ls -la")
+    assert exact_match("find src -name \"*.py\" | wc -l", "find src -name '*.py' | wc -l")
+    assert exact_match("git log --oneline|grep -i 'fix'", "git log --oneline | grep -i fix")
+    assert exact_match("find . -exec rm {} \\;", "find . -exec rm '{}' ';'")
     assert not exact_match("ls -al", "ls -la")
     assert not exact_match("LS -la", "ls -la")
+    assert not exact_match("find src -name *.py", "find src -name '*.py'")  # the glob expands
+    assert not exact_match('echo "$HOME"', "echo '$HOME'")  # one expands, one does not
+    assert not exact_match("grep 'a b' f", "grep a b f")  # one word against two
+
+
+def test_an_exact_match_scores_full_marks_on_every_metric() -> None:
+    pred, gold = "awk -F, '{s+=$3} END {print s}' d.csv", "awk -F',' '{s+=$3} END {print s}' d.csv"
+    assert exact_match(pred, gold)
+    assert template_match(pred, gold) and nlc2cmd_score(pred, gold) == 1.0
+    assert template_match("pip install 'django==4.2'", "pip install django==4.2")
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tinyllm.knowledge.safety import classify
 from tinyllm.knowledge.shellparse import (
     PREFIXES,
     WRAPPERS,
+    argv_key,
     command_name,
     lex,
     line_tokens,
@@ -23,6 +26,30 @@ def test_lex_keeps_substitutions_placeholders_and_escapes_in_one_word() -> None:
         ("word", "echo"), ("word", "$(date +%s)"), ("word", "{{path to file}}"), ("word", 'a"b'), ("word", ";"),
         ("word", "x")]
     assert toks[2].placeholder and toks[3].quoted and not toks[4].quoted
+
+
+@pytest.mark.parametrize(
+    ("same", "other"),
+    [
+        ("tar -czf x.tgz 'logs'", 'tar -czf x.tgz "logs"'),
+        ("echo 'it'\\''s'", 'echo "it\'s"'),
+        ("find . -name \\*.log", "find . -name '*.log'"),
+        ("ls>out.txt 2>&1", "ls > out.txt 2>&1"),
+        ("grep -rn 'TODO' .", "grep -rn TODO ."),
+    ],
+)
+def test_argv_key_drops_quoting_that_changes_nothing(same: str, other: str) -> None:
+    assert argv_key(same) == argv_key(other)
+
+
+def test_argv_key_keeps_quotes_that_matter() -> None:
+    assert argv_key("rm *.tmp") != argv_key("rm '*.tmp'")
+    assert argv_key('echo "$USER"') != argv_key("echo '$USER'")
+    assert argv_key("echo ~/x") != argv_key("echo '~/x'")
+    assert argv_key("grep 'a b' f") != argv_key("grep a b f")
+    assert argv_key("echo 'a'*") != argv_key("echo 'a*'")  # the glob is bare in one of them
+    # an escape inside double quotes: equal to the shell, but the key keeps such words as written
+    assert argv_key("awk -F: '{print $1}' f") != argv_key('awk -F: "{print \\$1}" f')
 
 
 def test_redirections_split_off_their_fd_and_glued_target() -> None:

@@ -2,6 +2,8 @@
 
 * `lex`: quote-aware tokens: operators, and words that remember whether they held quotes or tldr
   ``{{placeholders}}``; ``$(...)`` and backticks stay inside one word.
+* `argv_key`: the key under which two commands that the shell reads as the same words are equal
+  (quoting that changes nothing dropped): exact match in evaluation.
 * `pipelines`: the simple commands of a token list, pipeline by pipeline, with their redirections.
 * `WRAPPERS` and `wrapper_length`/`strip_wrappers`: the one table of command prefixes (``sudo``,
   ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from functools import lru_cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -165,6 +168,56 @@ def _lex(command: str) -> tuple[list[Token], bool]:
                 i += 1
         toks.append(Token("word", command[raw_start:i], "".join(value), quoted, placeholder))
     return toks, closed
+
+
+# Characters a bare word may hold without the shell doing anything to them (no glob, expansion, split).
+_INERT_WORD_RE = re.compile(r"[A-Za-z0-9_./:=,+@%^-]*")
+
+
+def _word_key(raw: str) -> str:
+    """One word in the form `argv_key` compares: its literal text, bare when nothing in it is special,
+    single-quoted when every special character was quoted or escaped, else the word as written."""
+    chars: list[tuple[str, bool]] = []  # (character, protected by quotes or a backslash)
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "'":
+            j = raw.find("'", i + 1)
+            if j < 0:
+                return raw
+            chars += [(x, True) for x in raw[i + 1:j]]
+            i = j + 1
+        elif c == '"':
+            j = raw.find('"', i + 1)
+            inner = raw[i + 1:j]
+            if j < 0 or any(x in inner for x in "$`\\!"):  # expansions inside: the quotes matter
+                return raw
+            chars += [(x, True) for x in inner]
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            chars.append((raw[i + 1], True))
+            i += 2
+        else:
+            chars.append((c, False))
+            i += 1
+    literal = "".join(c for c, _ in chars)
+    if literal == "{}" or (literal and _INERT_WORD_RE.fullmatch(literal)):  # bash leaves a lone {} alone
+        return literal
+    if all(protected for c, protected in chars if not _INERT_WORD_RE.fullmatch(c)):
+        return "'" + literal.replace("'", "'\\''") + "'"
+    return raw
+
+
+@lru_cache(maxsize=1 << 16)  # ranking fits compare the same candidates many times
+def argv_key(command: str) -> str:
+    """Key under which two commands the shell reads as the same words compare equal.
+
+    Quoting that changes nothing is dropped (``'*.py'``, ``"*.py"`` and ``\\*.py`` are one word; ``'fix'``
+    is ``fix``), and spacing around operators does not count (``a|b`` is ``a | b``). A word whose quotes
+    matter (an expansion inside double quotes, special characters both quoted and bare) is kept as
+    written, so ``*.py`` and ``'*.py'`` stay different.
+    """
+    return " ".join(t.raw if t.kind == "op" else _word_key(t.raw) for t in lex(command))
 
 
 def _rough(line: str) -> list[Token]:

@@ -1,6 +1,8 @@
 """Evaluation metrics for predicted vs gold shell commands. Pure functions, standard library only.
 
-* `exact_match`: whitespace-normalised equality (`tinyllm.knowledge.text.whitespace_key`).
+* `exact_match`: the same command: equal after normalising whitespace (`tinyllm.knowledge.text.whitespace_key`)
+  or read by the shell as the same words (`tinyllm.knowledge.shellparse.argv_key`: ``'*.py'`` is
+  ``"*.py"``, ``'fix'`` is ``fix``, ``a|b`` is ``a | b``).
 * `command_name_match`: same first utility (``sudo``/``env X=1``/``time``/``nohup``... skipped).
 * `template_match`: equal after replacing argument *values* (tldr ``{{...}}`` placeholders, quoted
   strings, numbers, path-like words) with ``ARG``; a placeholder on either side also matches any
@@ -27,6 +29,7 @@ from tinyllm.knowledge.shellparse import (
     PATHISH_RE,
     PREFIXES,
     SINGLE_DASH_LONG,
+    argv_key,
     command_name,
     lex,
     parse_commands,
@@ -47,8 +50,9 @@ CATEGORIES = ("exact", "stopped_early", "wrong_utility", "wrong_flags", "wrong_a
 ARG = "ARG"
 
 def exact_match(pred: str, gold: str) -> bool:
-    """Whitespace-normalised string equality."""
-    return whitespace_key(pred) == whitespace_key(gold)
+    """The same command: equal up to whitespace, or the same words once quoting that changes nothing is
+    dropped."""
+    return whitespace_key(pred) == whitespace_key(gold) or argv_key(pred) == argv_key(gold)
 
 
 def command_name_match(pred: str, gold: str) -> bool:
@@ -109,7 +113,10 @@ def template(cmd: str) -> str:
 
 
 def template_match(pred: str, gold: str) -> bool:
-    """Placeholder-insensitive match: equal templates, where a tldr placeholder also matches any bare word."""
+    """Placeholder-insensitive match: equal templates, where a tldr placeholder also matches any bare word
+    (a non-empty exact match always matches)."""
+    if pred.strip() and exact_match(pred, gold):
+        return True
     _, mapping = resolve_alternatives(gold)
     p, g = _template_tokens(pred, mapping), _template_tokens(gold)
     if len(p) != len(g) or not p:
@@ -132,7 +139,10 @@ def nlc2cmd_score(pred: str, gold: str) -> float:
     Simplifications vs the competition: our own lexer instead of bashlex, short option clusters are
     split (``-la`` = ``-l -a``) except for single-dash-long tools such as ``find``, options of
     subcommands count for their utility, and one prediction with confidence 1 (no top-k maximum).
+    An exact match (`exact_match`) scores 1.
     """
+    if exact_match(pred, gold):
+        return 1.0
     _, mapping = resolve_alternatives(gold)
     p, g = parse_commands(pred, mapping), parse_commands(gold)
     t = max(len(p), len(g))
@@ -199,7 +209,7 @@ def summarize(rows: Iterable[Mapping[str, str] | tuple[str, str]]) -> dict[str, 
         n += 1
         exact += exact_match(pred, gold)
         name += command_name_match(pred, gold)
-        tmpl += exact_match(pred, gold) or template_match(pred, gold)
+        tmpl += template_match(pred, gold)
         score += nlc2cmd_score(pred, gold)
         categories[failure_category(pred, gold)] += 1
     denom = max(n, 1)
