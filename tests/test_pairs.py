@@ -277,6 +277,16 @@ def test_tldr_summary_line():
     assert tldr_summary("# y\n\n- do it:\n\n`y`\n") == ""
 
 
+def test_train_only_drops_a_pair_the_shell_reads_as_a_held_out_command():
+    split = {"train": [], "dev": [{"instruction": "count files here", "command": "find . -name \"*.py\" |wc -l"}],
+             "test": []}
+    row = {"source": "core", "platform": "common"}
+    same_words = {**row, "instruction": "how many python files", "command": "find . -name '*.py' | wc -l"}
+    other = {**row, "instruction": "list python files", "command": "find . -name '*.py'"}
+    kept = pairs.train_only(split, [same_words, other], repeat=1)
+    assert [r["command"] for r in kept] == [other["command"]]
+
+
 def test_core_pairs_are_train_only_repeated_and_leak_free(tmp_path):
     core = tmp_path / "core.jsonl"
     lines = [{"instruction": "show what is in this folder", "command": "ls", "platform": "common"},

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tinyllm.knowledge import text as _text
+from tinyllm.knowledge.shellparse import argv_key
 from tinyllm.knowledge.text import description_key, normalize_command, normalize_instruction, whitespace_key
 
 from . import sources as _sources
@@ -497,6 +498,12 @@ def vary_values(row: Row, rng: random.Random) -> Row:
     return {**row, "instruction": swap(instr), "command": swap(cmd)}
 
 
+def command_keys(command: str) -> tuple[str, str]:
+    """The keys under which evaluation calls two commands the same (`metrics.exact_match`): the
+    whitespace-normalised string and the shell's words (`argv_key`)."""
+    return "s:" + whitespace_key(command), "w:" + argv_key(command)
+
+
 def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repeat: int,
                tools: set[str] | None = None, vary: bool = False, seed: int = 0) -> list[Row]:
     """Rows to add to train after the split: cleaned, deduplicated against train, limited to `tools`
@@ -506,14 +513,14 @@ def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repe
     from .metrics import command_name
 
     held = [r for s in SPLITS if s != "train" for r in split_rows[s]]
-    held_commands = {whitespace_key(r["command"]) for r in held}
+    held_commands = {key for r in held for key in command_keys(r["command"])}
     held_descriptions = {description_key(r["instruction"]) for r in held}
     seen_train = {(r["instruction"], r["command"]) for r in split_rows["train"]}
     out: list[Row] = []
     for raw in candidates:
         r, _ = clean_row(raw)
         if (r is None or (tools is not None and command_name(r["command"]) not in tools)
-                or whitespace_key(r["command"]) in held_commands
+                or not held_commands.isdisjoint(command_keys(r["command"]))
                 or description_key(r["instruction"]) in held_descriptions
                 or (r["instruction"], r["command"]) in seen_train):
             continue
@@ -522,7 +529,7 @@ def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repe
         rng = random.Random(f"{seed}:{r['instruction']}")
         for _ in range(repeat - 1):
             v = vary_values(r, rng) if vary else r
-            if v is not r and (whitespace_key(v["command"]) in held_commands
+            if v is not r and (not held_commands.isdisjoint(command_keys(v["command"]))
                                or description_key(v["instruction"]) in held_descriptions):
                 v = r
             out.append(v)
