@@ -104,6 +104,15 @@ def test_fill_placeholders_values_and_consistency():
     assert values[0].isdigit()
 
 
+def test_fill_placeholders_leaves_go_templates_in_the_command():
+    rng = random.Random(0)
+    command, mentions = fill_placeholders("docker ps --filter name={{name}} --format '{{.ID}} {{json .State}}'",
+                                          "List containers", rng)
+    assert command.endswith("--format '{{.ID}} {{json .State}}'") and "{{name}}" not in command
+    assert len(mentions) == 1
+    assert fill_placeholders("docker ps --format '{{.Names}}'", "Container names", rng) is None
+
+
 def test_augment_row_mentions_values_and_is_deterministic():
     r = row("Copy a file to another location", "cp {{path/to/source_file.txt}} {{path/to/target_directory}}")
     a = augment_row(r)

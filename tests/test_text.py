@@ -14,6 +14,7 @@ from tinyllm.knowledge.text import (
     description_key,
     normalize_command,
     normalize_instruction,
+    placeholder_matches,
     safe_line,
     strip_control,
     whitespace_key,
@@ -174,3 +175,15 @@ def test_description_key(text: str) -> None:
 def test_description_key_groups_variants() -> None:
     assert description_key("List  ALL files.") == description_key("list all files") == "list all files"
     assert description_key("Delete \u201clogs\u201d!") == "delete logs"
+
+
+def test_placeholders_are_tldrs_not_go_template_actions() -> None:
+    def inside(command: str) -> list[str]:
+        return [m.group(1) for m in placeholder_matches(command)]
+
+    assert inside("cp {{path/to/file}} {{.}}") == ["path/to/file", "."]
+    assert inside("i2cdump -r {{start}}-{{end}} {{bus}}") == ["start", "end", "bus"]  # tldr's own {{end}}
+    assert inside("hadolint --format {{json}} {{Dockerfile}}") == ["json", "Dockerfile"]
+    assert inside("docker inspect -f '{{json .State}}' {{container}}") == ["container"]
+    assert inside("docker ps --format '{{range .Mounts}}{{.Source}}{{end}}' {{name}}") == ["name"]
+    assert inside("kubectl get pods -o go-template='{{ .metadata.name }}' -n {{ns}}") == ["ns"]

@@ -110,3 +110,22 @@ def whitespace_key(command: str) -> str:
 def description_key(text: str) -> str:
     """Grouping key for a description: lower-case, alphanumerics only (used to keep splits leak-free)."""
     return " ".join(re.findall(r"[a-z0-9]+", normalize_instruction(text).lower()))
+
+
+# tldr-style "{{placeholder}}": any text in double braces, except Go template actions, which docker,
+# podman, kubectl and gh take as literal text ("--format '{{.Names}}'", "{{json .State}}", "{{end}}").
+_BRACES_RE = re.compile(r"\{\{(.*?)\}\}")
+_GO_ACTION_RE = re.compile(
+    r"\s+-?\s*\.[A-Za-z_]"  # "{{ .metadata.name }}"
+    r"|\s*-?\s*(?:\.[A-Z]|json\s+\.|(?:range|index|with|if|len|printf|println|lower|upper|title|join)\s+[.$\"])")
+_GO_CLOSER_RE = re.compile(r"\s*-?\s*(?:end|else)\s*-?\s*")
+
+
+def placeholder_matches(command: str) -> list[re.Match[str]]:
+    """The ``{{placeholder}}`` matches of `command` (group 1: the text inside), leaving out Go template
+    actions (``{{.Names}}``, ``{{json .State}}``, and ``{{end}}``/``{{else}}`` beside one), which are
+    part of the command. tldr's own ``{{end}}`` or ``{{json}}`` placeholders stay placeholders."""
+    found = list(_BRACES_RE.finditer(command))
+    go = any(_GO_ACTION_RE.match(m.group(1)) for m in found)
+    return [m for m in found
+            if not _GO_ACTION_RE.match(m.group(1)) and not (go and _GO_CLOSER_RE.fullmatch(m.group(1)))]

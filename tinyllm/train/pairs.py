@@ -21,7 +21,13 @@ from pathlib import Path
 
 from tinyllm.knowledge import text as _text
 from tinyllm.knowledge.shellparse import argv_key
-from tinyllm.knowledge.text import description_key, normalize_command, normalize_instruction, whitespace_key
+from tinyllm.knowledge.text import (
+    description_key,
+    normalize_command,
+    normalize_instruction,
+    placeholder_matches,
+    whitespace_key,
+)
 
 from . import sources as _sources
 from .sources import (
@@ -167,7 +173,6 @@ def assign_splits(rows: Sequence[Row], fractions: tuple[float, float, float] = (
 
 # ------------------------------------------------------------------------------ placeholder filling
 
-PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
 _BRACKET_ALT_RE = re.compile(r"\[([^\]|]*)(?:\|[^\]]*)?\]")  # "source.tar[.gz|.bz2]" -> "source.tar.gz"
 _WORD_RE = re.compile(r"^[a-z][a-z0-9_]*[a-z0-9]?$")
 _NUMBER_RE = re.compile(r"^\d+$")
@@ -308,7 +313,8 @@ def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tup
     mentions: list[tuple[str, str]] = []
     used: set[str] = set()
     low = instruction.lower()
-    for spec in PLACEHOLDER_RE.findall(command):
+    found = placeholder_matches(command)  # Go template actions ({{.Names}}) are part of the command
+    for spec in (m.group(1) for m in found):
         if spec in values:
             continue
         if spec.lower() in low and not _WORD_RE.match(spec) and "/" not in spec:
@@ -325,7 +331,11 @@ def fill_placeholders(command: str, instruction: str, rng: random.Random) -> tup
         mentions.append((label_of(spec), text))
     if not mentions:
         return None
-    filled = PLACEHOLDER_RE.sub(lambda m: values[m.group(1)] or m.group(1), command)
+    filled, end = "", 0
+    for m in found:
+        filled += command[end:m.start()] + (values[m.group(1)] or m.group(1))
+        end = m.end()
+    filled += command[end:]
     return filled, mentions
 
 
