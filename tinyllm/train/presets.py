@@ -41,8 +41,8 @@ PLANS: dict[str, Plan] = {
     ),
     # The shipped model's recipe, chosen by measurement (docs/experiments.md, 2026-12-04): 900 pretraining
     # steps, 10,000 SFT steps of batch 160 (about 9 epochs of the mixture, 58M tokens: ~10 minutes on one
-    # GPU, ~6.5 h at 2,500 tokens/s on a CPU with bf16, ~16 h in fp32 on two AVX2 cores), the mean of the
-    # last three snapshots.
+    # GPU; on two CPU cores with AMX bf16, 14 minutes of pretraining and ~1.3 s per SFT step, ~4 h in all;
+    # ~16 h in fp32 on two AVX2 cores), the mean of the last three snapshots.
     "default": Plan(
         model="default", vocab_size=8192, seq_len=256, sft_max_len=192,
         pretrain=TrainConfig(steps=900, batch_size=16, lr=8e-4, warmup=100, eval_every=250, ckpt_every=100),
