@@ -58,7 +58,6 @@ def request_values(request: str) -> list[str]:
     """
     found: list[str] = []
     spans: list[tuple[int, int]] = []
-
     rx_name = ""
 
     def take(m: re.Match[str], group: int = 0) -> None:

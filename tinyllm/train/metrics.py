@@ -40,8 +40,8 @@ from tinyllm.knowledge.shellparse import (
 from tinyllm.knowledge.text import whitespace_key
 
 __all__ = [
-    "CATEGORIES", "command_name", "command_name_match", "exact_match", "failure_category", "nlc2cmd_score",
-    "summarize", "template", "template_match", "utilities",
+    "CATEGORIES", "command_keys", "command_name", "command_name_match", "exact_match", "failure_category",
+    "nlc2cmd_score", "summarize", "template", "template_match", "utilities",
 ]
 
 CATEGORIES = ("exact", "stopped_early", "wrong_utility", "wrong_flags", "wrong_arguments")
@@ -49,10 +49,16 @@ CATEGORIES = ("exact", "stopped_early", "wrong_utility", "wrong_flags", "wrong_a
 
 ARG = "ARG"
 
+def command_keys(command: str) -> tuple[str, str]:
+    """The keys under which two commands are the same command (`exact_match`): the whitespace-normalised
+    string and the shell's words (`argv_key`), tagged so that only like keys meet."""
+    return "s:" + whitespace_key(command), "w:" + argv_key(command)
+
+
 def exact_match(pred: str, gold: str) -> bool:
     """The same command: equal up to whitespace, or the same words once quoting that changes nothing is
     dropped."""
-    return whitespace_key(pred) == whitespace_key(gold) or argv_key(pred) == argv_key(gold)
+    return not set(command_keys(pred)).isdisjoint(command_keys(gold))
 
 
 def command_name_match(pred: str, gold: str) -> bool:

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tinyllm.knowledge import text as _text
-from tinyllm.knowledge.shellparse import argv_key
 from tinyllm.knowledge.text import (
     description_key,
     normalize_command,
@@ -508,19 +507,13 @@ def vary_values(row: Row, rng: random.Random) -> Row:
     return {**row, "instruction": swap(instr), "command": swap(cmd)}
 
 
-def command_keys(command: str) -> tuple[str, str]:
-    """The keys under which evaluation calls two commands the same (`metrics.exact_match`): the
-    whitespace-normalised string and the shell's words (`argv_key`)."""
-    return "s:" + whitespace_key(command), "w:" + argv_key(command)
-
-
 def train_only(split_rows: dict[str, list[Row]], candidates: Iterable[Row], repeat: int,
                tools: set[str] | None = None, vary: bool = False, seed: int = 0) -> list[Row]:
     """Rows to add to train after the split: cleaned, deduplicated against train, limited to `tools`
     (first utility) if given, and never sharing a command or a description with dev/test, which keeps
     the grouped split leak-free. Each is repeated `repeat` times; with `vary`, every copy after the first
     has its concrete values changed (`vary_values`) and is checked against dev/test again."""
-    from .metrics import command_name
+    from .metrics import command_keys, command_name
 
     held = [r for s in SPLITS if s != "train" for r in split_rows[s]]
     held_commands = {key for r in held for key in command_keys(r["command"])}
