@@ -114,6 +114,20 @@ def test_validator_runs_shellcheck_at_error_level_past_a_line_it_cannot_parse():
     assert [why.split(":")[0] for _, why in report.rejected] == ["shellcheck", "shellcheck"]
 
 
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_validator_blames_the_line_that_leaves_a_construct_open():
+    # bash reads `{{command}}` as a word; shellcheck opens a brace group there that runs to the end of the
+    # script and reports it on the last line, past every command
+    report = _check([
+        {"instruction": "say ok", "command": "echo ok"},
+        {"instruction": "run a command in the background", "command": "{{command}} &"},
+        {"instruction": "long listing", "command": "ls -la"},
+        {"instruction": "list files", "command": "ls"},
+    ], known=lambda name: True)
+    assert [(row["command"], why.split(":")[0]) for row, why in report.rejected] == [("{{command}} &", "shellcheck")]
+    assert [row["command"] for row in report.accepted] == ["echo ok", "ls -la", "ls"]
+
+
 @pytest.mark.skipif(ManualPages().page("ls") is None or ManualPages().page("tar") is None,
                     reason="ls and tar manual pages not installed")
 def test_validator_checks_options_against_the_manual_page(tmp_path):

@@ -277,24 +277,45 @@ def shellcheck_errors(commands: Sequence[str], workers: int | None = None) -> di
 
 
 def _shellcheck_errors_serial(commands: Sequence[str]) -> dict[int, str]:
-    """One script; shellcheck stops at a line it cannot parse, so the lines after one are checked again."""
+    """One script, a command a line. A parser error can surface lines after the command that caused it (a
+    construct left open spans the lines below, up to the end of the script), so the culprit is found by
+    bisection: the first line whose prefix of the script does not parse; the lines after it are checked again."""
     errors: dict[int, str] = {}
-    start = 0
-    while start < len(commands):
-        findings = _shellcheck(commands[start:])
-        stop = None
-        for item in findings:
-            i = start + item["line"] - 2
-            errors.setdefault(i, f"SC{item['code']}: {item['message']}")
-            if item["code"] in _PARSE_ABORT:
-                stop = i if stop is None else min(stop, i)
-        if stop is None:
+    start, n = 0, len(commands)
+    while start < n:
+        findings = [(start + item["line"] - 2, item) for item in _shellcheck(commands[start:])
+                    if item["line"] >= 2]  # line 1 is the shebang
+        trouble = [i for i, item in findings if item["code"] < 2000 or not start <= i < n]
+        if not trouble:
+            for i, item in findings:
+                errors.setdefault(i, _finding(item))
             break
-        start = stop + 1
+        culprit = _first_unparsable(commands, start, min(min(trouble), n - 1))
+        for i, item in findings:
+            if start <= i < culprit:
+                errors.setdefault(i, _finding(item))
+        alone = _shellcheck([commands[culprit]])
+        errors[culprit] = _finding(alone[0]) if alone else _finding(next(item for i, item in findings if i in trouble))
+        start = culprit + 1
     return errors
 
 
-_PARSE_ABORT = (1072, 1073)  # "fix any mentioned problems and try again": nothing after it was checked
+def _first_unparsable(commands: Sequence[str], start: int, last: int) -> int:
+    """The smallest m in [start, last] such that commands[start:m + 1] has a parser error (SC1xxx) or a finding
+    past its end; `last` if none has (the caller saw one there with the lines below)."""
+    lo, hi = start, last
+    while lo < hi:
+        mid = (lo + hi) // 2
+        size = mid + 1 - start
+        if any(item["code"] < 2000 or item["line"] - 2 >= size for item in _shellcheck(commands[start:mid + 1])):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _finding(item: dict) -> str:
+    return f"SC{item['code']}: {item['message']}"
 
 
 def _shellcheck(commands: Sequence[str]) -> list[dict]:
