@@ -309,6 +309,17 @@ def test_manual_page_parsing_and_cache(tmp_path: Path, monkeypatch: pytest.Monke
     assert manpages.find_page("frob", cache_dir=cache).option("-x") == "Extract all frobs."
 
 
+def test_negatable_option_tags_name_both_forms() -> None:
+    text = ("NAME\n       sqlite3 - A command line interface for SQLite\n\nOPTIONS\n"
+            "       -[no]header\n              Turn headers on or off.\n\n"
+            "       --[no-]color\n              Colour the output, or not.\n\n"
+            "       -csv   Set output mode to CSV.\n")
+    page = manpages.parse_page(text, name="sqlite3", section="1")
+    assert page.option("-header") == page.option("-noheader") == "Turn headers on or off."
+    assert page.option("--color") == page.option("--no-color") == "Colour the output, or not."
+    assert page.option("-csv") == "Set output mode to CSV." and page.option("-no") is None
+
+
 # ------------------------------------------------------------------------------------------- the CLI
 
 

@@ -172,6 +172,8 @@ def test_missing_and_invented_values():
     assert missing_values("add ~/bin to PATH", 'export PATH="$HOME/bin:$PATH"') == []
     assert missing_values("ping DB01", "ping db01") == []
     assert invented_values("compress the logs folder", "tar -czf logs.tar.gz logs") == []
+    # a printf pattern names the files a tool writes, not a file of its own
+    assert invented_values("split report.pdf into one file per page", "pdfseparate report.pdf page-%d.pdf") == []
 
 
 @pytest.mark.parametrize(("request_", "command", "missing"), [

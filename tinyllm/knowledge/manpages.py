@@ -53,7 +53,7 @@ _BLANK_RUN_RE = re.compile(r"\n{3,}")
 _HEADER_RE = re.compile(r"^\S.*\(\w+\)\s*$")  # "LS(1)   User Commands   LS(1)" and the footer "... LS(1)"
 _NAME_OK = re.compile(r"[A-Za-z0-9_][\w.+@-]*")
 # One option of a tag: "-f", "--file", "--[no-]verify", "-?", "+F" and what follows it.
-_FLAG_RE = re.compile(r"(--?|\+)((?:\[no-\])?[A-Za-z0-9?#@.][\w.+#@?-]*)(.*)")
+_FLAG_RE = re.compile(r"(--?|\+)((?:\[no-?\])?[A-Za-z0-9?#@.][\w.+#@?-]*)(.*)")  # "--[no-]color", "-[no]header"
 _WORD_TAG_RE = re.compile(r"[a-z][a-z0-9-]*(?=$|\s)")
 _BULLET_RE = re.compile(r"^(?:[o\u25cb\u2022*\u00b7]|\d+\.)\s+(?=[-+])")
 _GAP_RE = re.compile(r"\S(\s{2,})\S")
@@ -137,9 +137,9 @@ def _parse_tag(tag: str) -> tuple[list[str], str, bool] | None:
         if m is None:
             return None
         dash, name, rest = m.groups()
-        if "[no-]" in name:
-            bare = name.replace("[no-]", "")
-            names += [dash + bare, dash + "no-" + bare]
+        if name.startswith(("[no-]", "[no]")):
+            no, bare = name[1:].split("]", 1)
+            names += [dash + bare, dash + no + bare]
         else:
             if "[" in name:
                 name = name.split("[", 1)[0]

@@ -167,9 +167,9 @@ def missing_values(request: str, command: str) -> list[str]:
     return missing
 
 
-_CMD_FILE_RE = re.compile(r"(?<![\w/$.{-])[A-Za-z][\w-]*(?:\.[\w-]+)*\.(?:txt|log|csv|json|ya?ml|xml|md|py|js|ts|sh|conf|"
+_CMD_FILE_RE = re.compile(r"(?<![\w/$.{%-])[A-Za-z][\w-]*(?:\.[\w-]+)*\.(?:txt|log|csv|json|ya?ml|xml|md|py|js|ts|sh|conf|"
                           r"cfg|ini|pdf|png|jpe?g|gif|mp[34]|mkv|mov|wav|zip|tar|gz|tgz|bz2|xz|zst|7z|iso|sql|html?|"
-                          r"c|cpp|h|go|rs|java|rb|php|deb|rpm|img|bak|key|pem|crt)\b")
+                          r"c|cpp|h|go|rs|java|rb|php|deb|rpm|img|bak|key|pem|crt)\b")  # not after "%": page-%d.pdf
 
 
 _CONVENTIONAL = frozenset({"output", "out", "combined", "merged", "result", "archive", "backup"})
