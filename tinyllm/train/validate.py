@@ -264,70 +264,36 @@ def bash_parses(commands: Sequence[str], workers: int = 4) -> list[bool]:
 
 
 def shellcheck_errors(commands: Sequence[str], workers: int | None = None) -> dict[int, str]:
-    """Index -> first error-level shellcheck finding (a script per slice of the commands, a command a line,
-    the slices checked in parallel: error-level findings concern one line, so slicing changes none)."""
-    if shutil.which("shellcheck") is None:
+    """Index -> first error-level shellcheck finding. Each command is a script of its own (a command that
+    opens a construct, as `{{command}} &` opens a brace group for shellcheck, cannot spill onto the next),
+    checked many files to a shellcheck run, the runs in parallel."""
+    if shutil.which("shellcheck") is None or not commands:
         return {}
     workers = max(1, workers or os.cpu_count() or 1)
-    size = -(-len(commands) // workers) or 1
-    starts = range(0, len(commands), size)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = pool.map(lambda s: _shellcheck_errors_serial(commands[s:s + size]), starts)
-    return {s + i: why for s, part in zip(starts, parts) for i, why in part.items()}
-
-
-def _shellcheck_errors_serial(commands: Sequence[str]) -> dict[int, str]:
-    """One script, a command a line. A parser error can surface lines after the command that caused it (a
-    construct left open spans the lines below, up to the end of the script), so the culprit is found by
-    bisection: the first line whose prefix of the script does not parse; the lines after it are checked again."""
+    size = min(_FILES_PER_RUN, -(-len(commands) // workers))
+    with tempfile.TemporaryDirectory(prefix="nl2cmd-shellcheck-") as tmp:
+        paths = []
+        for i, command in enumerate(commands):
+            path = os.path.join(tmp, f"{i}.sh")
+            with open(path, "w") as f:
+                f.write("#!/bin/bash\n" + command.replace("\n", " ") + "\n")
+            paths.append(path)
+        with ThreadPoolExecutor(workers) as pool:
+            parts = pool.map(_shellcheck, (paths[s:s + size] for s in range(0, len(paths), size)))
+            findings = [item for part in parts for item in part]
     errors: dict[int, str] = {}
-    start, n = 0, len(commands)
-    while start < n:
-        findings = [(start + item["line"] - 2, item) for item in _shellcheck(commands[start:])
-                    if item["line"] >= 2]  # line 1 is the shebang
-        trouble = [i for i, item in findings if item["code"] < 2000 or not start <= i < n]
-        if not trouble:
-            for i, item in findings:
-                errors.setdefault(i, _finding(item))
-            break
-        culprit = _first_unparsable(commands, start, min(min(trouble), n - 1))
-        for i, item in findings:
-            if start <= i < culprit:
-                errors.setdefault(i, _finding(item))
-        alone = _shellcheck([commands[culprit]])
-        errors[culprit] = _finding(alone[0]) if alone else _finding(next(item for i, item in findings if i in trouble))
-        start = culprit + 1
+    for item in findings:
+        errors.setdefault(int(Path(item["file"]).stem), f"SC{item['code']}: {item['message']}")
     return errors
 
 
-def _first_unparsable(commands: Sequence[str], start: int, last: int) -> int:
-    """The smallest m in [start, last] such that commands[start:m + 1] has a parser error (SC1xxx) or a finding
-    past its end; `last` if none has (the caller saw one there with the lines below)."""
-    lo, hi = start, last
-    while lo < hi:
-        mid = (lo + hi) // 2
-        size = mid + 1 - start
-        if any(item["code"] < 2000 or item["line"] - 2 >= size for item in _shellcheck(commands[start:mid + 1])):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+_FILES_PER_RUN = 2000  # keeps a run's argument list far below the system's limit
 
 
-def _finding(item: dict) -> str:
-    return f"SC{item['code']}: {item['message']}"
-
-
-def _shellcheck(commands: Sequence[str]) -> list[dict]:
-    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
-        f.write("#!/bin/bash\n" + "\n".join(c.replace("\n", " ") for c in commands) + "\n")
-        script = f.name
-    try:
-        res = subprocess.run(["shellcheck", "-S", "error", "-s", "bash", "-f", "json", script],
-                             capture_output=True, text=True, timeout=600)
-        return json.loads(res.stdout or "[]")
-    finally:
-        os.unlink(script)
+def _shellcheck(paths: Sequence[str]) -> list[dict]:
+    res = subprocess.run(["shellcheck", "-S", "error", "-s", "bash", "-f", "json", *paths],
+                         capture_output=True, text=True, timeout=1800)
+    return json.loads(res.stdout or "[]")
 
 
 # ------------------------------------------------------------------------------------------------ the validator
