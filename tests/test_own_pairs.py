@@ -19,6 +19,7 @@ from tinyllm.train.validate import (
     held_out_requests,
     known_program_test,
     stage_options,
+    undocumented_options,
     validate,
     validate_files,
 )
@@ -141,6 +142,19 @@ def test_validator_checks_options_against_the_manual_page(tmp_path):
     assert [why for _, why in report.rejected] == ["option: ls --colour-please not in its manual page",
                                                   "option: ls -lj not in its manual page"]
     assert (tmp_path / "ls.txt").is_file()  # rendered once, then read from the cache
+
+
+@pytest.mark.skipif(ManualPages().page("ffmpeg-all") is None, reason="ffmpeg-all manual page not installed")
+def test_codec_and_format_options_are_documented(tmp_path):
+    pages = ManualPages(tmp_path)
+
+    def bad(command: str) -> list[str]:
+        return undocumented_options(stage_options(command), pages)
+
+    assert bad("ffmpeg -f concat -safe 0 -i list.txt -c copy out.mp4") == []
+    assert bad("ffmpeg -i in.mp4 -c:v libx264 -preset slow -tune film -crf 22 out.mp4") == []
+    assert bad("ffmpeg -i in.mp4 -frobnicate 3 out.mp4") == ["ffmpeg -frobnicate"]
+    assert bad("exiftool -Model -datetimeoriginal -GPS:all= -overwrite_original photo.jpg") == []  # tags
 
 
 def test_stage_options_follow_wrappers_and_subcommands():
