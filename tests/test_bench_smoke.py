@@ -80,6 +80,18 @@ def test_train_throughput_quick(tmp_path: Path) -> None:
     assert all(v and v > 0 for v in payload["peak_flops"]["best"].values())
 
 
+def test_train_allocator_quick(tmp_path: Path) -> None:
+    from tinyllm.train.allocator import find_jemalloc
+
+    if sys.platform != "linux" or find_jemalloc() is None:
+        pytest.skip("needs Linux with libjemalloc2")
+    out_json = tmp_path / "alloc.json"
+    out = run_bench("train_allocator.py", "--quick", "--out", str(out_json), timeout=120)
+    payload = check_output(out, "| allocator | tokens/s per round |", out_json)
+    assert set(payload["median"]) == {"system", "jemalloc"}
+    assert all(v > 0 for v in payload["median"].values()) and payload["ratio_jemalloc"] > 0
+
+
 def test_memory_quick(tmp_path: Path) -> None:
     out_json = tmp_path / "memory.json"
     out = run_bench("memory.py", "--quick", "--out", str(out_json))

@@ -1033,6 +1033,9 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
 
 def main() -> None:
     """Entry point of `nl2cmd-train`."""
+    from .allocator import use_jemalloc
+
+    use_jemalloc()
     try:
         cli(prog_name="nl2cmd-train")
     except KeyboardInterrupt:
