@@ -63,3 +63,14 @@ def test_training_process_really_runs_on_jemalloc(tmp_path):
                                      text=True, timeout=60).stdout.split()
     assert run("sft") == ["True"]
     assert run("data") == ["not", "re-executed"]
+
+
+def test_reexecution_keeps_the_command_line(tmp_path):
+    """`ps`/`pkill -f "nl2cmd-train sft"` must still find a re-executed training process."""
+    from tinyllm.train.allocator import REEXEC_CODE, reexec_args
+
+    script = tmp_path / "nl2cmd-train"
+    script.write_text("#!/usr/bin/env python3\n")
+    assert reexec_args([str(script), "sft", "--out", "r"]) == [str(script), "sft", "--out", "r"]
+    assert reexec_args(["/x/site-packages/tinyllm/train/cli.py", "sft"]) == ["-m", "tinyllm.train.cli", "sft"]
+    assert reexec_args(["nl2cmd-train", "sft"]) == ["-c", REEXEC_CODE, "sft"]

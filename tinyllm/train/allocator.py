@@ -62,6 +62,18 @@ REEXEC_CODE = "from tinyllm.train.cli import main; main()"
 """What the re-executed interpreter runs (the same entry point, however the first process was started)."""
 
 
+def reexec_args(argv: Sequence[str]) -> list[str]:
+    """The interpreter's arguments that run `argv` again with the same command line where possible, so that
+    `ps` and `pkill -f "nl2cmd-train sft"` still find the process: the console script itself, the module
+    for `python -m tinyllm.train.cli`, else `REEXEC_CODE`."""
+    first = Path(argv[0]) if argv and argv[0] else None
+    if first is not None and first.name == "cli.py" and first.parent.name == "train":
+        return ["-m", "tinyllm.train.cli", *argv[1:]]
+    if first is not None and first.is_file() and first.suffix != ".py":
+        return [str(first), *argv[1:]]
+    return ["-c", REEXEC_CODE, *argv[1:]]
+
+
 def use_jemalloc(argv: Sequence[str] | None = None) -> None:
     """Re-execute this process with jemalloc preloaded when `reexec_plan` says so; otherwise return."""
     argv = list(sys.argv if argv is None else argv)
@@ -71,6 +83,6 @@ def use_jemalloc(argv: Sequence[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(sys.executable, [sys.executable, "-c", REEXEC_CODE, *argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, *reexec_args(argv)], env)
     except OSError:  # cannot re-execute (odd interpreter setups): train with the system allocator
         return
