@@ -2,9 +2,9 @@
 
 glibc's malloc serves the step's large activation and logit buffers (hundreds of MB) with mmap and gives
 them back to the kernel when they are freed, so every step faults them in again, page by page: on a
-2-core machine a third of the training time went to the kernel. jemalloc told never to return freed
-memory (`JEMALLOC_CONF`) reuses the buffers: the `default` SFT step ran at 3,800 tokens/s instead of
-2,500 in the same run (docs/performance.md). The peak memory is the same; it is simply kept.
+2-core machine 10-47% of the CPU went to the kernel. jemalloc told never to return freed memory
+(`JEMALLOC_CONF`) reuses the buffers: the `default` SFT step ran 1.94x faster, side by side
+(`bench/train_allocator.py`, docs/performance.md). The peak memory is the same; it is simply kept.
 
 `NL2CMD_MALLOC=system` keeps glibc's malloc. Without jemalloc installed (Debian: `libjemalloc2`)
 nothing changes.
