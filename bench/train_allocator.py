@@ -38,18 +38,17 @@ HERE = Path(__file__).resolve().parent
 
 
 def allocator_env(name: str) -> dict[str, str]:
-    """The child's environment for allocator `name` (system | jemalloc)."""
-    from tinyllm.train.allocator import JEMALLOC_CONF, SWITCH, find_jemalloc
+    """The child's environment for allocator `name` (system | jemalloc): jemalloc's is the one
+    `nl2cmd-train sft` re-executes with."""
+    from tinyllm.train.allocator import SWITCH, reexec_plan
 
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", SWITCH)}
     if name == "system":
-        env[SWITCH] = "system"
-        return env
-    lib = find_jemalloc()
-    if lib is None:
-        raise BenchError("jemalloc is not installed (Debian: apt install libjemalloc2)")
-    env.update(LD_PRELOAD=lib, MALLOC_CONF=JEMALLOC_CONF, **{SWITCH: "jemalloc"})
-    return env
+        return {**env, SWITCH: "system"}
+    jemalloc = reexec_plan(["nl2cmd-train", "sft"], env)
+    if jemalloc is None:
+        raise BenchError("jemalloc cannot be preloaded here (needs Linux and libjemalloc2)")
+    return jemalloc
 
 
 def measure(name: str, args: argparse.Namespace) -> float:
