@@ -40,7 +40,7 @@ def test_broken_shell_is_named(command, why):
 @pytest.mark.parametrize("command", ["echo " + "s" * 30, "ls ls ls", "git git git status", "cp a.txt a.txt",
                                      "sudo mv {{path/to/file}} {{path/to/file}}", "echo abababababababababab",
                                      "git clean -fd -fd -u git clean -fd", "sudo git log --oneline -n 5 --oneline",
-                                     "ls | sort --unique -r --unique"])
+                                     "ls | sort --unique -r --unique", "diff <(sort a.txt) a.txt a.txt"])
 def test_stutter(command):
     assert stutter(command)
 
@@ -67,6 +67,11 @@ def test_lexicon_options_and_programs():
     assert unknown_programs("lsx -l | sortt", "list files", LEXICON) == ["lsx", "sortt"]
     assert unknown_programs("for f in *; do ls $f; done", "list", LEXICON) == []
     assert unknown_programs("fdupes -r .", "find duplicates with fdupes", LEXICON) == []  # the user named it
+    # the operand after a process substitution is a file, not a program
+    tools = ToolLexicon.build([{"instruction": "compare", "command": "diff a.txt b.txt"},
+                               {"instruction": "sort", "command": "sort a.txt"}])
+    assert unknown_programs("diff <(sort dir1.txt) report.txt", "compare", tools) == []
+    assert unknown_programs("diff <(sortt dir1.txt) report.txt", "compare", tools) == ["sortt"]
     again = ToolLexicon.from_json(LEXICON.to_json())
     assert again.options == LEXICON.options and again.known == LEXICON.known
     assert ToolLexicon.from_json({"known": ["ls"], "named": []}).options == {}  # an older index

@@ -150,6 +150,11 @@ def test_codec_and_format_options_are_documented(tmp_path):
     assert bad("exiftool -Model -datetimeoriginal -GPS:all= -overwrite_original photo.jpg") == []  # tags
 
 
+def test_the_file_after_a_process_substitution_is_an_operand():
+    stages = stage_options("diff <(git show main:config.yml) config.yml")
+    assert [(s.program, s.subcommand) for s in stages] == [("diff", ""), ("git", "show")]
+
+
 def test_stage_options_follow_wrappers_and_subcommands():
     stages = stage_options("find . -name '*.log' -mtime +30 -exec rm -f {} \\; | xargs -0 -n 1 grep -l ERROR")
     assert [(s.program, s.options) for s in stages] == [

@@ -283,7 +283,8 @@ def test_fast_enough_for_the_daemon() -> None:
     assert per_call < 2e-3, per_call  # typically ~50 µs
 
 
-@pytest.mark.parametrize("command", ["a" * 20000, ":" * 20000, "(){ " * 3000, "$(" * 2000, "rm -rf x " * 2000])
+@pytest.mark.parametrize("command", ["a" * 20000, ":" * 20000, "(){ " * 3000, "$(" * 2000, "rm -rf x " * 2000,
+                                     "diff " + "<(" * 3000, "cat " + "<(ls) " * 3000 + ")" * 3000])
 def test_pathological_input_is_linear(command: str) -> None:
     start = time.perf_counter()
     classify(command)

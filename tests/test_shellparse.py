@@ -67,6 +67,23 @@ def test_control_operators_end_a_pipeline_and_pipes_continue_it() -> None:
     assert [[s.words for s in p] for p in groups] == [[["a"], ["b"]], [["c"]], [["d"], ["e"]]]
 
 
+def test_a_process_substitution_is_a_word_of_its_command_and_its_commands_follow() -> None:
+    groups = pipelines(lex("diff <(sort a.txt) b.txt | head -n 5"))
+    assert [[s.words for s in p] for p in groups] == [[["diff", "<(sort a.txt)", "b.txt"], ["head", "-n", "5"]],
+                                                      [["sort", "a.txt"]]]
+    assert groups[0][0].tokens[1].quoted  # an operand, never an option or a program
+    (loop, inner) = pipelines(lex("while read -r x; do echo $x; done < <(ls -1)"))[-2:]
+    assert loop[0].redirects == [("<", "<(ls -1)")] and [s.words for s in inner] == [["ls", "-1"]]
+    assert [[s.words for s in p] for p in pipelines(lex("tee >(grep x > e.log) all.log"))] == [
+        [["tee", ">(grep x > e.log)", "all.log"]], [["grep", "x"]]]
+    assert pipelines(lex("tee >(grep x > e.log) all.log"))[1][0].redirects == [(">", "e.log")]
+
+
+def test_an_array_value_stays_in_its_word() -> None:
+    assert [[s.words for s in p] for p in pipelines(lex("a=(one two) && echo ${a[1]}"))] == [
+        [["a=(one two)"]], [["echo", "${a[1]}"]]]
+
+
 def test_line_tokens_drop_comments_and_split_roughly_on_an_unclosed_quote() -> None:
     assert [t.value for t in line_tokens("rm -rf / # it's over")] == ["rm", "-rf", "/"]
     assert [t.value for t in line_tokens("echo '#' x")] == ["echo", "#", "x"]  # a quoted # is no comment

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from functools import lru_cache
 
-from .shellparse import lex, parse_commands, syntax_problem
+from .shellparse import lex, parse_commands, pipelines, syntax_problem
 from .tools import ToolLexicon, request_words
 from .values import invented_values, missing_values
 
@@ -66,7 +66,7 @@ def stutter(command: str) -> str | None:
         run = run + 1 if a.raw == b.raw and not (len(a.raw) == 2 and a.raw.startswith("-")) else 1
         if run > MAX_WORD_REPEATS:
             return f"{b.raw!r} repeated"
-    for segment in _stages(words_and_ops=tokens):
+    for segment in _stages(tokens):
         if segment and segment[0] in SAME_OPERANDS:
             operands = [w for w in segment[1:] if not w.startswith("-")]
             if len(operands) >= 2 and operands[-1] == operands[-2]:
@@ -97,17 +97,16 @@ def repeated_flag(words: list[str]) -> str | None:
     return None
 
 
-def _stages(words_and_ops) -> list[list[str]]:
-    """The words (raw text) of each simple command, sudo-style prefixes not stripped."""
-    out: list[list[str]] = [[]]
-    for tok in words_and_ops:
-        if tok.kind == "op":
-            if out[-1]:
-                out.append([])
-        else:
-            out[-1].append(tok.raw.rsplit("/", 1)[-1] if not out[-1] or out[-1] == ["sudo"] else tok.raw)
-    out = [[w for w in s if w != "sudo"] for s in out]
-    return [s for s in out if s]
+def _stages(tokens) -> list[list[str]]:
+    """The words (raw text) of each simple command (`shellparse.pipelines`), sudo dropped and the program
+    reduced to its name."""
+    out = []
+    for pipe in pipelines(tokens):
+        for simple in pipe:
+            words = [t.raw for t in simple.tokens if t.raw != "sudo"]
+            if words:
+                out.append([words[0].rsplit("/", 1)[-1], *words[1:]])
+    return out
 
 
 def _acceptable_program(name: str) -> bool:

@@ -314,17 +314,74 @@ class SimpleCommand:
         return [t.value for t in self.tokens]
 
 
-def pipelines(toks: list[Token]) -> list[list[SimpleCommand]]:
+def _closing_paren(toks: list[Token], i: int) -> int:
+    """The index of the ``)`` that closes the ``(`` at ``toks[i]`` (``len(toks)`` when none does)."""
+    depth = 0
+    for j in range(i, len(toks)):
+        if toks[j].kind == "op" and toks[j].value in ("(", ")"):
+            depth += 1 if toks[j].value == "(" else -1
+            if depth == 0:
+                return j
+    return len(toks)
+
+
+def _joined(toks: list[Token]) -> str:
+    """Tokens as text again, one space apart (no space inside parentheses)."""
+    return " ".join(t.raw for t in toks).replace("( ", "(").replace(" )", ")")
+
+
+def _process_substitution(toks: list[Token], i: int) -> tuple[str, int] | None:
+    """When ``toks[i]`` starts a process substitution (``<`` or ``>`` then ``(``): its text and the index of
+    its ``)``; else None."""
+    if (toks[i].kind == "op" and toks[i].value in ("<", ">") and i + 1 < len(toks) and toks[i + 1].kind == "op"
+            and toks[i + 1].value == "("):
+        end = _closing_paren(toks, i + 1)
+        return toks[i].value + _joined(toks[i + 1:end + 1]), end
+    return None
+
+
+MAX_SUBSTITUTION_DEPTH = 16
+"""Process substitutions nested deeper than this are not read for their commands (bounded work on any input)."""
+
+
+def pipelines(toks: list[Token], _depth: int = 0) -> list[list[SimpleCommand]]:
     """Tokens as a list of pipelines, each a list of simple commands (control operators end a pipeline,
-    ``|`` and ``|&`` continue it). A redirection takes the next word as its target (or the one glued to it)."""
+    ``|`` and ``|&`` continue it). A redirection takes the next word as its target (or the one glued to it).
+
+    A process substitution ``<(...)`` or ``>(...)`` is one (quoted) word of the command it belongs to, or
+    the target of a redirection (``done < <(ls)``), so ``diff <(sort a) b`` stays one command with the
+    operands ``<(sort a)`` and ``b``; the commands inside it follow as pipelines of their own, after the
+    others (to `MAX_SUBSTITUTION_DEPTH`). An array value ``a=(x y)`` stays in its word."""
     out: list[list[SimpleCommand]] = [[]]
+    inner: list[list[SimpleCommand]] = []
     current = SimpleCommand()
     i = 0
     while i < len(toks):
         tok = toks[i]
+        sub = _process_substitution(toks, i)
+        if sub:
+            text, end = sub
+            if _depth < MAX_SUBSTITUTION_DEPTH:
+                inner += pipelines(toks[i + 2:end], _depth + 1)
+            current.tokens.append(Token("word", text, text, quoted=True))
+            i = end + 1
+            continue
+        if tok.kind == "op" and tok.value == "(" and current.tokens and current.tokens[-1].raw.endswith("="):
+            end = _closing_paren(toks, i)
+            last = current.tokens[-1]
+            text = _joined(toks[i:end + 1])
+            current.tokens[-1] = Token("word", last.raw + text, last.value + text, last.quoted, last.placeholder)
+            i = end + 1
+            continue
         if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
             op, target = split_redirect(tok.value)
-            if not target and i + 1 < len(toks) and toks[i + 1].kind == "word":
+            sub = None if target or i + 1 >= len(toks) else _process_substitution(toks, i + 1)
+            if sub:
+                target, end = sub
+                if _depth < MAX_SUBSTITUTION_DEPTH:
+                    inner += pipelines(toks[i + 3:end], _depth + 1)
+                i = end
+            elif not target and i + 1 < len(toks) and toks[i + 1].kind == "word":
                 target = toks[i + 1].value
                 i += 1
             current.redirects.append((op, target))
@@ -339,7 +396,7 @@ def pipelines(toks: list[Token]) -> list[list[SimpleCommand]]:
         i += 1
     if current.tokens or current.redirects:
         out[-1].append(current)
-    return [p for p in out if p]
+    return [p for p in out if p] + inner
 
 
 def simple_commands(command: str) -> list[list[str]]:
