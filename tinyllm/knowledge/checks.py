@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from functools import lru_cache
 
-from .shellparse import lex, parse_commands, pipelines, syntax_problem
+from .shellparse import Token, lex, parse_commands, pipelines, syntax_problem
 from .tools import ToolLexicon, request_words
 from .values import invented_values, missing_values
 
@@ -97,7 +97,7 @@ def repeated_flag(words: list[str]) -> str | None:
     return None
 
 
-def _stages(tokens) -> list[list[str]]:
+def _stages(tokens: list[Token]) -> list[list[str]]:
     """The words (raw text) of each simple command (`shellparse.pipelines`), sudo dropped and the program
     reduced to its name."""
     out = []
