@@ -354,15 +354,21 @@ def pipelines(toks: list[Token], _depth: int = 0) -> list[list[SimpleCommand]]:
     others (to `MAX_SUBSTITUTION_DEPTH`). An array value ``a=(x y)`` stays in its word."""
     out: list[list[SimpleCommand]] = [[]]
     inner: list[list[SimpleCommand]] = []
+
+    def substitution(j: int) -> tuple[str, int] | None:
+        """`_process_substitution` at ``toks[j]``, its commands added to `inner` (within the depth bound)."""
+        sub = _process_substitution(toks, j)
+        if sub and _depth < MAX_SUBSTITUTION_DEPTH:
+            inner.extend(pipelines(toks[j + 2:sub[1]], _depth + 1))
+        return sub
+
     current = SimpleCommand()
     i = 0
     while i < len(toks):
         tok = toks[i]
-        sub = _process_substitution(toks, i)
+        sub = substitution(i)
         if sub:
             text, end = sub
-            if _depth < MAX_SUBSTITUTION_DEPTH:
-                inner += pipelines(toks[i + 2:end], _depth + 1)
             current.tokens.append(Token("word", text, text, quoted=True))
             i = end + 1
             continue
@@ -375,12 +381,9 @@ def pipelines(toks: list[Token], _depth: int = 0) -> list[list[SimpleCommand]]:
             continue
         if tok.kind == "op" and ("<" in tok.value or ">" in tok.value):
             op, target = split_redirect(tok.value)
-            sub = None if target or i + 1 >= len(toks) else _process_substitution(toks, i + 1)
+            sub = None if target or i + 1 >= len(toks) else substitution(i + 1)
             if sub:
-                target, end = sub
-                if _depth < MAX_SUBSTITUTION_DEPTH:
-                    inner += pipelines(toks[i + 3:end], _depth + 1)
-                i = end
+                target, i = sub
             elif not target and i + 1 < len(toks) and toks[i + 1].kind == "word":
                 target = toks[i + 1].value
                 i += 1
