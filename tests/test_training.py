@@ -339,6 +339,39 @@ def test_cpu_autocast_is_bf16_only_where_it_pays():
     assert autocast_dtype(cpu) is (torch.bfloat16 if cpu_bf16_pays() else None)
 
 
+def test_cpu_flags_for_bf16_decide_before_any_timing():
+    """bf16 instructions in /proc/cpuinfo (x86 flags, Arm features) mean bf16 without a speed check,
+    which a busy machine can mislead; a CPU without them, or no cpuinfo, leaves it to the check."""
+    from tinyllm.train.device import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert not cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16("model name\t: bf16 lookalike in a name only\n")
+    assert not cpu_has_native_bf16("")
+
+
+def test_resume_continues_in_the_precision_the_run_was_checkpointed_in(tmp_path, monkeypatch, capsys):
+    """A run checkpointed in bf16 continues in bf16 even where this process's speed check would pick
+    fp32 (and the other way round): a resume must stay bit-exact. Turning bf16 off still wins."""
+    from dataclasses import replace
+
+    import tinyllm.train.loop as loop
+
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, want: torch.bfloat16 if want else None)
+    first, _ = _trainer(tmp_path, 4)
+    assert first.amp is torch.bfloat16
+    first.save()
+    monkeypatch.setattr(loop, "autocast_dtype", lambda device, want: None)
+    again, _ = _trainer(tmp_path, 4)
+    assert again.amp is None and again.resume()
+    assert again.amp is torch.bfloat16
+    assert "continuing in bf16" in capsys.readouterr().err
+    off, _ = _trainer(tmp_path, 4)
+    off.tc = replace(off.tc, bf16=False)
+    assert off.resume() and off.amp is None
+
+
 def test_trainer_says_when_it_falls_back_to_fp32(tmp_path, monkeypatch, capsys):
     import tinyllm.train.loop as loop
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -43,11 +44,36 @@ BF16_SLOWER_OK = 1.5
 slower or worse; the margin keeps the choice from flipping between resumes of a run on one machine."""
 
 
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+"""CPU flags (x86 `flags`, Arm `Features` in /proc/cpuinfo) that mean bf16 arithmetic in hardware."""
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Does this CPU list bf16 instructions? Read from /proc/cpuinfo (or the text given); False where
+    the file cannot be read (not Linux), so that the speed check decides."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & NATIVE_BF16_FLAGS)
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_pays() -> bool:
-    """Is a bf16-autocast matmul step (forward and backward) within `BF16_SLOWER_OK` of fp32 on this CPU?
+    """Is bf16 autocast worth it on this CPU? Yes where the CPU has bf16 instructions; otherwise, is a
+    bf16-autocast matmul step (forward and backward) within `BF16_SLOWER_OK` of fp32?
 
-    Measured once per process (best of five; under a second even where bf16 is emulated)."""
+    The flags come first because a timing taken while other work shares the cores can make native bf16
+    look slower than fp32. Measured once per process (best of five; under a second even where bf16 is
+    emulated)."""
+    if cpu_has_native_bf16():
+        return True
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 384, generator=g)
     w = torch.randn(384, 384, generator=g, requires_grad=True)

@@ -84,6 +84,10 @@ def dist_info() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+AMP_NAMES: dict[torch.dtype | None, str] = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+AMP_DTYPES = {name: dtype for dtype, name in AMP_NAMES.items()}
+
+
 class Trainer:
     """Runs `tc.steps` optimizer steps of `batch_fn(step, micro, rank) -> (x, y)` on `model`."""
 
@@ -124,6 +128,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
             "best": self.best, "seconds": self.seconds, "rng": rng_state(), "model_config": self.model.cfg.to_dict(),
             "train_config": asdict(self.tc), "run": self.run_meta,
+            "amp": {"device": self.device.type, "dtype": AMP_NAMES[self.amp]},
         })
 
     def resume(self) -> bool:
@@ -141,7 +146,18 @@ class Trainer:
         self.step, self.best = int(st["step"]), st["best"]
         self.seconds = float(st.get("seconds", 0.0))  # 0 for checkpoints written before it was kept
         set_rng_state(st["rng"])
+        self._keep_precision(st.get("amp"))
         return True
+
+    def _keep_precision(self, saved: dict[str, str] | None) -> None:
+        """Continue in the precision the run was checkpointed in (same device kind, bf16 not turned off),
+        so that a resume stays bit-exact even where the CPU speed check would now choose otherwise."""
+        if not saved or saved.get("device") != self.device.type or not self.tc.bf16:
+            return
+        amp = AMP_DTYPES.get(saved.get("dtype", ""), self.amp)
+        if amp != self.amp and self.rank == 0:
+            print(f"train: continuing in {saved['dtype']} as the run was checkpointed", file=sys.stderr)
+        self.amp = amp
 
     def log(self, row: dict[str, Any]) -> None:
         if self.rank == 0:
