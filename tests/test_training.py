@@ -353,7 +353,8 @@ def test_cpu_flags_for_bf16_decide_before_any_timing():
 
 def test_resume_continues_in_the_precision_the_run_was_checkpointed_in(tmp_path, monkeypatch, capsys):
     """A run checkpointed in bf16 continues in bf16 even where this process's speed check would pick
-    fp32 (and the other way round): a resume must stay bit-exact. Turning bf16 off still wins."""
+    fp32: a resume must stay bit-exact. Not on a CPU without bf16 instructions, where bf16 would be
+    emulated many times slower; turning bf16 off wins too."""
     from dataclasses import replace
 
     import tinyllm.train.loop as loop
@@ -363,10 +364,14 @@ def test_resume_continues_in_the_precision_the_run_was_checkpointed_in(tmp_path,
     assert first.amp is torch.bfloat16
     first.save()
     monkeypatch.setattr(loop, "autocast_dtype", lambda device, want: None)
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
     again, _ = _trainer(tmp_path, 4)
     assert again.amp is None and again.resume()
     assert again.amp is torch.bfloat16
     assert "continuing in bf16" in capsys.readouterr().err
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)  # moved to a CPU that would emulate it
+    slow, _ = _trainer(tmp_path, 4)
+    assert slow.resume() and slow.amp is None
     off, _ = _trainer(tmp_path, 4)
     off.tc = replace(off.tc, bf16=False)
     assert off.resume() and off.amp is None

@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from tinyllm.formats.checkpoint import CheckpointError
 
-from .device import autocast_dtype, pick_device
+from .device import autocast_dtype, cpu_has_native_bf16, pick_device
 from .model import Transformer
 from .state import load_train_state, rng_state, save_train_state, set_rng_state
 
@@ -151,10 +151,13 @@ class Trainer:
 
     def _keep_precision(self, saved: dict[str, str] | None) -> None:
         """Continue in the precision the run was checkpointed in (same device kind, bf16 not turned off),
-        so that a resume stays bit-exact even where the CPU speed check would now choose otherwise."""
+        so that a resume stays bit-exact even where the CPU speed check would now choose otherwise; but
+        never bf16 on a CPU without bf16 instructions that the check turned down (emulated, 15x slower)."""
         if not saved or saved.get("device") != self.device.type or not self.tc.bf16:
             return
         amp = AMP_DTYPES.get(saved.get("dtype", ""), self.amp)
+        if self.device.type == "cpu" and amp is torch.bfloat16 and self.amp is None and not cpu_has_native_bf16():
+            return
         if amp != self.amp and self.rank == 0:
             print(f"train: continuing in {saved['dtype']} as the run was checkpointed", file=sys.stderr)
         self.amp = amp
