@@ -69,6 +69,12 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
 
 def _destroy_process_group() -> None:
     if dist.is_initialized():
+        try:
+            # Every rank reaches teardown before any tears down: rank 0 still writing its last
+            # checkpoint while rank 1 destroys its group made rank 1 abort about one run in twenty.
+            dist.barrier()
+        except RuntimeError:  # a peer that has already gone: tear down regardless
+            pass
         dist.destroy_process_group()
 
 
