@@ -138,7 +138,7 @@ def test_curve_bad_input_is_one_line(tmp_path, sets, case):
     where = tmp_path / "elsewhere" if case == "no run" else run
     line = one_error_line(train("curve", "--run", where, *jsonl))
     expected = {"no snapshots": "holds no snapshots", "no run": "holds no snapshots", "missing jsonl": "not found",
-                "empty jsonl": "has no rows", "repeated name": "a repeated set name"}[case]
+                "empty jsonl": "has no rows", "repeated name": "a repeated name"}[case]
     assert expected in line
     assert not (run / "sft" / CURVE_FILE).exists()
 

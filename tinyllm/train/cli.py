@@ -1,5 +1,5 @@
-"""`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, curve, average, rank-tune, ship,
-report, and `all`.
+"""`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, curve, scoreboard, average,
+rank-tune, ship, report, and `all`.
 
 Importable without torch: a base install prints which extra to install instead of a traceback.
 """
@@ -624,21 +624,76 @@ def curve_cmd(run_dir, sft_dir, sets, limit, offset_hours, engine) -> None:
     click.echo(f"{len(new)} new records in {run_dir / sft_dir / CURVE_FILE}")
 
 
-def _curve_sets(specs: tuple[str, ...], limit: int | None) -> dict[str, list[dict]]:
+def _curve_sets(specs: tuple[str, ...], limit: int | None, option: str = "--jsonl") -> dict[str, list[dict]]:
     """Evaluation sets by name from NAME=FILE (or FILE) options, each cut to `limit` rows."""
     sets: dict[str, list[dict]] = {}
+    for name, path in _named_paths(specs, option).items():
+        sets[name] = _eval_rows(None, None, path)[:limit]
+        if not sets[name]:
+            raise StageError(f"{option} {name}={path}: {path} has no rows")
+    return sets
+
+
+def _named_paths(specs: tuple[str, ...], option: str) -> dict[str, Path]:
+    """Files by name from NAME=FILE (or FILE, named by its stem) options; each must exist."""
+    paths: dict[str, Path] = {}
     for spec in specs:
         name, eq, file = spec.partition("=")
         path = Path(file if eq else spec)
         name = name if eq else path.stem
-        if not name or name in sets:
-            raise StageError(f"--jsonl {spec}: {'a repeated' if name else 'an empty'} set name")
+        if not name or name in paths:
+            raise StageError(f"{option} {spec}: {'a repeated' if name else 'an empty'} name")
+        if "/" in name:
+            raise StageError(f"{option} {spec}: a name cannot hold '/'")
         if not path.is_file():
-            raise StageError(f"--jsonl {spec}: {path} not found")
-        sets[name] = _eval_rows(None, None, path)[:limit]
-        if not sets[name]:
-            raise StageError(f"--jsonl {spec}: {path} has no rows")
-    return sets
+            raise StageError(f"{option} {spec}: {path} not found")
+        paths[name] = path
+    return paths
+
+
+@cli.command(name="scoreboard")
+@click.option("--model", "models", multiple=True, required=True, metavar="NAME=FILE",
+              help="A model file (.npz); repeatable. The first is the baseline of the paired columns.")
+@click.option("--index", "indexes", multiple=True, metavar="NAME=FILE",
+              help="The retrieval index of model NAME (default: the one beside it, as `eval` finds it).")
+@click.option("--set", "sets", multiple=True, required=True, metavar="NAME=FILE",
+              help="An evaluation set (rows with instruction, command, accept); repeatable. Names that start "
+                   "with 'everyday' are summed in the last row.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the per-row results (reused while model, index and set are unchanged), "
+                   "scoreboard.md and scoreboard.json.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Inference engine (default: NL2CMD_ENGINE, else auto, as served).")
+@user_errors
+def scoreboard_cmd(models, indexes, sets, out, engine) -> None:
+    """Score models on every set as served, side by side: exact match, command name and nonsense share,
+    the BM25 row of the first model's index, and each later model against the first, paired (requests
+    only one of them gets right, two-sided sign test). Scores already in OUT are reused."""
+    from .scoreboard import build_table, score_model_sets
+
+    model_paths = _named_paths(models, "--model")
+    index_paths = _named_paths(indexes, "--index")
+    if unknown := sorted(set(index_paths) - set(model_paths)):
+        raise StageError(f"--index {unknown[0]}=...: no --model of that name")
+    named = _curve_sets(sets, None, "--set")
+
+    def score(model: Path, index: Path | None, rows: list[dict]) -> tuple[dict, list[dict]]:
+        result, scored, _ = run_eval(model, rows, index, None, beam=1, engine=engine)
+        return result, scored
+
+    def show(model: str, set_name: str, result: dict) -> None:
+        m = result["model"]
+        click.echo(f"{model} on {set_name}: exact {100 * m['exact_match']:.1f}%, command name "
+                   f"{100 * m['command_name_acc']:.1f}% ({m['seconds']:.0f} s)", err=True)
+
+    scores = {}
+    for name, path in model_paths.items():
+        index = index_paths.get(name) or default_index_path(path)
+        scores[name] = score_model_sets(out, name, path, index if index.is_file() else None, named, score, show)
+    table, data = build_table(scores)
+    (out / "scoreboard.md").write_text(table + "\n")
+    (out / "scoreboard.json").write_text(json.dumps(data, indent=1))
+    click.echo(table)
 
 
 @cli.command(name="average")
