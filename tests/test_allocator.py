@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tinyllm.train.allocator import JEMALLOC_CONF, SWITCH, find_jemalloc, reexec_plan
+from tinyllm.train.allocator import JEMALLOC_CONF, MISSING_NOTE, SWITCH, find_jemalloc, missing_note, reexec_plan
 
 LIB = "/opt/lib/libjemalloc.so.2"
 
@@ -47,6 +47,20 @@ def test_without_jemalloc_nothing_changes(tmp_path):
     lib = tmp_path / "libjemalloc.so.2"
     lib.write_bytes(b"")
     assert find_jemalloc([str(tmp_path / "missing.so"), str(lib)]) == str(lib)
+
+
+def test_a_training_command_without_jemalloc_says_so_once(tmp_path):
+    none = [str(tmp_path / "missing.so")]
+    assert missing_note(["t", "sft", "--out", "r"], {}, "linux", none) == MISSING_NOTE
+    assert "apt install libjemalloc2" in MISSING_NOTE and "\n" not in MISSING_NOTE
+    lib = tmp_path / "libjemalloc.so.2"
+    lib.write_bytes(b"")
+    assert missing_note(["t", "sft"], {}, "linux", [str(lib)]) is None           # installed: re-executed instead
+    assert missing_note(["t", "data", "--out", "r"], {}, "linux", none) is None  # not a training command
+    assert missing_note(["t", "sft"], {}, "darwin", none) is None
+    assert missing_note(["t", "sft", "--help"], {}, "linux", none) is None
+    assert missing_note(["t", "sft"], {SWITCH: "system"}, "linux", none) is None  # the user chose glibc
+    assert missing_note(["t", "sft"], {SWITCH: "jemalloc"}, "linux", none) is None  # already re-executed
 
 
 @pytest.mark.skipif(sys.platform != "linux" or find_jemalloc() is None, reason="needs Linux with libjemalloc2")

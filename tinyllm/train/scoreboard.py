@@ -1,9 +1,9 @@
 """Models side by side on every evaluation set, as served, with the BM25 row and a paired test.
 
 `nl2cmd-train scoreboard` scores each (model, set) once with `cli.run_eval` and keeps the per-row
-results in OUT/MODEL/SET.rows.jsonl and the summary in OUT/MODEL/SET.json, with the model file's
-SHA-256: a later call with the same model file and set reuses them, so models can be added one at a
-time and a table rebuilt in seconds. The table has, per set, each model's exact match and command-name
+results in OUT/MODEL/SET.rows.jsonl and the summary in OUT/MODEL/SET.json, with the SHA-256 of the
+model file, its index and the rows: a later call with the same three reuses them, so models can be
+added one at a time and a table rebuilt in seconds. The table has, per set, each model's exact match and command-name
 accuracy, the nonsense share, the nearest-neighbour (BM25) row of the first model's index, and for
 each later model a paired comparison with the first: the requests only one of the two gets exactly
 right and the two-sided sign test on them. A set of 30 requests is decided by a handful of
