@@ -53,7 +53,7 @@ def test_table_has_the_bm25_row_the_pairs_and_the_everyday_total():
               "new": {"dev": _score("0100"), "everyday": _score("1110"), "everyday2": _score("11")}}
     table, data = build_table(scores)
     lines = table.splitlines()
-    assert lines[0].startswith("| set | old exact") and "BM25 exact / command" in lines[0]
+    assert lines[0].startswith("| set | old exact") and "BM25 (old's index) exact / command" in lines[0]
     assert "new vs old: only new / only old, p" in lines[0]
     assert lines[2].startswith("| dev (4) | 25.0% / 100.0% / 0.0% | 25.0% / 100.0% / 0.0% | 25.0% / 50.0% | 1 / 1")
     # dev is not an everyday set: 2 + 1 of 6 for old, 3 + 2 for new; new alone right on 2, old on none
@@ -61,6 +61,17 @@ def test_table_has_the_bm25_row_the_pairs_and_the_everyday_total():
     assert data["everyday_total"] == {"n": 6, "exact": {"old": 3, "new": 5},
                                       "paired": {"new": {"only_first": 0, "only_other": 2, "p": 0.5}}}
     assert data["sets"]["dev"]["nearest_neighbour"] == {"exact_match": 0.25, "command_name_acc": 0.5}
+    assert data["bm25_index_of"] == "old"
+
+
+def test_the_bm25_row_can_come_from_another_models_index():
+    scores = {"old": {"dev": _score("10", bm25=0.0)}, "new": {"dev": _score("11", bm25=0.5)}}
+    table, data = build_table(scores, bm25="new")
+    assert "BM25 (new's index)" in table.splitlines()[0]
+    assert data["sets"]["dev"]["nearest_neighbour"]["exact_match"] == 0.5
+    assert "| 50.0% / 50.0% |" in table.splitlines()[2]
+    with pytest.raises(ValueError, match="no model named"):
+        build_table(scores, bm25="other")
 
 
 @pytest.mark.slow
@@ -96,7 +107,7 @@ def test_scoreboard_scores_once_and_compares(tmp_path, models):  # noqa: F811
 
 
 @pytest.mark.parametrize("case", ["missing model", "repeated model", "index without model", "missing set",
-                                  "slash in name"])
+                                  "slash in name", "bm25 of no model"])
 def test_scoreboard_bad_input_is_one_line(tmp_path, case):
     model = tmp_path / "m.npz"
     model.write_bytes(b"")
@@ -105,10 +116,11 @@ def test_scoreboard_bad_input_is_one_line(tmp_path, case):
             "repeated model": ["--model", f"m={model}", "--model", f"m={model}", "--set", str(good)],
             "index without model": ["--model", f"m={model}", "--index", f"x={model}", "--set", str(good)],
             "missing set": ["--model", f"m={model}", "--set", f"a={tmp_path / 'nope.jsonl'}"],
-            "slash in name": ["--model", f"a/b={model}", "--set", str(good)]}[case]
+            "slash in name": ["--model", f"a/b={model}", "--set", str(good)],
+            "bm25 of no model": ["--model", f"m={model}", "--bm25", "x", "--set", str(good)]}[case]
     line = one_error_line(train("scoreboard", "--out", tmp_path / "board", *args))
     expected = {"missing model": "not found", "repeated model": "a repeated name",
                 "index without model": "no --model of that name", "missing set": "not found",
-                "slash in name": "cannot hold '/'"}[case]
+                "slash in name": "cannot hold '/'", "bm25 of no model": "--bm25 x: no --model"}[case]
     assert expected in line
     assert not (tmp_path / "board" / "scoreboard.md").exists()

@@ -662,19 +662,23 @@ def _named_paths(specs: tuple[str, ...], option: str) -> dict[str, Path]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the per-row results (reused while model, index and set are unchanged), "
                    "scoreboard.md and scoreboard.json.")
+@click.option("--bm25", "bm25", default=None, metavar="NAME",
+              help="Whose index gives the nearest-neighbour (BM25) row (default: the first model's).")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Inference engine (default: NL2CMD_ENGINE, else auto, as served).")
 @user_errors
-def scoreboard_cmd(models, indexes, sets, out, engine) -> None:
+def scoreboard_cmd(models, indexes, sets, out, bm25, engine) -> None:
     """Score models on every set as served, side by side: exact match, command name and nonsense share,
-    the BM25 row of the first model's index, and each later model against the first, paired (requests
-    only one of them gets right, two-sided sign test). Scores already in OUT are reused."""
+    the BM25 row of one model's index, and each later model against the first, paired (requests only
+    one of them gets right, two-sided sign test). Scores already in OUT are reused."""
     from .scoreboard import build_table, score_model_sets
 
     model_paths = _named_paths(models, "--model")
     index_paths = _named_paths(indexes, "--index")
     if unknown := sorted(set(index_paths) - set(model_paths)):
         raise StageError(f"--index {unknown[0]}=...: no --model of that name")
+    if bm25 is not None and bm25 not in model_paths:
+        raise StageError(f"--bm25 {bm25}: no --model of that name")
     named = _curve_sets(sets, None, "--set")
 
     def score(model: Path, index: Path | None, rows: list[dict]) -> tuple[dict, list[dict]]:
@@ -690,7 +694,7 @@ def scoreboard_cmd(models, indexes, sets, out, engine) -> None:
     for name, path in model_paths.items():
         index = index_paths.get(name) or default_index_path(path)
         scores[name] = score_model_sets(out, name, path, index if index.is_file() else None, named, score, show)
-    table, data = build_table(scores)
+    table, data = build_table(scores, bm25)
     (out / "scoreboard.md").write_text(table + "\n")
     (out / "scoreboard.json").write_text(json.dumps(data, indent=1))
     click.echo(table)

@@ -4,7 +4,7 @@
 results in OUT/MODEL/SET.rows.jsonl and the summary in OUT/MODEL/SET.json, with the SHA-256 of the
 model file, its index and the rows: a later call with the same three reuses them, so models can be
 added one at a time and a table rebuilt in seconds. The table has, per set, each model's exact match and command-name
-accuracy, the nonsense share, the nearest-neighbour (BM25) row of the first model's index, and for
+accuracy, the nonsense share, the nearest-neighbour (BM25) row of one model's index, and for
 each later model a paired comparison with the first: the requests only one of the two gets exactly
 right and the two-sided sign test on them. A set of 30 requests is decided by a handful of
 requests that move either way; the paired count shows how many did.
@@ -88,16 +88,20 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def build_table(scores: Mapping[str, Mapping[str, dict]]) -> tuple[str, dict]:
+def build_table(scores: Mapping[str, Mapping[str, dict]], bm25: str | None = None) -> tuple[str, dict]:
     """The markdown table and its JSON for {model: {set: score}} (every model on the same sets, the
-    first model the baseline of the paired columns and the source of the BM25 row)."""
+    first model the baseline of the paired columns); the BM25 row is the nearest neighbour in the index
+    of model `bm25` (default: the first)."""
     models = list(scores)
     first = models[0]
+    bm25 = bm25 or first
+    if bm25 not in scores:
+        raise ValueError(f"no model named {bm25!r} for the BM25 row")
     set_names = list(scores[first])
-    header = ["set"] + [f"{m} exact / command / nonsense" for m in models] + ["BM25 exact / command"]
+    header = ["set"] + [f"{m} exact / command / nonsense" for m in models] + [f"BM25 ({bm25}'s index) exact / command"]
     header += [f"{m} vs {first}: only {m} / only {first}, p" for m in models[1:]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    data: dict = {"models": models, "sets": {}}
+    data: dict = {"models": models, "bm25_index_of": bm25, "sets": {}}
     totals = {m: [0, 0] for m in models}
     total_pairs = {m: [0, 0] for m in models[1:]}
     for s in set_names:
@@ -111,7 +115,7 @@ def build_table(scores: Mapping[str, Mapping[str, dict]]) -> tuple[str, dict]:
             if s.startswith(EVERYDAY_PREFIX):
                 totals[m][0] += sum(1 for r in scores[m][s]["rows"] if r["exact_match"])
                 totals[m][1] += n
-        base = scores[first][s]["result"].get("nearest_neighbour")
+        base = scores[bm25][s]["result"].get("nearest_neighbour")
         entry["nearest_neighbour"] = base and {k: base[k] for k in ("exact_match", "command_name_acc")}
         cells.append(f"{_pct(base['exact_match'])} / {_pct(base['command_name_acc'])}" if base else "-")
         for m in models[1:]:
