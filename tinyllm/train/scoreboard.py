@@ -3,9 +3,9 @@
 `nl2cmd-train scoreboard` scores each (model, set) once with `cli.run_eval` and keeps the per-row
 results in OUT/MODEL/SET.rows.jsonl and the summary in OUT/MODEL/SET.json, with the SHA-256 of the
 model file, its index and the rows: a later call with the same three reuses them, so models can be
-added one at a time and a table rebuilt in seconds. The table has, per set, each model's exact match and command-name
-accuracy, the nonsense share, the nearest-neighbour (BM25) row of one model's index, and for
-each later model a paired comparison with the first: the requests only one of the two gets exactly
+added one at a time and a table rebuilt in seconds. The table has, per set, each model's exact match
+and command-name accuracy, the nonsense share, the nearest-neighbour (BM25) row of one model's index,
+and for each later model a paired comparison with the first: the requests only one of the two gets exactly
 right and the two-sided sign test on them. A set of 30 requests is decided by a handful of
 requests that move either way; the paired count shows how many did.
 """
@@ -18,20 +18,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .curve import read_records
+from .evaluate import write_jsonl
+from .shards import file_sha256
+
 EVERYDAY_PREFIX = "everyday"
 """Sets whose name starts with this are summed into the "everyday, of N" row."""
 
 Scorer = Callable[[Path, Path | None, list[dict]], tuple[dict, list[dict]]]
 """Scores a model file with an index on rows: (the `run_eval` result, the per-row results)."""
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (what decides whether a stored score is still the model's)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sets_sha256(rows: Sequence[dict]) -> str:
@@ -72,11 +67,10 @@ def score_model_sets(out: Path, name: str, model: Path, index: Path | None, sets
         want = {**key, "rows_sha256": sets_sha256(rows)}
         stored = json.loads(summary_path.read_text()) if summary_path.is_file() else None
         if stored and {k: stored.get(k) for k in want} == want and rows_path.is_file():
-            per_row = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
-            scores[set_name] = {"result": stored["result"], "rows": per_row}
+            scores[set_name] = {"result": stored["result"], "rows": read_records(rows_path)}
             continue
         result, per_row = scorer(model, index, rows)
-        rows_path.write_text("".join(json.dumps(r) + "\n" for r in per_row))
+        write_jsonl(rows_path, per_row)
         summary_path.write_text(json.dumps({**want, "model": str(model), "result": result}, indent=1))
         scores[set_name] = {"result": result, "rows": per_row}
         if on_scored:
