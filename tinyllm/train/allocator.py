@@ -38,16 +38,22 @@ def find_jemalloc(candidates: Sequence[str] = JEMALLOC_CANDIDATES) -> str | None
     return next((c for c in candidates if Path(c).is_file()), None)
 
 
+def _wants_jemalloc(argv: Sequence[str], environ: Mapping[str, str], platform: str) -> bool:
+    """A training subcommand on Linux, not told to keep glibc (`NL2CMD_MALLOC=system`), with no jemalloc
+    preloaded yet."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if platform != "linux" or command not in TRAINING_COMMANDS:
+        return False
+    return environ.get(SWITCH, "").lower() != "system" and "jemalloc" not in environ.get("LD_PRELOAD", "")
+
+
 def reexec_plan(argv: Sequence[str], environ: Mapping[str, str], platform: str = sys.platform,
                 library: str | None = None) -> dict[str, str] | None:
     """The environment to re-execute `argv` with (jemalloc preloaded), or None to run as it is.
 
     Only a training subcommand on Linux is re-executed, only once, and not when `NL2CMD_MALLOC=system`
     or when jemalloc is already preloaded or not installed. `library` overrides the search (tests)."""
-    command = next((a for a in argv[1:] if not a.startswith("-")), None)
-    if platform != "linux" or command not in TRAINING_COMMANDS:
-        return None
-    if environ.get(SWITCH, "").lower() == "system" or "jemalloc" in environ.get("LD_PRELOAD", ""):
+    if not _wants_jemalloc(argv, environ, platform):
         return None
     lib = library or find_jemalloc()
     if lib is None:
@@ -84,10 +90,9 @@ def missing_note(argv: Sequence[str], environ: Mapping[str, str], platform: str 
     """The one-line note for a training command on Linux that would use jemalloc but finds none installed;
     None otherwise (another command or platform, --help, `NL2CMD_MALLOC=system`, jemalloc found or
     preloaded)."""
-    command = next((a for a in argv[1:] if not a.startswith("-")), None)
-    if platform != "linux" or command not in TRAINING_COMMANDS or {"-h", "--help"} & set(argv[1:]):
+    if not _wants_jemalloc(argv, environ, platform) or {"-h", "--help"} & set(argv[1:]):
         return None
-    if environ.get(SWITCH, "").lower() in ("system", "jemalloc") or "jemalloc" in environ.get("LD_PRELOAD", ""):
+    if environ.get(SWITCH, "").lower() == "jemalloc":  # the re-executed process
         return None
     return None if find_jemalloc(candidates) else MISSING_NOTE
 
