@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tinyllm.train.scoreboard import build_table, paired, sign_test
+from tinyllm.train.scoreboard import build_table, paired, ship_gate, sign_test
 
 from .lm_fixtures import PAIRS, write_pairs
 from .test_curve import models, one_error_line, train  # noqa: F401  (models: the module's fixture)
@@ -74,6 +74,37 @@ def test_the_bm25_row_can_come_from_another_models_index():
         build_table(scores, bm25="other")
 
 
+def _gate_rows(exact: str, command: str) -> dict:
+    return {"rows": [{"instruction": f"r{i}", "exact_match": e == "1", "command_name_match": c == "1"}
+                     for i, (e, c) in enumerate(zip(exact, command))]}
+
+
+def test_ship_gate_asks_for_no_fall_anywhere_and_a_gain():
+    old = {"dev": _gate_rows("1000", "1100"), "everyday": _gate_rows("1100", "1111"), "test": _gate_rows("00", "00")}
+    level = {"dev": _gate_rows("0100", "0110"), "everyday": _gate_rows("0011", "1111"), "test": _gate_rows("00", "00")}
+    better = {**level, "everyday": _gate_rows("1110", "1111")}
+    worse_set = {**better, "dev": _gate_rows("1100", "1111"), "everyday": _gate_rows("1000", "1111")}
+    worse_command = {**better, "dev": _gate_rows("1100", "1000")}
+    text, data = ship_gate({"old": old, "level": level, "better": better, "worse_set": worse_set,
+                            "worse_command": worse_command, "worse_test": {**better, "test": _gate_rows("11", "11")}})
+    assert not data["level"]["passes"]   # equal everywhere is no reason to ship
+    assert "- level against old: fails: no gain on dev exact nor on the everyday total (2 against 2)" in text
+    assert data["better"]["passes"] and "- better against old: passes" in text
+    # more on dev, one fewer on an everyday set: the gain elsewhere does not buy the fall
+    assert not data["worse_set"]["passes"] and "everyday 1 < 2" in text
+    assert not data["worse_command"]["passes"] and "dev command name 1 < 2" in text
+    assert data["worse_test"]["passes"]   # the test split is reported, never a gate
+    checks = {c["check"]: c for c in data["better"]["checks"]}
+    assert checks["everyday"] == {"check": "everyday", "baseline": 2, "candidate": 3, "ok": True}
+
+
+def test_ship_gate_needs_dev_an_everyday_set_and_two_models():
+    old = {"dev": _gate_rows("1", "1"), "everyday": _gate_rows("1", "1")}
+    assert ship_gate({"old": old}) == ("", {})
+    assert ship_gate({"old": {"dev": old["dev"]}, "new": {"dev": old["dev"]}}) == ("", {})
+    assert ship_gate({"old": {"everyday": old["everyday"]}, "new": {"everyday": old["everyday"]}}) == ("", {})
+
+
 @pytest.mark.slow
 def test_scoreboard_scores_once_and_compares(tmp_path, models):  # noqa: F811
     sets = {"a": write_pairs(tmp_path / "a.jsonl", repeat=1), "everyday": write_pairs(tmp_path / "e.jsonl", PAIRS[:3], 1)}
@@ -82,19 +113,20 @@ def test_scoreboard_scores_once_and_compares(tmp_path, models):  # noqa: F811
     shutil.copyfile(models[2], learnt)
     out = tmp_path / "board"
     args = ["scoreboard", "--out", out, "--engine", "numpy", "--model", f"old={untrained}", "--model", f"new={learnt}",
-            "--set", f"a={sets['a']}", "--set", f"everyday={sets['everyday']}"]
+            "--set", f"dev={sets['a']}", "--set", f"everyday={sets['everyday']}"]
     res = train(*args)
     assert res.exit_code == 0, res.stderr
     assert res.stderr.count(" on ") == 4  # every (model, set) scored once
     data = json.loads((out / "scoreboard.json").read_text())
     n_a = len(PAIRS)
-    assert data["sets"]["a"]["models"]["old"]["exact_match"] == 0.0  # untrained: empty answers
-    assert data["sets"]["a"]["models"]["new"]["exact_match"] == 1.0  # every fixture pair learnt
-    assert data["sets"]["a"]["paired"]["new"] == {"only_first": 0, "only_other": n_a, "p": round(sign_test(0, n_a), 4)}
+    assert data["sets"]["dev"]["models"]["old"]["exact_match"] == 0.0  # untrained: empty answers
+    assert data["sets"]["dev"]["models"]["new"]["exact_match"] == 1.0  # every fixture pair learnt
+    assert data["sets"]["dev"]["paired"]["new"] == {"only_first": 0, "only_other": n_a, "p": round(sign_test(0, n_a), 4)}
     assert data["everyday_total"]["exact"] == {"old": 0, "new": 3}
-    assert data["sets"]["a"]["nearest_neighbour"] is None  # no index beside the model: no BM25 row
+    assert data["sets"]["dev"]["nearest_neighbour"] is None  # no index beside the model: no BM25 row
+    assert data["gate"]["new"]["passes"] and "- new against old: passes" in res.stdout
     assert (out / "scoreboard.md").read_text().strip() == res.stdout.strip()
-    rows = [json.loads(line) for line in (out / "new" / "a.rows.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "new" / "dev.rows.jsonl").read_text().splitlines()]
     assert [r["instruction"] for r in rows] == [i for i, _ in PAIRS] and all(r["exact_match"] for r in rows)
 
     again = train(*args)
@@ -103,7 +135,7 @@ def test_scoreboard_scores_once_and_compares(tmp_path, models):  # noqa: F811
 
     shutil.copyfile(models[1], learnt)  # the same name, another model file: scored again
     third = train(*args)
-    assert third.exit_code == 0 and third.stderr.count(" on ") == 2 and third.stderr.startswith("new on a")
+    assert third.exit_code == 0 and third.stderr.count(" on ") == 2 and third.stderr.startswith("new on dev")
 
 
 @pytest.mark.parametrize("case", ["missing model", "repeated model", "index without model", "missing set",

@@ -670,8 +670,9 @@ def _named_paths(specs: tuple[str, ...], option: str) -> dict[str, Path]:
 def scoreboard_cmd(models, indexes, sets, out, bm25, engine) -> None:
     """Score models on every set as served, side by side: exact match, command name and nonsense share,
     the BM25 row of one model's index, and each later model against the first, paired (requests only
-    one of them gets right, two-sided sign test). Scores already in OUT are reused."""
-    from .scoreboard import build_table, score_model_sets
+    one of them gets right, two-sided sign test), then the ship gate of each against the first when a set
+    is named dev and one starts with everyday. Scores already in OUT are reused."""
+    from .scoreboard import build_table, score_model_sets, ship_gate
 
     model_paths = _named_paths(models, "--model")
     index_paths = _named_paths(indexes, "--index")
@@ -695,6 +696,9 @@ def scoreboard_cmd(models, indexes, sets, out, bm25, engine) -> None:
         index = index_paths.get(name) or default_index_path(path)
         scores[name] = score_model_sets(out, name, path, index if index.is_file() else None, named, score, show)
     table, data = build_table(scores, bm25)
+    gate_text, data["gate"] = ship_gate(scores)
+    if gate_text:
+        table += "\n\n" + gate_text
     (out / "scoreboard.md").write_text(table + "\n")
     (out / "scoreboard.json").write_text(json.dumps(data, indent=1))
     click.echo(table)

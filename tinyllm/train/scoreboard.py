@@ -7,7 +7,8 @@ added one at a time and a table rebuilt in seconds. The table has, per set, each
 and command-name accuracy, the nonsense share, the nearest-neighbour (BM25) row of one model's index,
 and for each later model a paired comparison with the first: the requests only one of the two gets exactly
 right and the two-sided sign test on them. A set of 30 requests is decided by a handful of
-requests that move either way; the paired count shows how many did.
+requests that move either way; the paired count shows how many did. Below the table, the ship gate
+(`ship_gate`) judges each later model against the first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .shards import file_sha256
 
 EVERYDAY_PREFIX = "everyday"
 """Sets whose name starts with this are summed into the "everyday, of N" row."""
+GATE_DEV_SET = "dev"
+"""The set whose exact match and command-name accuracy the ship gate reads beside the everyday sets."""
 
 Scorer = Callable[[Path, Path | None, list[dict]], tuple[dict, list[dict]]]
 """Scores a model file with an index on rows: (the `run_eval` result, the per-row results)."""
@@ -131,3 +134,44 @@ def build_table(scores: Mapping[str, Mapping[str, dict]], bm25: str | None = Non
             cells.append(f"{b} / {a}, p = {p:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), data
+
+
+def _count(rows: Sequence[dict], key: str) -> int:
+    return sum(1 for r in rows if r.get(key))
+
+
+def ship_gate(scores: Mapping[str, Mapping[str, dict]]) -> tuple[str, dict]:
+    """The ship gate for each later model against the first, from the per-row results: no fewer right
+    answers on dev (exact and command name) nor on any everyday set, and more on dev exact or on the
+    everyday total. Counts, not rates, so that equal means equal. Empty when there is no dev set, no
+    everyday set or a single model."""
+    models = list(scores)
+    first = models[0]
+    set_names = list(scores[first])
+    everyday = [s for s in set_names if s.startswith(EVERYDAY_PREFIX)]
+    if len(models) < 2 or GATE_DEV_SET not in set_names or not everyday:
+        return "", {}
+    checks = [(f"{GATE_DEV_SET} exact", GATE_DEV_SET, "exact_match"),
+              (f"{GATE_DEV_SET} command name", GATE_DEV_SET, "command_name_match")]
+    checks += [(s, s, "exact_match") for s in everyday]
+    lines, data = [], {}
+    for m in models[1:]:
+        rows = []
+        for label, set_name, key in checks:
+            base, new = _count(scores[first][set_name]["rows"], key), _count(scores[m][set_name]["rows"], key)
+            rows.append({"check": label, "baseline": base, "candidate": new, "ok": new >= base})
+        base_total = sum(_count(scores[first][s]["rows"], "exact_match") for s in everyday)
+        new_total = sum(_count(scores[m][s]["rows"], "exact_match") for s in everyday)
+        gains = rows[0]["candidate"] > rows[0]["baseline"] or new_total > base_total
+        rows.append({"check": "more on dev exact or the everyday total", "baseline": base_total,
+                     "candidate": new_total, "ok": gains})
+        passed = all(r["ok"] for r in rows)
+        falls = [f"{r['check']} {r['candidate']} < {r['baseline']}" for r in rows[:-1] if not r["ok"]]
+        if not gains:
+            falls.append(f"no gain on dev exact nor on the everyday total ({new_total} against {base_total})")
+        verdict = "passes" if passed else "fails: " + "; ".join(falls)
+        lines.append(f"- {m} against {first}: {verdict}")
+        data[m] = {"passes": passed, "checks": rows}
+    head = (f"Ship gate (right answers, not below {first} on {GATE_DEV_SET} exact, {GATE_DEV_SET} command name "
+            f"and each everyday set; above it on {GATE_DEV_SET} exact or the everyday total):")
+    return "\n".join([head, "", *lines]), data
