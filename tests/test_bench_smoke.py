@@ -159,3 +159,35 @@ def test_install_size_quick(tmp_path: Path) -> None:
     worker = run_bench("install_size.py", "--worker", "nl2cmd[test]")
     with_test = {r["name"].lower(): r["needed_by"] for r in json.loads(worker.stdout)["distributions"]}
     assert with_test["pytest"] == with_test["hypothesis"] == "nl2cmd" and with_test["pluggy"] == "pytest"
+
+
+def test_two_model_select_counts_each_rule(tmp_path: Path) -> None:
+    shipped = BENCH.parent / "tinyllm" / "models" / "default.npz"
+    if not shipped.is_file():
+        pytest.skip("no shipped model")
+    rows = {  # (instruction, first's answer, right, confidence, second's answer, right, confidence)
+        "list files in the current directory": ("ls", True, 0.9, "zzqx --frobnicate qqq", False, 0.1),
+        "show free disk space": ("qqq zzz vvv", False, 0.2, "df -h", True, 0.7),
+        "print the working directory": ("pwd", True, 0.8, "pwd", True, 0.8),
+        "print my user name": ("", False, None, "whoami", True, 0.6),
+    }
+    for model, offset in (("a", 0), ("b", 3)):
+        folder = tmp_path / "board" / model
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"instruction": k, "platform": "linux", "prediction": v[offset], "exact_match": v[offset + 1],
+                             "confidence": v[offset + 2]}) for k, v in rows.items()]
+        (folder / "dev.rows.jsonl").write_text("\n".join(lines) + "\n")
+    out_json = tmp_path / "two.json"
+    out = run_bench("two_model_select.py", "--board", str(tmp_path / "board"), "--first", f"a={shipped}",
+                    "--second", f"b={shipped}", "--set", "dev", "--out", str(out_json))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| dev (4; 2 differ) | 2 (50.0%) |" in out.stdout
+    rules = json.loads(out_json.read_text())["sets"]["dev"]["rules"]
+    # first: rows 1 and 3; second: 2, 3, 4; a rule that takes the likelier or surer answer gets all four
+    assert {r: v["exact"] for r, v in rules.items()} == {"first": 2, "second": 3, "oracle": 4, "confidence": 4,
+                                                         "both log-probs": 4}
+    assert rules["both log-probs"]["against_first"] == {"only_first": 2, "only_other": 0, "p": 0.5}
+    missing = run_bench("two_model_select.py", "--board", str(tmp_path / "board"), "--first", f"a={shipped}",
+                        "--second", f"c={shipped}", "--set", "dev", "--out", str(tmp_path / "x.json"))
+    assert missing.returncode == 2 and "score c on dev with nl2cmd-train scoreboard first" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()

@@ -1,0 +1,135 @@
+"""Would a second model pay at serving time? Two models' served answers to the same requests (the per-row
+results `nl2cmd-train scoreboard` keeps) are combined offline by simple rules, and each rule's exact
+matches are counted beside each model alone and the oracle (right when either is):
+
+* `confidence`: the answer whose model gives it the higher served confidence (ties: the first model's);
+* `both log-probs`: the answer with the higher sum of its mean per-token log-prob under both models (one
+  teacher-forced pass of each model over each answer where the two differ).
+
+    python bench/two_model_select.py --board BOARD --first v29=V29.npz --second g9=G9.npz \\
+        --set dev --set calibration --set test
+
+BOARD/NAME/SET.rows.jsonl must hold both models' results on each set (scoreboard's layout). Choose a
+rule on dev and the calibration set; the everyday sets are for the final report only. Each rule is
+paired against the first model (requests only one of them gets right, two-sided sign test). Note that a
+served confidence was fitted on dev and the calibration set, so `confidence` is judged out of sample on
+the other sets only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import BenchError, markdown_table, run_main
+
+REPO = Path(__file__).resolve().parent.parent
+RULES = ("first", "second", "oracle", "confidence", "both log-probs")
+
+
+def named_model(text: str) -> tuple[str, Path]:
+    """NAME=FILE -> (name, path)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=MODEL.npz")
+    return name, Path(path)
+
+
+def read_rows(board: Path, model: str, set_name: str) -> list[dict]:
+    path = board / model / f"{set_name}.rows.jsonl"
+    if not path.is_file():
+        raise BenchError(f"{path}: not found (score {model} on {set_name} with nl2cmd-train scoreboard first)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict | None]:
+    """For each request where the two answers differ (both non-empty): the sum over both models of each
+    answer's mean log-prob, {"first": ..., "second": ...}; None where they agree or one is empty."""
+    from tinyllm.formats.prompt import serving_platform
+    from tinyllm.knowledge.text import normalize_instruction
+
+    out: list[dict | None] = []
+    for a, b in zip(rows_a, rows_b):
+        if a["instruction"] != b["instruction"]:
+            raise BenchError("the two models' results are not on the same rows in the same order")
+        if not a["prediction"] or not b["prediction"] or a["prediction"] == b["prediction"]:
+            out.append(None)
+            continue
+        text = normalize_instruction(a["instruction"])
+        platform = serving_platform(a.get("platform", "linux"))
+        total = [0.0, 0.0]
+        try:
+            for rt in runtimes:
+                for i, s in enumerate(rt.score(rt.prompt_ids(text, platform), [a["prediction"], b["prediction"]])):
+                    total[i] += s
+        except ValueError:  # a request longer than a model's context: keep the first model's answer
+            total = [0.0, float("-inf")]
+        out.append({"first": total[0], "second": total[1]})
+    return out
+
+
+def choose(rule: str, a: dict, b: dict, both: dict | None) -> bool:
+    """Whether `rule` takes the second model's answer for this request."""
+    if rule == "second":
+        return True
+    if rule in ("first", "oracle") or a["prediction"] == b["prediction"] or not b["prediction"]:
+        return False
+    if not a["prediction"]:
+        return True
+    if rule == "confidence":
+        return (b.get("confidence") or 0.0) > (a.get("confidence") or 0.0)
+    return both is not None and both["second"] > both["first"]
+
+
+def main() -> int:
+    from tinyllm.infer.runtime import Runtime
+    from tinyllm.train.scoreboard import paired
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--board", type=Path, required=True, help="a scoreboard --out folder")
+    ap.add_argument("--first", type=named_model, required=True, metavar="NAME=MODEL.npz")
+    ap.add_argument("--second", type=named_model, required=True, metavar="NAME=MODEL.npz")
+    ap.add_argument("--set", dest="sets", action="append", required=True, metavar="NAME")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "two_model_select.json")
+    args = ap.parse_args()
+    (first, first_path), (second, second_path) = args.first, args.second
+    for p in (first_path, second_path):
+        if not p.is_file():
+            raise BenchError(f"{p}: file not found")
+    rows = {s: (read_rows(args.board, first, s), read_rows(args.board, second, s)) for s in args.sets}
+    runtimes = (Runtime.load(first_path), Runtime.load(second_path))
+    table, results = [], {}
+    for s, (rows_a, rows_b) in rows.items():
+        both = cross_scores(runtimes, rows_a, rows_b)
+        res = {"n": len(rows_a), "differ": sum(1 for x in both if x is not None), "rules": {}}
+        base = [{"instruction": a["instruction"], "exact_match": a["exact_match"]} for a in rows_a]
+        for rule in RULES:
+            picked = [{"instruction": a["instruction"],
+                       "exact_match": (a["exact_match"] or b["exact_match"]) if rule == "oracle"
+                       else (b if choose(rule, a, b, x) else a)["exact_match"]}
+                      for a, b, x in zip(rows_a, rows_b, both)]
+            exact = sum(1 for r in picked if r["exact_match"])
+            res["rules"][rule] = {"exact": exact, "against_first": paired(picked, base)}
+        results[s] = res
+        cells = [f"{s} ({res['n']:,}; {res['differ']:,} differ)"]
+        for rule in RULES:
+            r = res["rules"][rule]
+            pair = r["against_first"]
+            cells.append(f"{r['exact']} ({100 * r['exact'] / max(1, res['n']):.1f}%)" if rule in ("first", "oracle")
+                         else f"{r['exact']} ({100 * r['exact'] / max(1, res['n']):.1f}%; "
+                              f"{pair['only_first']} / {pair['only_other']}, p = {pair['p']:.2f})")
+        table.append(cells)
+    headers = ["set", first, second, "oracle", "confidence", "both log-probs"]
+    print(f"Exact matches; after each rule, requests only it / only {first} gets right, sign test.\n")
+    print(markdown_table(headers, table))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"first": {"name": first, "model": first_path.name},
+                                    "second": {"name": second, "model": second_path.name},
+                                    "sets": results}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
