@@ -103,3 +103,30 @@ def test_unreadable_pairs_file_leaves_the_model_serving(suggester, tmp_path):
     assert s.suggest("deploy the blog site", "linux").source == "model"
     fresh = Suggester.load(s.model_path, str(pairs))  # and at load time
     assert fresh.user_pairs_problem and fresh.suggest("list files", "linux").source == "model"
+
+
+def test_the_retrieved_fallback_reads_the_index_beside_the_model_on_first_use(tmp_path, monkeypatch):
+    """Serving gives the ranking the same fallback source as eval (the nearest training commands), without
+    paying for the index at start-up: it is read only when the fallback asks."""
+    from tinyllm.infer.rank import RankSettings
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    tok = make_tokenizer(tmp_path)
+    model_file = tmp_path / "ranked.npz"
+    settings = RankSettings({"syntax": 1.0}, beam=2, fallback=2)
+    export_inference(make_model(tok), tok, model_file, {"step": 1, "ranking": settings.to_meta()}, dtype="float32")
+    index = BM25Index.build([{"instruction": "list all files", "command": "ls -la", "platform": "common"},
+                             {"instruction": "show disk usage", "command": "du -sh .", "platform": "common"}])
+    index.with_tools()
+    index.save(model_file.with_suffix(".idx"))
+    s = Suggester.load(str(model_file), str(tmp_path / "pairs.jsonl"))
+    assert s.runtime.ranking is not None and s.index is None  # only the lexicon at start-up
+    given = []
+    monkeypatch.setattr(s.runtime, "ranked", lambda *a, retrieved=None, **k: given.append(retrieved) or ([], False))
+    s.suggest("list all the files", "linux")
+    assert s.index is None  # the fallback did not ask: nothing read
+    assert given[0](1) == ["ls -la"] and s.index is not None
+    corrupt = tmp_path / "corrupt.idx"
+    corrupt.write_bytes(b"not an index")
+    later = Suggester(s.runtime, None, None, s.tools, index_path=corrupt)
+    assert later._nearest("list files", "linux")(2) == []  # an unreadable index: no fallback, still an answer

@@ -57,8 +57,10 @@ class Suggester:
     """Loads a model file (and what it needs of the retrieval index beside it) once; answers requests."""
 
     def __init__(self, runtime: Runtime, index: BM25Index | None, user_pairs_path: str | None,
-                 tools: ToolLexicon | None = None) -> None:
+                 tools: ToolLexicon | None = None, index_path: Path | None = None) -> None:
         self.runtime, self.index = runtime, index
+        self.index_path = index_path
+        """The index file, read on first use when `index` was not loaded (the ranking's retrieved fallback)."""
         self.tools = tools if tools is not None else (index.tools if index is not None else None)
         self.model_path = runtime.path
         self.user_pairs_path = user_pairs_path
@@ -90,7 +92,7 @@ class Suggester:
                 raise CheckpointError(f"{index_path}: unreadable retrieval index ({exc})") from None
         if runtime.retrieval_k and index is None:
             raise CheckpointError(f"{index_path}: retrieval index missing (the model expects {runtime.retrieval_k} examples)")
-        return cls(runtime, index, user_pairs_path, tools)
+        return cls(runtime, index, user_pairs_path, tools, index_path if index_path.is_file() else None)
 
     def reload_user_pairs(self) -> None:
         """Re-read the user's learnt pairs (malformed lines are skipped). An unreadable file leaves
@@ -110,6 +112,25 @@ class Suggester:
         if self.index is not None and len(found) < k:
             found += [Example(h.instruction, h.command) for h in self.index.search(text, k=k - len(found), platform=platform)]
         return found[:k]
+
+    def _nearest(self, text: str, platform: str):
+        """The ranking's fallback source (k -> the k nearest training commands), as eval gives it. The index
+        is read on the first call only: the fallback runs when every candidate fails a structure check."""
+        if self.index is not None:
+            return nearest_commands(self.index, text, platform)
+        if self.index_path is None:
+            return None
+
+        def nearest(k: int) -> list[str]:
+            if self.index is None:
+                try:
+                    self.index = BM25Index.load(self.index_path)
+                except Exception:  # an unreadable index leaves the fallback empty, never the answer
+                    self.index_path = None
+                    return []
+            return nearest_commands(self.index, text, platform)(k)
+
+        return nearest
 
     def _user_match(self, text: str, platform: str) -> userpairs.UserPair | None:
         exact = userpairs.lookup(self.user_pairs, text, platform)
@@ -162,7 +183,7 @@ class Suggester:
             # the installed-program check only for requests about this machine's own platform
             here = platform == HOST_PLATFORM and rt.ranking.installed_penalty > 0
             ranked, escalated = rt.ranked(prompt, text, self.tools, rt.ranking, n, is_installed=installed if here else None,
-                                          named=rt.named_tools, retrieved=nearest_commands(self.index, text, platform))
+                                          named=rt.named_tools, retrieved=self._nearest(text, platform))
             outs = ranked
             if ranked:
                 conf = confidence(confidence_features(ranked, escalated, text), rt.ranking)
