@@ -9,6 +9,10 @@ matches are counted beside each model alone and the oracle (right when either is
     python bench/two_model_select.py --board BOARD --first v29=V29.npz --second g9=G9.npz \\
         --set dev --set calibration --set test
 
+With `--below C1,C2,...` a second table asks the second model only where the first model's served
+confidence is below each C (what serving would pay for): the share of requests asked and the exact
+matches of `both log-probs` then.
+
 BOARD/NAME/SET.rows.jsonl must hold both models' results on each set (scoreboard's layout). Choose a
 rule on dev and the calibration set; the everyday sets are for the final report only. Each rule is
 paired against the first model (requests only one of them gets right, two-sided sign test). Note that a
@@ -69,8 +73,16 @@ def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict 
     return out
 
 
-def choose(rule: str, a: dict, b: dict, both: dict | None) -> bool:
+def asked(a: dict, below: float | None) -> bool:
+    """Whether the second model is asked at all: always without a bound, else when the first model's served
+    confidence is below it (an answer without one, a learnt pair's, is kept)."""
+    return below is None or (a.get("confidence") is not None and a["confidence"] < below)
+
+
+def choose(rule: str, a: dict, b: dict, both: dict | None, below: float | None = None) -> bool:
     """Whether `rule` takes the second model's answer for this request."""
+    if not asked(a, below):
+        return False
     if rule == "second":
         return True
     if rule in ("first", "oracle") or a["prediction"] == b["prediction"] or not b["prediction"]:
@@ -91,6 +103,8 @@ def main() -> int:
     ap.add_argument("--first", type=named_model, required=True, metavar="NAME=MODEL.npz")
     ap.add_argument("--second", type=named_model, required=True, metavar="NAME=MODEL.npz")
     ap.add_argument("--set", dest="sets", action="append", required=True, metavar="NAME")
+    ap.add_argument("--below", type=lambda t: [float(x) for x in t.split(",")], default=[], metavar="C1,C2,...",
+                    help="also ask the second model only below these confidences of the first (second table)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "two_model_select.json")
     args = ap.parse_args()
     (first, first_path), (second, second_path) = args.first, args.second
@@ -99,7 +113,7 @@ def main() -> int:
             raise BenchError(f"{p}: file not found")
     rows = {s: (read_rows(args.board, first, s), read_rows(args.board, second, s)) for s in args.sets}
     runtimes = (Runtime.load(first_path), Runtime.load(second_path))
-    table, results = [], {}
+    table, gated, results = [], [], {}
     for s, (rows_a, rows_b) in rows.items():
         both = cross_scores(runtimes, rows_a, rows_b)
         res = {"n": len(rows_a), "differ": sum(1 for x in both if x is not None), "rules": {}}
@@ -120,9 +134,20 @@ def main() -> int:
                          else f"{r['exact']} ({100 * r['exact'] / max(1, res['n']):.1f}%; "
                               f"{pair['only_first']} / {pair['only_other']}, p = {pair['p']:.2f})")
         table.append(cells)
+        res["below"] = {}
+        for c in args.below:
+            n_asked = sum(1 for a in rows_a if asked(a, c))
+            exact = sum(1 for a, b, x in zip(rows_a, rows_b, both)
+                        if (b if choose("both log-probs", a, b, x, c) else a)["exact_match"])
+            res["below"][str(c)] = {"asked": n_asked, "exact": exact}
+            gated.append([s, f"{c:g}", f"{n_asked:,} ({100 * n_asked / max(1, res['n']):.0f}%)",
+                          f"{exact} ({100 * exact / max(1, res['n']):.1f}%)"])
     headers = ["set", first, second, "oracle", "confidence", "both log-probs"]
     print(f"Exact matches; after each rule, requests only it / only {first} gets right, sign test.\n")
     print(markdown_table(headers, table))
+    if gated:
+        print(f"\nThe second model asked only below a confidence of {first} (both log-probs):\n")
+        print(markdown_table(["set", "below", "asked", "exact"], gated))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"first": {"name": first, "model": first_path.name},
                                     "second": {"name": second, "model": second_path.name},

@@ -316,6 +316,9 @@ def daemon_status(ctx: click.Context, as_json: bool) -> None:
         out(f"nl2cmd daemon running: pid {info.get('pid')}, version {info.get('version')}, "
             f"protocol {info.get('protocol')}, backend {info.get('backend')}")
         out(f"model: {info.get('model')}" + (f" (engine {info['engine']})" if info.get("engine") else ""))
+        second = info.get("second")
+        if isinstance(second, dict):
+            out(f"second model: {second.get('model')} (asked below confidence {second.get('below')})")
         out(f"uptime: {float(info.get('uptime_s', 0)):.1f} s, requests: {info.get('requests')}, "
             f"idle timeout: {info.get('idle_timeout')} s")
         out(f"socket: {paths.socket}")

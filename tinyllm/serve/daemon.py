@@ -506,12 +506,18 @@ class Daemon:
             "pid": self.pid,
             "model": str(getattr(self.suggester, "model_path", "")),
             "engine": getattr(getattr(self.suggester, "runtime", None), "engine", ""),
+            "second": self._second_info(),
             "uptime_s": round(time.monotonic() - self._started, 3),
             "requests": requests,
             "model_loads": loads,
             "idle_timeout": self.idle_timeout,
             "socket": str(self.paths.socket),
         }
+
+    def _second_info(self) -> dict[str, Any] | None:
+        """The second model of a pair (tinyllm.infer.second) and when it is asked, if the model names one."""
+        second = getattr(self.suggester, "second", None)
+        return None if second is None else {"model": str(second.path), "below": second.settings.below}
 
     # ------------------------------------------------------------------------------------- housekeeping
 

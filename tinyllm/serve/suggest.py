@@ -15,6 +15,7 @@ from tinyllm.formats.prompt import PLATFORMS, Example
 from tinyllm.formats.settings import MAX_ALTERNATIVES
 from tinyllm.infer.rank import all_fail, confidence, confidence_features
 from tinyllm.infer.runtime import EngineError, Runtime
+from tinyllm.infer.second import SecondOpinion
 from tinyllm.knowledge import safety, userpairs
 from tinyllm.knowledge.checks import STRUCTURE_CHECKS, installed
 from tinyllm.knowledge.retrieval import BM25Index, load_tool_lexicon, nearest_commands, tokenize_for_search
@@ -57,8 +58,11 @@ class Suggester:
     """Loads a model file (and what it needs of the retrieval index beside it) once; answers requests."""
 
     def __init__(self, runtime: Runtime, index: BM25Index | None, user_pairs_path: str | None,
-                 tools: ToolLexicon | None = None, index_path: Path | None = None) -> None:
+                 tools: ToolLexicon | None = None, index_path: Path | None = None,
+                 second: SecondOpinion | None = None) -> None:
         self.runtime, self.index = runtime, index
+        self.second = second
+        """The second model asked about unsure answers, when the model file names one (tinyllm.infer.second)."""
         self.index_path = index_path
         """The index file, read on first use when `index` was not loaded (the ranking's retrieved fallback)."""
         self.tools = tools if tools is not None else (index.tools if index is not None else None)
@@ -92,7 +96,8 @@ class Suggester:
                 raise CheckpointError(f"{index_path}: unreadable retrieval index ({exc})") from None
         if runtime.retrieval_k and index is None:
             raise CheckpointError(f"{index_path}: retrieval index missing (the model expects {runtime.retrieval_k} examples)")
-        return cls(runtime, index, user_pairs_path, tools, index_path if index_path.is_file() else None)
+        second = SecondOpinion.load(runtime)
+        return cls(runtime, index, user_pairs_path, tools, index_path if index_path.is_file() else None, second)
 
     def reload_user_pairs(self) -> None:
         """Re-read the user's learnt pairs (malformed lines are skipped). An unreadable file leaves
@@ -182,11 +187,16 @@ class Suggester:
         if rt.ranking is not None and not rt.rerank_n and not rt.retrieval_k:
             # the installed-program check only for requests about this machine's own platform
             here = platform == HOST_PLATFORM and rt.ranking.installed_penalty > 0
+            nearest = self._nearest(text, platform)
             ranked, escalated = rt.ranked(prompt, text, self.tools, rt.ranking, n, is_installed=installed if here else None,
-                                          named=rt.named_tools, retrieved=self._nearest(text, platform))
-            outs = ranked
+                                          named=rt.named_tools, retrieved=nearest)
             if ranked:
                 conf = confidence(confidence_features(ranked, escalated, text), rt.ranking)
+            if self.second is not None:
+                ranked, escalated, conf = self.second.review(rt, text, platform, ranked, escalated, conf, n,
+                                                             is_installed=installed if here else None, retrieved=nearest)
+            outs = ranked
+            if ranked:
                 if all_fail(ranked):
                     why = sorted({c for c in STRUCTURE_CHECKS if ranked[0].failed.get(c)})
                     notes.append(f"{LOW_CONFIDENCE}: no candidate passes the checks ({', '.join(why)}); edit before running")

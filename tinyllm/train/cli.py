@@ -523,6 +523,17 @@ def _share(rate: float | None) -> str:
     return "-" if rate is None else f"{100 * rate:.1f}%"
 
 
+def _second_opinion(runtime, engine: str | None):
+    """The second model the file names (tinyllm.infer.second), as a one-line error when it cannot load."""
+    from tinyllm.formats.checkpoint import CheckpointError
+    from tinyllm.infer.second import SecondOpinion
+
+    try:
+        return SecondOpinion.load(runtime, engine)
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from None
+
+
 def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retrieval_k: int | None = None,
              beam: int = 1, max_new_tokens: int = 96, baseline: bool = True,
              rerank: int | None = None, engine: str | None = None,
@@ -562,8 +573,11 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
         ranking = None  # the ranker works on greedy + named-program + beam candidates without retrieval
     # the ranker's checks read the lexicon even without the named-program step
     tools = index.with_tools() if ((named_tools or ranking is not None) and index is not None) else None
+    # the second model of a pair, when the file names one and the model ranks as it serves
+    second = _second_opinion(runtime, engine) if ranking is not None else None
     summary, scored = evaluate(rows, model_predictor(runtime, index, k, beam, max_new_tokens=max_new_tokens,
-                                                     rerank=rerank, tools=tools, ranking=ranking, named=named_tools))
+                                                     rerank=rerank, tools=tools, ranking=ranking, named=named_tools,
+                                                     second=second))
     summary["nonsense"] = nonsense_share(scored, index.with_tools() if index is not None else None)
     if "confidence" in summary:
         summary["confidence"] = confidence_summary(scored, ranking.threshold)
@@ -573,6 +587,9 @@ def run_eval(ckpt: Path, rows: list[dict], index_path: Path | None = None, retri
         when = "every request" if ranking.always_beam else "failed checks" + (
             f" and mean log-prob < {ranking.beam_below:g}" if ranking.beam_below is not None else "")
         mode += f", ranked (beam {ranking.beam} on {when})"
+    if second is not None:
+        mode += f", second model {Path(second.path).name} below confidence {second.settings.below:g}"
+        summary["second"] = second.settings.to_meta()
     lines = [TABLE_HEADER, format_summary(f"model (k={k}, {mode})", summary)]
     summary["engine"] = runtime.engine
     result = {"model": summary}
@@ -1042,6 +1059,46 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
         sys.exit(1)
 
 
+@cli.command(name="pair")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The first model (.npz, with its ranking fitted): its metadata will name the second.")
+@click.option("--second", "second_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The second model, in the first model's folder (its .idx beside it gives its tool lexicon).")
+@click.option("--below", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Ask the second model when the first answer's confidence is below this "
+                   "(choose it with bench/two_model_select.py on dev and the calibration set).")
+@click.option("--remove", is_flag=True, help="Drop the second model from the first model's metadata.")
+@user_errors
+def pair_cmd(model_path, second_path, below, remove) -> None:
+    """Name a second model in a model file: unsure answers are then also asked of the second model and the
+    pair serves the answer both models find likelier (tinyllm/infer/second.py)."""
+    from tinyllm.formats.checkpoint import CheckpointError, update_meta
+    from tinyllm.infer.runtime import Runtime
+    from tinyllm.infer.second import SECOND_KEY, SecondOpinion, SecondSettings
+
+    if remove:
+        if second_path is not None or below is not None:
+            raise StageError("--remove takes no --second or --below")
+        update_meta(model_path, {SECOND_KEY: None})
+        click.echo(f"{model_path}: no second model")
+        return
+    if second_path is None or below is None:
+        raise StageError("pair needs --second FILE and --below CONFIDENCE (or --remove)")
+    if second_path.resolve().parent != model_path.resolve().parent:
+        raise StageError(f"{second_path}: the second model must be in {model_path.parent}/ (copy it there)")
+    if second_path.resolve() == model_path.resolve():
+        raise StageError("the second model must be another file")
+    settings = SecondSettings(second_path.name, below)
+    try:
+        first = Runtime.load(model_path)
+        first.ckpt.meta[SECOND_KEY] = settings.to_meta()
+        SecondOpinion.load(first)  # both models must be able to take part before anything is written
+    except CheckpointError as exc:
+        raise StageError(str(exc)) from None
+    update_meta(model_path, {SECOND_KEY: settings.to_meta()})
+    click.echo(f"{model_path}: second model {second_path.name}, asked below confidence {below:g}")
+
+
 @cli.command(name="ship")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Candidate model, e.g. RUN/sft/best.npz.")
@@ -1071,7 +1128,7 @@ def ship_cmd(model_path, index_path, dev_jsonl, run_note, beam, rerank, retrieva
 
     index_path = index_path or default_index_path(model_path)
     rows = load_jsonl(dev_jsonl)
-    ranking = False
+    ranking = None  # without --rank: scored with the ranking the file already holds, as it will serve
     if rank_ and named_tools and not (beam > 1 or rerank or retrieval_k):
         ranking, report = run_rank_tune(model_path, rows, index_path, candidates,
                                         load_calibration(calibration_jsonl, no_calibration))

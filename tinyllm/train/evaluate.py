@@ -49,14 +49,15 @@ def closest_gold(pred: str, row: dict) -> str:
 
 def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: int = 32,
                     max_new_tokens: int = 96, rerank: int = 0, tools=None, ranking=None,
-                    named: bool = True) -> Predictor:
+                    named: bool = True, second=None) -> Predictor:
     """Predictions of a tinyllm.infer.runtime.Runtime: greedy (batched), beam search, or `rerank` > 0: the
     beam n-best plus the commands of the `rerank` nearest training requests, ranked by the model.
     With a `tools` lexicon (tinyllm.knowledge.tools.ToolLexicon) each answer then gets the serving named-program
     step (`Runtime.prefer_named_tool`). With `ranking` (tinyllm.infer.rank.RankSettings) the batched greedy
     answers go through the serving ranker instead (`Runtime.ranked`: named-program candidates, the beam
     n-best when the answer fails a check, penalties for failed checks; `named` False: no named-program
-    candidates)."""
+    candidates). With `second` (tinyllm.infer.second.SecondOpinion) an unsure ranked answer goes to the
+    second model of the pair, as served."""
 
     def predict(rows: list[dict]) -> list[str]:
         predict.confidences = [None] * len(rows)  # the served confidence of each ranked answer
@@ -88,12 +89,16 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                 answers.update(zip(chunk, runtime.generate([prompts[i] for i in chunk], max_new_tokens)))
         if ranking is not None:
             for i, g in answers.items():
+                nearest = nearest_commands(index, texts[i], asked[i])
                 ranked, escalated = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g,
-                                                   max_new_tokens=max_new_tokens, named=named,
-                                                   retrieved=nearest_commands(index, texts[i], asked[i]))
+                                                   max_new_tokens=max_new_tokens, named=named, retrieved=nearest)
+                conf = confidence(confidence_features(ranked, escalated, texts[i]), ranking) if ranked else None
+                if second is not None:
+                    ranked, escalated, conf = second.review(runtime, texts[i], asked[i], ranked, escalated, conf,
+                                                            retrieved=nearest)
                 if ranked:
                     answers[i] = ranked[0]
-                    predict.confidences[i] = confidence(confidence_features(ranked, escalated, texts[i]), ranking)
+                    predict.confidences[i] = conf
         elif tools is not None:
             for i, g in answers.items():
                 answers[i] = runtime.prefer_named_tool(prompts[i], texts[i], g, tools, max_new_tokens)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from tinyllm.formats.checkpoint import load_inference, read_meta, save_inference
+from tinyllm.infer.second import SecondSettings
 from tinyllm.knowledge.retrieval import BM25Index
 
 
@@ -32,10 +34,25 @@ def ship(model: Path, index: Path, dev_summary: dict[str, Any], dest: Path, forc
                              "(use --force to ship anyway)")
     ckpt = load_inference(model)
     meta = {**ckpt.meta, **(extra_meta or {}), "dev_full": dev_summary, "shipped_from": run_path(model)}
+    second = SecondSettings.from_meta(meta)
+    if second is not None:
+        if second.file in (dest.name, dest.with_suffix(".idx").name):
+            raise ValueError(f"the second model cannot be called {second.file} (the shipped model's own name)")
+        if not (Path(model).parent / second.file).is_file():
+            raise ValueError(f"{Path(model).parent / second.file}: second model not found (named by {model})")
+    before = SecondSettings.from_meta(read_meta(dest)["meta"]) if dest.is_file() else None
     if "init" in meta:
         meta["init"] = run_path(meta["init"])
     save_inference(dest, ckpt.weights, ckpt.config, ckpt.tokenizer_bytes, meta, dtype="int8")
     served = BM25Index.load(index)
     served.with_tools()  # serving reads the tool lexicon from the index; an older run's index gets it now
     served.save(dest.with_suffix(".idx"))
+    if second is not None:  # the second model travels with the first, its index (tool lexicon) too
+        src = Path(model).parent / second.file
+        for a, b in ((src, dest.parent / second.file), (src.with_suffix(".idx"), dest.parent / Path(second.file).with_suffix(".idx"))):
+            if a.is_file() and a.resolve() != b.resolve():
+                shutil.copyfile(a, b)
+    if before is not None and (second is None or before.file != second.file):  # no stale second model in the package
+        for stale in (dest.parent / before.file, dest.parent / Path(before.file).with_suffix(".idx")):
+            stale.unlink(missing_ok=True)
     return f"shipped {model} -> {dest} (dev exact match {candidate:.4f})"
