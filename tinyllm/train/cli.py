@@ -1,5 +1,5 @@
 """`nl2cmd-train`: data, corpus, tokenizer, shards, pretrain, sft, eval, curve, scoreboard, average,
-rank-tune, ship, report, and `all`.
+rank-tune, pair, ship, report, and `all`.
 
 Importable without torch: a base install prints which extra to install instead of a traceback.
 """
