@@ -41,16 +41,19 @@ def named_model(text: str) -> tuple[str, Path]:
 
 
 def read_rows(board: Path, model: str, set_name: str) -> list[dict]:
+    from tinyllm.train.curve import read_records
+
     path = board / model / f"{set_name}.rows.jsonl"
     if not path.is_file():
         raise BenchError(f"{path}: not found (score {model} on {set_name} with nl2cmd-train scoreboard first)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_records(path)
 
 
 def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict | None]:
     """For each request where the two answers differ (both non-empty): the sum over both models of each
     answer's mean log-prob, {"first": ..., "second": ...}; None where they agree or one is empty."""
     from tinyllm.formats.prompt import serving_platform
+    from tinyllm.infer.second import summed_logprobs
     from tinyllm.knowledge.text import normalize_instruction
 
     out: list[dict | None] = []
@@ -62,11 +65,8 @@ def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict 
             continue
         text = normalize_instruction(a["instruction"])
         platform = serving_platform(a.get("platform", "linux"))
-        total = [0.0, 0.0]
         try:
-            for rt in runtimes:
-                for i, s in enumerate(rt.score(rt.prompt_ids(text, platform), [a["prediction"], b["prediction"]])):
-                    total[i] += s
+            total = summed_logprobs(runtimes, text, platform, (a["prediction"], b["prediction"]))
         except ValueError:  # a request longer than a model's context: keep the first model's answer
             total = [0.0, float("-inf")]
         out.append({"first": total[0], "second": total[1]})

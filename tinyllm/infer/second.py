@@ -59,6 +59,16 @@ class SecondSettings:
         return cls(file, below)
 
 
+def summed_logprobs(runtimes: Sequence[Runtime], request: str, platform: str, commands: Sequence[str]) -> list[float]:
+    """Each command's mean per-token log-prob as the answer to `request`, summed over the models (one
+    teacher-forced pass per model); ValueError when the request does not fit a model's context."""
+    totals = [0.0] * len(commands)
+    for rt in runtimes:
+        for i, score in enumerate(rt.score(rt.prompt_ids(request, platform), list(commands))):
+            totals[i] += score
+    return totals
+
+
 class SecondOpinion:
     """The second model of a pair, loaded once, and the rule that chooses between the two answers."""
 
@@ -102,11 +112,8 @@ class SecondOpinion:
     def prefers(self, first: Runtime, request: str, platform: str, mine: str, theirs: str) -> bool:
         """Whether the second model's answer `theirs` beats the first's `mine`: the sum over both models of
         each answer's mean per-token log-prob."""
-        totals = [0.0, 0.0]
-        for rt in (first, self.runtime):
-            for i, score in enumerate(rt.score(rt.prompt_ids(request, platform), [mine, theirs])):
-                totals[i] += score
-        return totals[1] > totals[0]
+        mine_total, their_total = summed_logprobs((first, self.runtime), request, platform, (mine, theirs))
+        return their_total > mine_total
 
     def review(self, first: Runtime, request: str, platform: str, ranked: list[Ranked], escalated: bool,
                conf: float | None, n: int = 1, is_installed=None,
