@@ -37,9 +37,9 @@ def test_shipped_model_is_small_and_self_describing():
     ("find files modified in the last 24 hours", "find"),
     ("list all docker containers including stopped ones", "docker"),
     ("list all files in current directory", "ls"),  # issue 7's acceptance request (not in training: F1 test)
-    # answers without the named program (`sudo iftop -b -n 1` from v29's greedy) lose to the named-program
+    # the greedy answer (`inp {{path/to/file}}`: no program the request names) loses to the named-program
     # candidate in the ranking (named_unused, tinyllm.knowledge.checks; its floor in rank_tune.PENALTY_FLOORS)
-    ("show bandwidth usage per process with bandwhich", "bandwhich"),
+    ("check spelling in a file with aspell", "aspell"),
     ("open a new session with zellij", "zellij"),
 ])
 def test_everyday_requests_get_the_right_utility(suggester, request_text, utility):

@@ -39,9 +39,9 @@ PLANS: dict[str, Plan] = {
         sft=TrainConfig(steps=8000, batch_size=32, lr=5e-4, warmup=200, eval_every=1000, ckpt_every=200),
         retrieval_k=(0, 2),
     ),
-    # The shipped model's recipe, chosen by measurement (docs/experiments.md, 2026-12-04): 900 pretraining
-    # steps, 10,000 SFT steps of batch 160 (about 9 epochs of the mixture, 58M tokens: ~10 minutes on one
-    # GPU; on two CPU cores with AMX bf16, 14 minutes of pretraining and ~1.3 s per SFT step, ~4 h in all;
+    # The shipped first model's recipe (g9 in v31, v29 before it), chosen by measurement (docs/experiments.md):
+    # 900 pretraining steps, 10,000 SFT steps of batch 160 (7 epochs of the 230,098-row mixture, 58M tokens:
+    # ~10 minutes on one GPU; on two CPU cores with AMX bf16 and jemalloc, ~1.05 s per SFT step, ~4 h in all;
     # ~16 h in fp32 on two AVX2 cores), the mean of the last three snapshots.
     "default": Plan(
         model="default", vocab_size=8192, seq_len=256, sft_max_len=192,
