@@ -32,8 +32,9 @@ def test_shipped_model_is_small_and_self_describing():
     assert index.tools is not None and {"ls", "find", "bandwhich"} <= index.tools.known
     second = header["meta"].get("second_opinion")
     if second is not None:  # a second model ships beside the first, with its own index (tool lexicon)
-        assert (path.parent / second["file"]).is_file() and (path.parent / second["file"]).with_suffix(".idx").is_file()
-        assert read_meta(path.parent / second["file"])["dtype"] == "int8"
+        second_path = path.parent / second["file"]
+        assert second_path.is_file() and second_path.with_suffix(".idx").is_file()
+        assert read_meta(second_path)["dtype"] == "int8"
 
 
 @pytest.mark.parametrize("request_text, utility", [
