@@ -4,7 +4,10 @@ matches are counted beside each model alone and the oracle (right when either is
 
 * `confidence`: the answer whose model gives it the higher served confidence (ties: the first model's);
 * `both log-probs`: the answer with the higher sum of its mean per-token log-prob under both models (one
-  teacher-forced pass of each model over each answer where the two differ).
+  teacher-forced pass of each model over each answer where the two differ);
+* `both scores`: the same sum, less each model's penalties (its ranking settings) for the checks the answer
+  fails, checked with the lexicon of the model that gave it (the index beside its file: MODEL.idx, or
+  retrieval.idx in the same folder): a confident answer that does not run loses to one that does.
 
     python bench/two_model_select.py --board BOARD --first v29=V29.npz --second g9=G9.npz \\
         --set dev --set calibration --set test
@@ -29,7 +32,7 @@ from pathlib import Path
 from common import BenchError, markdown_table, run_main
 
 REPO = Path(__file__).resolve().parent.parent
-RULES = ("first", "second", "oracle", "confidence", "both log-probs")
+RULES = ("first", "second", "oracle", "confidence", "both log-probs", "both scores")
 
 
 def named_model(text: str) -> tuple[str, Path]:
@@ -49,11 +52,23 @@ def read_rows(board: Path, model: str, set_name: str) -> list[dict]:
     return read_records(path)
 
 
-def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict | None]:
+def model_tools(path: Path):
+    """The tool lexicon of the index beside a model file (MODEL.idx, else retrieval.idx), or None."""
+    from tinyllm.knowledge.retrieval import load_tool_lexicon
+
+    for index in (path.with_suffix(".idx"), path.parent / "retrieval.idx"):
+        if index.is_file():
+            return load_tool_lexicon(index)
+    return None
+
+
+def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict], tools=(None, None)) -> list[dict | None]:
     """For each request where the two answers differ (both non-empty): the sum over both models of each
-    answer's mean log-prob, {"first": ..., "second": ...}; None where they agree or one is empty."""
+    answer's mean log-prob, {"first": ..., "second": ...}, and the same less each model's check penalties
+    (`pair_penalty`) as "first_scored" and "second_scored"; None where they agree or one is empty."""
     from tinyllm.formats.prompt import serving_platform
-    from tinyllm.infer.second import summed_logprobs
+    from tinyllm.infer.second import pair_penalty, summed_logprobs
+    from tinyllm.knowledge.checks import check
     from tinyllm.knowledge.text import normalize_instruction
 
     out: list[dict | None] = []
@@ -69,7 +84,10 @@ def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict]) -> list[dict 
             total = summed_logprobs(runtimes, text, platform, (a["prediction"], b["prediction"]))
         except ValueError:  # a request longer than a model's context: keep the first model's answer
             total = [0.0, float("-inf")]
-        out.append({"first": total[0], "second": total[1]})
+        pen = [pair_penalty(check(pred, text, t), runtimes)
+               for pred, t in ((a["prediction"], tools[0]), (b["prediction"], tools[1]))]
+        out.append({"first": total[0], "second": total[1],
+                    "first_scored": total[0] - pen[0], "second_scored": total[1] - pen[1]})
     return out
 
 
@@ -91,6 +109,8 @@ def choose(rule: str, a: dict, b: dict, both: dict | None, below: float | None =
         return True
     if rule == "confidence":
         return (b.get("confidence") or 0.0) > (a.get("confidence") or 0.0)
+    if rule == "both scores":
+        return both is not None and both["second_scored"] > both["first_scored"]
     return both is not None and both["second"] > both["first"]
 
 
@@ -113,9 +133,10 @@ def main() -> int:
             raise BenchError(f"{p}: file not found")
     rows = {s: (read_rows(args.board, first, s), read_rows(args.board, second, s)) for s in args.sets}
     runtimes = (Runtime.load(first_path), Runtime.load(second_path))
+    tools = (model_tools(first_path), model_tools(second_path))
     table, gated, results = [], [], {}
     for s, (rows_a, rows_b) in rows.items():
-        both = cross_scores(runtimes, rows_a, rows_b)
+        both = cross_scores(runtimes, rows_a, rows_b, tools)
         res = {"n": len(rows_a), "differ": sum(1 for x in both if x is not None), "rules": {}}
         base = [{"instruction": a["instruction"], "exact_match": a["exact_match"]} for a in rows_a]
         for rule in RULES:
@@ -137,17 +158,19 @@ def main() -> int:
         res["below"] = {}
         for c in args.below:
             n_asked = sum(1 for a in rows_a if asked(a, c))
-            exact = sum(1 for a, b, x in zip(rows_a, rows_b, both)
-                        if (b if choose("both log-probs", a, b, x, c) else a)["exact_match"])
-            res["below"][str(c)] = {"asked": n_asked, "exact": exact}
-            gated.append([s, f"{c:g}", f"{n_asked:,} ({100 * n_asked / max(1, res['n']):.0f}%)",
-                          f"{exact} ({100 * exact / max(1, res['n']):.1f}%)"])
-    headers = ["set", first, second, "oracle", "confidence", "both log-probs"]
+            exact = {rule: sum(1 for a, b, x in zip(rows_a, rows_b, both)
+                               if (b if choose(rule, a, b, x, c) else a)["exact_match"])
+                     for rule in ("both log-probs", "both scores")}
+            res["below"][str(c)] = {"asked": n_asked, "exact": exact["both log-probs"],
+                                    "exact_scored": exact["both scores"]}
+            gated.append([s, f"{c:g}", f"{n_asked:,} ({100 * n_asked / max(1, res['n']):.0f}%)"]
+                         + [f"{e} ({100 * e / max(1, res['n']):.1f}%)" for e in exact.values()])
+    headers = ["set", first, second, "oracle", "confidence", "both log-probs", "both scores"]
     print(f"Exact matches; after each rule, requests only it / only {first} gets right, sign test.\n")
     print(markdown_table(headers, table))
     if gated:
-        print(f"\nThe second model asked only below a confidence of {first} (both log-probs):\n")
-        print(markdown_table(["set", "below", "asked", "exact"], gated))
+        print(f"\nThe second model asked only below a confidence of {first}:\n")
+        print(markdown_table(["set", "below", "asked", "exact: both log-probs", "exact: both scores"], gated))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"first": {"name": first, "model": first_path.name},
                                     "second": {"name": second, "model": second_path.name},

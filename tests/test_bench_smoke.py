@@ -184,9 +184,9 @@ def test_two_model_select_counts_each_rule(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| dev (4; 2 differ) | 2 (50.0%) |" in out.stdout
     rules = json.loads(out_json.read_text())["sets"]["dev"]["rules"]
-    # first: rows 1 and 3; second: 2, 3, 4; a rule that takes the likelier or surer answer gets all four
+    # first: rows 1 and 3; second: 2, 3, 4; a rule that takes the likelier, surer or checked answer gets all four
     assert {r: v["exact"] for r, v in rules.items()} == {"first": 2, "second": 3, "oracle": 4, "confidence": 4,
-                                                         "both log-probs": 4}
+                                                         "both log-probs": 4, "both scores": 4}
     assert rules["both log-probs"]["against_first"] == {"only_first": 2, "only_other": 0, "p": 0.5}
     missing = run_bench("two_model_select.py", "--board", str(tmp_path / "board"), "--first", f"a={shipped}",
                         "--second", f"c={shipped}", "--set", "dev", "--out", str(tmp_path / "x.json"))

@@ -50,23 +50,41 @@ def test_settings_round_trip_and_reject_what_is_not_a_file_beside_the_model():
             SecondSettings.from_meta({SECOND_KEY: bad})
 
 
+def answer(command: str, **failed: int) -> Ranked:
+    return Ranked(command, -0.5, dict(failed), -0.5, "greedy")
+
+
 def test_the_pair_prefers_the_answer_both_models_find_likelier(pair_dir, monkeypatch):
     first = Runtime.load(pair_dir / "first.npz")
     second = SecondOpinion.load(first)
     assert second is not None and second.settings.below == 0.5 and second.tools is not None
+    ls, ls_la = answer("ls"), answer("ls -la")
     # the first model prefers its own answer, the second prefers its own by more: the sum decides
     monkeypatch.setattr(first, "score", lambda prompt, cmds: [-1.0, -3.0])
     monkeypatch.setattr(second.runtime, "score", lambda prompt, cmds: [-4.0, -0.5])
-    assert second.prefers(first, "list files", "linux", "ls", "ls -la")   # -5.0 against -3.5
+    assert second.prefers(first, "list files", "linux", ls, ls_la)   # -5.0 against -3.5
     monkeypatch.setattr(second.runtime, "score", lambda prompt, cmds: [-2.0, -1.0])
-    assert not second.prefers(first, "list files", "linux", "ls", "ls -la")  # -3.0 against -4.0
+    assert not second.prefers(first, "list files", "linux", ls, ls_la)  # -3.0 against -4.0
     # unmocked: the sum of the two models' own mean log-probs
     monkeypatch.undo()
     first, second = Runtime.load(pair_dir / "first.npz"), SecondOpinion.load(Runtime.load(pair_dir / "first.npz"))
     mine, theirs = "ls -la", "grep -r foo ."
     totals = [sum(rt.score(rt.prompt_ids("list files", "linux"), [mine, theirs])[i] for rt in (first, second.runtime))
               for i in (0, 1)]
-    assert second.prefers(first, "list files", "linux", mine, theirs) == (totals[1] > totals[0])
+    assert second.prefers(first, "list files", "linux", answer(mine), answer(theirs)) == (totals[1] > totals[0])
+
+
+def test_the_pair_takes_off_both_models_penalties_for_failed_checks(pair_dir, monkeypatch):
+    first = Runtime.load(pair_dir / "first.npz")
+    second = SecondOpinion.load(first)
+    monkeypatch.setattr(first, "score", lambda prompt, cmds: [-1.0, -0.6])
+    monkeypatch.setattr(second.runtime, "score", lambda prompt, cmds: [-1.0, -0.6])
+    assert second.prefers(first, "list files", "linux", answer("ls"), answer("ls -la"))  # -2.0 against -1.2
+    # a syntax failure costs 1.0 under each model's ranking: -1.2 - 2.0 loses to -2.0
+    assert not second.prefers(first, "list files", "linux", answer("ls"), answer("ls 'a", syntax=1))
+    # a check without a penalty changes nothing; both failing the same check cancels out
+    assert second.prefers(first, "list files", "linux", answer("ls"), answer("lz -la", unknown_program=1))
+    assert second.prefers(first, "list files", "linux", answer("ls '", syntax=1), answer("ls -la '", syntax=1))
 
 
 def test_review_asks_the_second_model_only_about_unsure_answers(pair_dir, monkeypatch):

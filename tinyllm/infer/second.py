@@ -4,8 +4,8 @@ Two models trained apart get different requests right: the shipped model and the
 on under a fifth of dev and test, and a request one gets wrong the other often gets right. When the first
 model's ranked answer has a confidence below `SecondSettings.below`, the second model answers the same
 request through its own ranking; if its answer differs, both answers are scored by both models (one
-teacher-forced pass each) and the one with the higher sum of the two mean per-token log-probs is served,
-the other kept as an alternative. Sure answers (most everyday requests) never pay for the second model.
+teacher-forced pass each) and the one with the higher sum of the two mean per-token log-probs, less both
+models' penalties for the checks it fails, is served, the other kept as an alternative. Sure answers (most everyday requests) never pay for the second model.
 
 The first model's file names the second in its metadata (`second_opinion`: a file beside it and the
 bound); serving, `nl2cmd-train eval` and the scoreboard read it from there, so all score the pair the
@@ -23,7 +23,7 @@ from tinyllm.formats.checkpoint import CheckpointError
 from tinyllm.knowledge.retrieval import load_tool_lexicon
 from tinyllm.knowledge.tools import ToolLexicon
 
-from .rank import Ranked, confidence, confidence_features
+from .rank import Ranked, confidence, confidence_features, penalty
 from .runtime import EngineError, Runtime
 
 SECOND_KEY = "second_opinion"
@@ -69,6 +69,12 @@ def summed_logprobs(runtimes: Sequence[Runtime], request: str, platform: str, co
     return totals
 
 
+def pair_penalty(failed: Mapping[str, int], runtimes: Sequence[Runtime]) -> float:
+    """The penalties of the checks an answer fails (`failed`), summed over the models' ranking settings: the
+    counterpart of `summed_logprobs` for the checks."""
+    return sum(penalty(failed, rt.ranking) for rt in runtimes if rt.ranking is not None)
+
+
 class SecondOpinion:
     """The second model of a pair, loaded once, and the rule that chooses between the two answers."""
 
@@ -109,11 +115,13 @@ class SecondOpinion:
         """Is the first answer unsure enough to ask the second model?"""
         return confidence_of_first is not None and confidence_of_first < self.settings.below
 
-    def prefers(self, first: Runtime, request: str, platform: str, mine: str, theirs: str) -> bool:
+    def prefers(self, first: Runtime, request: str, platform: str, mine: Ranked, theirs: Ranked) -> bool:
         """Whether the second model's answer `theirs` beats the first's `mine`: the sum over both models of
-        each answer's mean per-token log-prob."""
-        mine_total, their_total = summed_logprobs((first, self.runtime), request, platform, (mine, theirs))
-        return their_total > mine_total
+        each answer's mean per-token log-prob, less the penalties each model's ranking gives the checks the
+        answer fails (`pair_penalty`), so that a likely answer that cannot run loses to one that can."""
+        runtimes = (first, self.runtime)
+        mine_lp, their_lp = summed_logprobs(runtimes, request, platform, (mine.command, theirs.command))
+        return their_lp - pair_penalty(theirs.failed, runtimes) > mine_lp - pair_penalty(mine.failed, runtimes)
 
     def review(self, first: Runtime, request: str, platform: str, ranked: list[Ranked], escalated: bool,
                conf: float | None, n: int = 1, is_installed=None,
@@ -132,8 +140,8 @@ class SecondOpinion:
                                             named=rt.named_tools, retrieved=retrieved)
         if not theirs or not theirs[0].command or theirs[0].command == ranked[0].command:
             return ranked, escalated, conf
-        mine, best = ranked[0].command, theirs[0].command
-        if mine and not self.prefers(first, request, platform, mine, best):
+        best = theirs[0].command
+        if ranked[0].command and not self.prefers(first, request, platform, ranked[0], theirs[0]):
             return ranked, escalated, conf
         their_conf = confidence(confidence_features(theirs, their_escalated, request), rt.ranking)
         return [theirs[0]] + [r for r in ranked if r.command != best], their_escalated, their_conf
