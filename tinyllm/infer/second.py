@@ -5,7 +5,8 @@ on under a fifth of dev and test, and a request one gets wrong the other often g
 model's ranked answer has a confidence below `SecondSettings.below`, the second model answers the same
 request through its own ranking; if its answer differs, both answers are scored by both models (one
 teacher-forced pass each) and the one with the higher sum of the two mean per-token log-probs, less both
-models' penalties for the checks it fails, is served, the other kept as an alternative. Sure answers (most everyday requests) never pay for the second model.
+models' penalties for the checks it fails, is served, the other kept as an alternative. Sure answers (most
+everyday requests) never pay for the second model.
 
 The first model's file names the second in its metadata (`second_opinion`: a file beside it and the
 bound); serving, `nl2cmd-train eval` and the scoreboard read it from there, so all score the pair the
