@@ -53,13 +53,12 @@ def read_rows(board: Path, model: str, set_name: str) -> list[dict]:
 
 
 def model_tools(path: Path):
-    """The tool lexicon of the index beside a model file (MODEL.idx, else retrieval.idx), or None."""
+    """The tool lexicon of the index that goes with a model file (eval's rule), or None without one."""
     from tinyllm.knowledge.retrieval import load_tool_lexicon
+    from tinyllm.train.cli import default_index_path
 
-    for index in (path.with_suffix(".idx"), path.parent / "retrieval.idx"):
-        if index.is_file():
-            return load_tool_lexicon(index)
-    return None
+    index = default_index_path(path)
+    return load_tool_lexicon(index) if index.is_file() else None
 
 
 def cross_scores(runtimes, rows_a: list[dict], rows_b: list[dict], tools=(None, None)) -> list[dict | None]:
