@@ -84,6 +84,35 @@ def test_validator_rejects_each_kind_of_bad_pair():
     reasons = [why.split(":", 1)[0] for _, why in report.rejected]
     assert reasons == ["schema", "schema", "syntax", "program", "value", "invented", "duplicate", "conflict", "held-out"]
     assert [r["command"] for r in report.accepted] == ["ls"]
+    # the report is read by pair writers, who must not see the evaluation sets: it never quotes their requests
+    assert all("undo the last git commit" not in why for _, why in report.rejected)
+
+
+def test_validator_lets_linux_and_macos_answer_one_request_differently():
+    """A request may have a Linux and a macOS answer (the model sees the user's platform); a `common` command
+    is shown with either tag, so it contradicts both, and one platform may not have two answers."""
+    rows = [{"instruction": "which wifi am i connected to", "command": "nmcli -t -f active,ssid dev wifi",
+             "platform": "linux"},
+            {"instruction": "Which wifi am I connected to?", "command": "networksetup -getairportnetwork en0",
+             "platform": "macos"},
+            {"instruction": "which wifi am i connected to", "command": "iwgetid -r", "platform": "linux"},
+            {"instruction": "which wifi am i connected to", "command": "iwgetid -r", "platform": "common"},
+            {"instruction": "show the date in utc", "command": "date -u", "platform": "common"},
+            {"instruction": "show the date in utc", "command": "date -u", "platform": "macos"}]
+    report = validate([{"source": "core", **r} for r in rows], lambda name: True, (), None, check_shell=False)
+    assert [r["command"] for r in report.accepted] == ["nmcli -t -f active,ssid dev wifi",
+                                                       "networksetup -getairportnetwork en0", "date -u"]
+    assert [why.split(":")[0] for _, why in report.rejected] == ["conflict", "conflict", "duplicate"]
+
+
+def test_validator_rejects_a_request_holding_a_prompt_marker():
+    """`<macos>` typed into a request is read by the tokenizer as the platform token: the platform field says it."""
+    rows = [{"instruction": "<macos> copy the clipboard into clip.txt", "command": "pbpaste > clip.txt"},
+            {"instruction": "copy the clipboard into clip.txt", "command": "pbpaste > clip.txt"}]
+    report = validate([{"platform": "macos", "source": "core", **r} for r in rows], lambda name: True, (), None,
+                      check_shell=False)
+    assert [why.split(":")[0] for _, why in report.rejected] == ["schema"]
+    assert [r["instruction"] for r in report.accepted] == ["copy the clipboard into clip.txt"]
 
 
 def test_validator_keeps_the_calibration_requests_out_of_training():

@@ -9,6 +9,7 @@ import unicodedata
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tinyllm.formats.prompt import USER_SYMBOLS
 from tinyllm.knowledge.text import (
     ascii_typography,
     description_key,
@@ -29,7 +30,7 @@ TYPOGRAPHIC = "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2010\u2011\u201
 
 # Text biased towards the interesting characters: controls, escapes, whitespace, typography, combining marks.
 tricky_chars = st.sampled_from(list("\x00\x07\x1b\x9b\r\n\t\x0b\x0c\x85\u2028 []();m0'\"\\") + list(TYPOGRAPHIC)
-                               + ["\u0301", "\u0308", "e", "A", ".", ":"])
+                               + ["\u0301", "\u0308", "e", "A", ".", ":", "<", ">", "<macos>", "<command>"])
 tricky_text = st.lists(st.one_of(tricky_chars, st.characters()), max_size=40).map("".join)
 ansi_sequences = st.sampled_from(["\x1b[31m", "\x1b[0m", "\x1b[2J", "\x1b[1;5H", "\x1b]0;title\x07",
                                   "\x1b]8;;http://x\x1b\\", "\x1bc", "\x1b7", "\x1b(B", "\x1b(B\x1b[m"])
@@ -95,9 +96,12 @@ def test_normalize_instruction_is_canonical(text: str) -> None:
     assert not CONTROLS.search(out) and "\n" not in out and "  " not in out
     assert not out.endswith((" ", ".", ":"))
     assert not any(ch in out for ch in TYPOGRAPHIC)
+    assert not any(marker in out for marker in USER_SYMBOLS)  # the tokenizer would read them as prompt tokens
 
 
 def test_normalize_instruction_examples() -> None:
+    assert normalize_instruction("<macos> paste the clipboard into <<command>>.txt") == \
+        "macos paste the clipboard into command.txt"
     assert normalize_instruction("  List \u201cbig\u201d files\u2026 ") == 'List "big" files'
     assert normalize_instruction("Show   the\tdate:") == "Show the date"
     assert normalize_instruction("e\x00\u0301") == "\u00e9"  # NFC after the control is gone

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from tinyllm.formats.prompt import USER_SYMBOLS
+
 # Typographic characters that people paste into descriptions/commands, mapped to ASCII.
 _TYPOGRAPHIC = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
@@ -25,6 +27,10 @@ _WS_RE = re.compile(r"\s+")
 # Control characters that separate words (CR, VT, FF, FS..US, NEL) and Unicode line separators:
 # turned into spaces before controls are stripped, so "a\rb" does not become "ab".
 _SEPARATOR_RE = re.compile("[\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
+
+# The prompt's own markers (<instruction>, <macos>, ...) are SentencePiece symbols: typed into a request they
+# would be read as those tokens (a second platform tag, a command start), so a request keeps their bare names.
+_MARKER_RE = re.compile("|".join(map(re.escape, USER_SYMBOLS)))
 
 MAX_REQUEST_CHARS = 500
 """Longest request (instruction) accepted by the CLI, the daemon and the user pairs (characters, after
@@ -49,12 +55,15 @@ def ascii_typography(text: str) -> str:
 def normalize_instruction(text: str) -> str:
     """Canonical form of a natural-language request, as seen by the model everywhere.
 
-    NFC, ASCII typography, control characters dropped, whitespace collapsed, a trailing
-    full stop / colon removed. Case is kept (file names and values are case-sensitive).
+    NFC, ASCII typography, control characters dropped, whitespace collapsed, the prompt's markers
+    (``<macos>``, ``<command>``, ...) reduced to their names, a trailing full stop / colon removed. Case is
+    kept (file names and values are case-sensitive).
     """
     text = unicodedata.normalize("NFC", text)
     # NFC again: a removed control character may have separated a base letter from its combining mark.
     text = unicodedata.normalize("NFC", safe_line(ascii_typography(text)))
+    while _MARKER_RE.search(text):  # a loop, as "<<macos>>" holds a marker again after one pass
+        text = _MARKER_RE.sub(lambda m: m.group(0)[1:-1], text)
     return text.rstrip(" .:")
 
 

@@ -2,14 +2,15 @@
 
 Every pair is checked, and each rejection is reported with its reason:
 
-- ``schema``: string fields, one line, a known platform;
+- ``schema``: string fields, one line, a known platform, no prompt marker (``<macos>``) in the request;
 - ``syntax``: ``bash -n`` parses the command;
 - ``shellcheck``: no finding at error level (``shellcheck -S error``), when shellcheck is installed;
 - ``program``: the first program of each pipeline stage is known to the lexicon or installed here;
 - ``option``: each option appears in the program's manual page, when the page is installed here;
 - ``value``: every value the request names appears in the command;
 - ``invented``: the command names no file the request never mentions (a placeholder should hold it);
-- ``duplicate`` / ``conflict``: the same request twice (with the same or another command);
+- ``duplicate`` / ``conflict``: the same request twice for platforms that meet (with the same or another
+  command): a ``linux`` and a ``macos`` pair may answer one request differently, a ``common`` one meets both;
 - ``near-duplicate``: a request almost identical (word-overlap F1 >= 0.9) to another with the same command;
 - ``held-out``: within word-overlap F1 0.7 of a request of an evaluation set;
 - ``calibration``: the same request (description key) as a row of the calibration set, which the confidence
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyllm.formats.prompt import PLATFORMS
+from tinyllm.formats.prompt import PLATFORMS, USER_SYMBOLS
 from tinyllm.knowledge.manpages import locate_page, render_man_file
 from tinyllm.knowledge.retrieval import tokenize_for_search
 from tinyllm.knowledge.shellparse import PREFIXES, WRAPPER_OPTIONS, lex, pipelines, utility_name, wrapper_length
@@ -338,7 +339,15 @@ def _schema_error(row: dict) -> str | None:
             return f"schema: '{key}' must be one line"
     if row.get("platform") not in PLATFORMS:
         return f"schema: platform must be one of {', '.join(PLATFORMS)}"
+    if marker := next((m for m in USER_SYMBOLS if m in row["instruction"]), None):
+        return f"schema: the request holds the prompt marker {marker} (a user never types it; use the platform field)"
     return None
+
+
+def _platforms_met(platform: str) -> tuple[str, ...]:
+    """The platforms whose pairs a pair for `platform` can contradict: a `common` command is shown to the
+    model with either user's tag (tinyllm.formats.prompt), a `linux` or `macos` one with its own only."""
+    return PLATFORMS if platform == "common" else (platform, "common")
 
 
 def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_out: Sequence[str] = (),
@@ -363,7 +372,7 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
     for i, words in enumerate(held):
         for w in words:
             held_by_word[w].append(i)
-    seen: dict[str, str] = {}
+    seen: dict[str, dict[str, str]] = defaultdict(dict)  # request key -> platform -> command
     by_command: dict[str, list[set[str]]] = defaultdict(list)
     for i, row in enumerate(candidates):
         request, command = row["instruction"].strip(), row["command"].strip()
@@ -385,8 +394,9 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
             why = f"invented: {invented[0]!r} is not in the request"
         key = _request_key(request)
         words = set(tokenize_for_search(request))
-        if why is None and key in seen:
-            why = "duplicate: same request and command" if seen[key] == command else "conflict: same request, another command"
+        met = [c for p, c in seen[key].items() if p in _platforms_met(row["platform"])] if key in seen else []
+        if why is None and met:
+            why = "duplicate: same request and command" if command in met else "conflict: same request, another command"
         if why is None and any(_f1(words, other) >= NEAR_DUPLICATE_F1 for other in by_command[command]):
             why = "near-duplicate: another request for this command differs by little"
         if why is None and words:
@@ -395,14 +405,14 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
                 for j in held_by_word.get(w, ()):
                     counts[j] += 1
             close = [j for j, c in counts.items() if 2 * c / (len(words) + len(held[j])) >= HELD_OUT_F1]
-            if close:
-                why = f"held-out: close to evaluation request {held_out[close[0]]!r}"
+            if close:  # the evaluation request is not named: pair writers must not learn the sets from it
+                why = "held-out: within word-overlap F1 0.7 of an evaluation request"
         if why is None and description_key(request) in reserved_keys:
             why = "calibration: the request of a calibration row"
         if why:
             report.rejected.append((row, why))
             continue
-        seen[key] = command
+        seen[key][row["platform"]] = command
         by_command[command].append(words)
         report.accepted.append(row)
     return report
