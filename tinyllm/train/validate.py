@@ -372,7 +372,7 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
     for i, words in enumerate(held):
         for w in words:
             held_by_word[w].append(i)
-    seen: dict[str, dict[str, str]] = defaultdict(dict)  # request key -> platform -> command
+    seen: dict[str, dict[str, str]] = {}  # request key -> platform -> command
     by_command: dict[str, list[set[str]]] = defaultdict(list)
     for i, row in enumerate(candidates):
         request, command = row["instruction"].strip(), row["command"].strip()
@@ -394,7 +394,7 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
             why = f"invented: {invented[0]!r} is not in the request"
         key = _request_key(request)
         words = set(tokenize_for_search(request))
-        met = [c for p, c in seen[key].items() if p in _platforms_met(row["platform"])] if key in seen else []
+        met = [c for p, c in seen.get(key, {}).items() if p in _platforms_met(row["platform"])]
         if why is None and met:
             why = "duplicate: same request and command" if command in met else "conflict: same request, another command"
         if why is None and any(_f1(words, other) >= NEAR_DUPLICATE_F1 for other in by_command[command]):
@@ -412,7 +412,7 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
         if why:
             report.rejected.append((row, why))
             continue
-        seen[key][row["platform"]] = command
+        seen.setdefault(key, {})[row["platform"]] = command
         by_command[command].append(words)
         report.accepted.append(row)
     return report
