@@ -1,11 +1,13 @@
-"""Would token-level signals of the winning answer sharpen the confidence? For each ranked answer of
-rank-tune's saved candidates (dev and calibration rows), one teacher-forced pass gives the log-prob of
-each of its tokens and the entropy of each next-token distribution; the confidence's logistic model is
-refitted with each signal added, 5-fold cross-validated over dev + calibration, and compared by log-loss
-and by the dev answers it rates >= 0.8 (the target: right at least 80% of the time).
+"""Which features sharpen the confidence? For each ranked answer of rank-tune's saved candidates (dev and
+calibration rows) the served features (`CONFIDENCE_FEATURES`; "support" from the index's program counts,
+recounted for an older index), each also without "support", and, unless `--no-signals`, token-level
+signals from one teacher-forced pass (the log-prob of each answer token, the entropy of each next-token
+distribution). The confidence's logistic model is refitted for each trial, 5-fold cross-validated over dev
++ calibration, and compared by log-loss and by the dev answers it rates >= 0.8 (the target: right at
+least 80% of the time).
 
     python bench/confidence_features.py --candidates CANDS.jsonl --model M.npz --index M.idx \\
-        [--settings REPORT.json]
+        [--settings REPORT.json] [--no-signals]
 
 CANDS.jsonl is `nl2cmd-train rank-tune --candidates`'s file; REPORT.json a `rank-tune --report` (its
 settings rank the answers; default: the model file's own).
@@ -64,7 +66,7 @@ def main() -> int:
     from tinyllm.formats.checkpoint import read_meta
     from tinyllm.infer.rank import CONFIDENCE_FEATURES, RankSettings
     from tinyllm.infer.runtime import Runtime
-    from tinyllm.knowledge.retrieval import load_tool_lexicon
+    from tinyllm.knowledge.retrieval import BM25Index
     from tinyllm.train.rank_tune import add_checks, read_candidates, score_settings
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,6 +74,7 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=REPO / "tinyllm" / "models" / "default.npz")
     ap.add_argument("--index", type=Path, default=None, help="default: the model's .idx")
     ap.add_argument("--settings", type=Path, default=None, help="a rank-tune --report JSON (its settings)")
+    ap.add_argument("--no-signals", action="store_true", help="only the served features, with and without support")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "confidence_features.json")
     args = ap.parse_args()
     for p in (args.candidates, args.model, args.settings):
@@ -82,8 +85,8 @@ def main() -> int:
     settings = RankSettings.from_meta(meta)
     if settings is None:
         raise BenchError(f"{args.model} has no ranking settings (run nl2cmd-train rank-tune)")
-    tools = load_tool_lexicon(args.index or args.model.with_suffix(".idx"))
-    runtime = Runtime.load(args.model)
+    tools = BM25Index.load(args.index or args.model.with_suffix(".idx")).with_tools()
+    runtime = None if args.no_signals else Runtime.load(args.model)
     recs = read_candidates(args.candidates)
     add_checks(recs, tools)
     rows = []
@@ -91,20 +94,26 @@ def main() -> int:
         part = [r for r in recs if r.get("split", "dev") == split]
         for rec, row in zip(part, score_settings(part, tools, settings)["rows"]):
             if row and row["features"] and row["pred"]:
-                row["features"].update(token_signals(runtime, rec["request"], rec["platform"], row["pred"]))
+                if runtime is not None:
+                    row["features"].update(token_signals(runtime, rec["request"], rec["platform"], row["pred"]))
                 rows.append({**row, "split": split})
     y = np.array([float(r["exact"]) for r in rows])
     dev = np.array([r["split"] == "dev" for r in rows])
+    served = tuple(CONFIDENCE_FEATURES)
+    plain = tuple(k for k in served if k != "support")
+    trials = [(plain, ()), (served, ())] + ([] if runtime is None else [(served, extra) for extra in TRIALS if extra])
     table, results = [], []
-    for extra in TRIALS:
-        p = cross_validated(rows, tuple(CONFIDENCE_FEATURES) + extra)
+    for names, extra in trials:
+        p = cross_validated(rows, names + extra)
         loss = float(-np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))
-        res = {"signals": list(extra), "log_loss": round(loss, 4)}
+        label = ("the served features" + ("" if "support" in names else " without support")
+                 + ("".join(" + " + e for e in extra)))
+        res = {"features": label, "signals": list(extra), "log_loss": round(loss, 4)}
         for name, mask in (("dev", dev), ("calibration", ~dev)):
             high = mask & (p >= HIGH)
             res[name] = {"high": int(high.sum()), "right": round(float(y[high].mean()), 4) if high.any() else None}
         results.append(res)
-        table.append(["+ " + " + ".join(extra) if extra else "the served features", f"{loss:.4f}",
+        table.append([label, f"{loss:.4f}",
                       res["dev"]["high"], "-" if res["dev"]["right"] is None else f"{100 * res['dev']['right']:.1f}%",
                       res["calibration"]["high"],
                       "-" if res["calibration"]["right"] is None else f"{100 * res['calibration']['right']:.1f}%"])

@@ -282,6 +282,22 @@ def test_confidence_features_of_the_winner():
     assert confidence(f, old) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 4.0 * -0.3))))
 
 
+def test_support_feature_needs_a_lexicon_with_counts_and_lowers_a_rare_programs_confidence():
+    """With counts in the lexicon the winner's program gets a "support" feature (none without them, so a
+    model fitted without counts is unchanged), and a positive weight on it rates an answer with a program
+    training saw once below the same answer shape with a common program."""
+    rows = [{"instruction": "list files", "command": "ls -la"}] * 200 + [{"instruction": "x", "command": "lsd -la"}]
+    lex = ToolLexicon.build(rows)
+    ls = rank([("ls -la", -0.1, "greedy")], "list files", lex, RankSettings())
+    lsd = rank([("lsd -la", -0.1, "greedy")], "list files", lex, RankSettings())
+    assert "support" not in confidence_features(ls, False, "list files")
+    assert "support" not in confidence_features(ls, False, "list files", ToolLexicon(lex.known, lex.named))
+    f_ls, f_lsd = (confidence_features(r, False, "list files", lex) for r in (ls, lsd))
+    assert f_ls["support"] > f_lsd["support"] > 0.0
+    settings = RankSettings(confidence={"bias": -1.0, "logprob": 2.0, "support": 3.0})
+    assert confidence(f_ls, settings) > confidence(f_lsd, settings)
+
+
 def test_fit_confidence_reads_the_named_features_only():
     """The logistic fit learns the sign of a feature that predicts "right", over the features it is given
     (a trial feature beside the served ones), and ignores the others."""
@@ -297,6 +313,9 @@ def test_fit_confidence_reads_the_named_features_only():
     assert set(w) == {"bias", "trial"} and w["trial"] > 1.0 and w["bias"] < 0
     assert set(fit_confidence(rows)) == set(CONFIDENCE_FEATURES)  # default: the served features
     assert fit_confidence(rows)["logprob"] == 0.0  # a constant feature gets no weight under L2
+    for r in rows:  # an index without program counts gives no "support": the default fit leaves it out
+        del r["features"]["support"]
+    assert set(fit_confidence(rows)) == set(CONFIDENCE_FEATURES) - {"support"}
 
 
 def test_fit_turns_filling_on_when_it_helps_on_dev():

@@ -53,6 +53,32 @@ def test_lexicon_round_trips_through_json_and_rejects_junk():
             ToolLexicon.from_json(bad)
 
 
+def test_lexicon_counts_the_commands_each_program_starts_and_rates_their_support():
+    """`starts` counts first programs (after sudo); `support` grows with the count, is 0 for a program
+    training never started with, 1 past SUPPORT_CAP, and None for an older lexicon without counts."""
+    from tinyllm.knowledge.tools import SUPPORT_CAP
+
+    lex = ToolLexicon.build(ROWS)
+    assert lex.starts == {"bandwhich": 2, "grep": 3, "find": 3, "printf": 1, "zellij": 1, "cat": 1}
+    assert ToolLexicon.from_json(lex.to_json()).starts == lex.starts
+    assert 1.0 > lex.support("grep") > lex.support("zellij") > lex.support("ls") == 0.0
+    many = ToolLexicon.build([{"instruction": "list", "command": "ls"}] * (SUPPORT_CAP + 5))
+    assert many.support("ls") == 1.0
+    older = {k: v for k, v in lex.to_json().items() if k != "starts"}
+    assert ToolLexicon.from_json(older).support("grep") is None
+    for bad in ({"grep": -1}, {"grep": "3"}, {"grep": True}, ["grep"]):
+        with pytest.raises(ValueError):
+            ToolLexicon.from_json({**lex.to_json(), "starts": bad})
+
+
+def test_with_tools_recounts_a_lexicon_without_program_counts():
+    rows = [{**r, "platform": "linux", "source": "t"} for r in ROWS]
+    index = BM25Index.build(rows)
+    full = ToolLexicon.build(ROWS)
+    index.tools = ToolLexicon(full.known, full.named, full.options)  # an older file's lexicon: no counts
+    assert index.with_tools().starts == full.starts
+
+
 def test_index_saves_its_tool_lexicon_and_older_files_load_without_one(tmp_path):
     rows = [{**r, "platform": "linux", "source": "t"} for r in ROWS]
     plain = BM25Index.build(rows)

@@ -21,14 +21,15 @@ from tinyllm.knowledge.tools import ToolLexicon
 
 META_KEY = "ranking"
 CONFIDENCE_FEATURES = ("bias", "logprob", "margin", "failed", "structure", "escalated", "placeholder", "sure",
-                       "length", "request_length")
+                       "length", "request_length", "support")
 """What the confidence model reads: the winner's mean log-prob, its lead over the runner-up (capped at
 `MARGIN_CAP`, the cap when there is none), how many checks it fails, whether it fails a structure check,
 whether the first answer failed a check (so the beam ran), whether it holds a `{{placeholder}}` (whose
 name must match too), whether its mean log-prob is above `SURE_LOGPROB`, its length in words over
 `LENGTH_CAP` (capped at 1), and the request's length in words over `REQUEST_CAP` (capped at 1: longer
-requests say more that the answer can miss). A model file fitted before a feature existed gives it
-weight 0."""
+requests say more that the answer can miss), and how many training commands start with its program
+(`ToolLexicon.support`: a program seen a handful of times is answered right less often; absent when the
+index's lexicon has no counts). A model file fitted before a feature existed gives it weight 0."""
 MARGIN_CAP = 1.0
 SURE_LOGPROB = -0.05
 LENGTH_CAP = 12
@@ -145,15 +146,21 @@ def rank(cands: Sequence[tuple[str, float, str]], request: str, tools: ToolLexic
     return out
 
 
-def confidence_features(ranked: Sequence[Ranked], escalated: bool, request: str) -> dict[str, float]:
-    """The `CONFIDENCE_FEATURES` of the winner of a ranked list for `request`."""
+def confidence_features(ranked: Sequence[Ranked], escalated: bool, request: str,
+                        tools: ToolLexicon | None = None) -> dict[str, float]:
+    """The `CONFIDENCE_FEATURES` of the winner of a ranked list for `request` ("support" only with a
+    `tools` lexicon that has counts)."""
     top = ranked[0]
     margin = min(MARGIN_CAP, top.score - ranked[1].score) if len(ranked) > 1 else MARGIN_CAP
-    return {"bias": 1.0, "logprob": top.logprob, "margin": margin, "failed": float(len(top.failed)),
-            "structure": float(any(top.failed.get(c) for c in STRUCTURE_CHECKS)), "escalated": float(escalated),
-            "placeholder": float("{{" in top.command), "sure": float(top.logprob > SURE_LOGPROB),
-            "length": min(len(top.command.split()), LENGTH_CAP) / LENGTH_CAP,
-            "request_length": min(len(request.split()), REQUEST_CAP) / REQUEST_CAP}
+    support = tools.support(command_name(top.command)) if tools is not None else None
+    feats = {"bias": 1.0, "logprob": top.logprob, "margin": margin, "failed": float(len(top.failed)),
+             "structure": float(any(top.failed.get(c) for c in STRUCTURE_CHECKS)), "escalated": float(escalated),
+             "placeholder": float("{{" in top.command), "sure": float(top.logprob > SURE_LOGPROB),
+             "length": min(len(top.command.split()), LENGTH_CAP) / LENGTH_CAP,
+             "request_length": min(len(request.split()), REQUEST_CAP) / REQUEST_CAP}
+    if support is not None:
+        feats["support"] = support
+    return feats
 
 
 def confidence(features: Mapping[str, float], settings: RankSettings) -> float | None:

@@ -144,5 +144,5 @@ class SecondOpinion:
         best = theirs[0].command
         if ranked[0].command and not self.prefers(first, request, platform, ranked[0], theirs[0]):
             return ranked, escalated, conf
-        their_conf = confidence(confidence_features(theirs, their_escalated, request), rt.ranking)
+        their_conf = confidence(confidence_features(theirs, their_escalated, request, self.tools), rt.ranking)
         return [theirs[0]] + [r for r in ranked if r.command != best], their_escalated, their_conf

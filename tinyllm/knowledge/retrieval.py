@@ -232,8 +232,8 @@ class BM25Index:
 
     def with_tools(self) -> ToolLexicon:
         """The tool lexicon of the indexed pairs, counted now if the index has none yet, or one without the
-        option lists of older files (seconds for 50k rows)."""
-        if self.tools is None or not self.tools.options:
+        option lists or program counts of older files (seconds for 50k rows)."""
+        if self.tools is None or not self.tools.options or not self.tools.starts:
             rows = ({"instruction": i, "command": c} for i, c in zip(self.instructions, self.commands))
             self.tools = ToolLexicon.build(rows)
         return self.tools

@@ -191,7 +191,7 @@ class Suggester:
             ranked, escalated = rt.ranked(prompt, text, self.tools, rt.ranking, n, is_installed=installed if here else None,
                                           named=rt.named_tools, retrieved=nearest)
             if ranked:
-                conf = confidence(confidence_features(ranked, escalated, text), rt.ranking)
+                conf = confidence(confidence_features(ranked, escalated, text, self.tools), rt.ranking)
             if self.second is not None:
                 ranked, escalated, conf = self.second.review(rt, text, platform, ranked, escalated, conf, n,
                                                              is_installed=installed if here else None, retrieved=nearest)

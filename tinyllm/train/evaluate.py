@@ -92,7 +92,7 @@ def model_predictor(runtime, index=None, k: int = 0, beam: int = 1, batch_size: 
                 nearest = nearest_commands(index, texts[i], asked[i])
                 ranked, escalated = runtime.ranked(prompts[i], texts[i], tools, ranking, first=g,
                                                    max_new_tokens=max_new_tokens, named=named, retrieved=nearest)
-                conf = confidence(confidence_features(ranked, escalated, texts[i]), ranking) if ranked else None
+                conf = confidence(confidence_features(ranked, escalated, texts[i], tools), ranking) if ranked else None
                 if second is not None:
                     ranked, escalated, conf = second.review(runtime, texts[i], asked[i], ranked, escalated, conf,
                                                             retrieved=nearest)

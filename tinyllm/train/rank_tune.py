@@ -310,7 +310,7 @@ def score_settings(recs: Sequence[dict], tools, settings, baseline: bool = False
         for k in STRUCTURE_CHECKS:
             bad[k] += bool(failed.get(k))
         bad["any"] += any(failed.get(k) for k in STRUCTURE_CHECKS)
-        feats = confidence_features(ranked, esc, rec["request"]) if ranked else None
+        feats = confidence_features(ranked, esc, rec["request"], tools) if ranked else None
         rows.append({"pred": pred, "exact": e, "name": m, "features": feats,
                      "confidence": confidence(feats, settings) if feats else None,
                      "all_fail": all_fail(ranked) if ranked else False})
@@ -389,13 +389,14 @@ def tune_penalties(recs: Sequence[dict], tools, beam: int, checks: Sequence[str]
 def fit_confidence(rows: Sequence[dict | None], l2: float = 1.0, iters: int = 50,
                    names: Sequence[str] | None = None) -> dict[str, float]:
     """Logistic regression (Newton, L2 on all but the first, the bias) of "the answer is right" on its
-    features `names` (default `CONFIDENCE_FEATURES`)."""
+    features `names` (default: the `CONFIDENCE_FEATURES` every row has; "support" needs an index with
+    counts)."""
     import numpy as np
 
     from tinyllm.infer.rank import CONFIDENCE_FEATURES
 
-    names = tuple(names or CONFIDENCE_FEATURES)
     data = [r for r in rows if r and r["features"]]
+    names = tuple(names or (k for k in CONFIDENCE_FEATURES if all(k in r["features"] for r in data)))
     X = np.array([[r["features"][k] for k in names] for r in data], dtype=np.float64)
     y = np.array([float(r["exact"]) for r in data])
     w = np.zeros(X.shape[1])
