@@ -115,6 +115,19 @@ def test_validator_rejects_a_request_holding_a_prompt_marker():
     assert [r["instruction"] for r in report.accepted] == ["copy the clipboard into clip.txt"]
 
 
+def test_validator_rejects_a_request_holding_a_placeholder():
+    """`{{path/to/file}}` belongs in a command; a request with one teaches a prompt no user types."""
+    rows = [{"instruction": "count lines with {{pattern}} in {{path/to/file}}",
+             "command": "grep -c '{{pattern}}' {{path/to/file}}"},
+            {"instruction": "count the lines of a file that match a pattern",
+             "command": "grep -c '{{pattern}}' {{path/to/file}}"},
+            {"instruction": "count lines with ERROR in app.log", "command": "grep -c ERROR app.log"}]
+    report = validate([{"platform": "common", "source": "core", **r} for r in rows], lambda name: True, (), None,
+                      check_shell=False)
+    assert [(r["instruction"], why.split(":")[0]) for r, why in report.rejected] == [(rows[0]["instruction"], "schema")]
+    assert len(report.accepted) == 2
+
+
 def test_validator_keeps_the_calibration_requests_out_of_training():
     rows = [{"instruction": "Which services failed?", "command": "systemctl --failed"},
             {"instruction": "which services failed since boot", "command": "systemctl --failed"}]

@@ -90,6 +90,7 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     res = _train(*tune)
     assert res.returncode == 0, res.stderr[-3000:]
     assert '"reliability_calibration"' in res.stdout
+    assert "support" in json.loads(res.stdout)["settings"]["confidence"]  # the SFT index counts programs
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(res.stdout)
     assert "ranking" not in read_meta(avg)["meta"]  # --dry-run leaves the model file as it was
     recs = [json.loads(line) for line in cands.read_text().splitlines()]

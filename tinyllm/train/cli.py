@@ -834,10 +834,10 @@ def run_rank_tune(ckpt: Path, rows: list[dict], index_path: Path | None = None, 
     if not index_path.is_file():
         raise StageError(f"ranking needs the tool lexicon of a retrieval index; {index_path} not found")
     index = BM25Index.load(index_path)
-    if index.tools is None or not index.tools.options:
-        index.with_tools()
+    before = index.tools
+    tools = index.with_tools()
+    if tools is not before:  # an older index: saved with the lexicon (options, program counts) serving reads
         index.save(index_path)
-    tools = index.tools
     calibration = calibration or []
     saved = read_candidates(candidates) if candidates and Path(candidates).is_file() else []
     recs = [r for r in saved if r.get("split", "dev") == "dev"]

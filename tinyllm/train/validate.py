@@ -2,7 +2,8 @@
 
 Every pair is checked, and each rejection is reported with its reason:
 
-- ``schema``: string fields, one line, a known platform, no prompt marker (``<macos>``) in the request;
+- ``schema``: string fields, one line, a known platform, no prompt marker (``<macos>``) and no
+  ``{{placeholder}}`` in the request (a user types neither);
 - ``syntax``: ``bash -n`` parses the command;
 - ``shellcheck``: no finding at error level (``shellcheck -S error``), when shellcheck is installed;
 - ``program``: the first program of each pipeline stage is known to the lexicon or installed here;
@@ -330,6 +331,10 @@ def _f1(a: set[str], b: set[str]) -> float:
     return 0.0 if not common else 2 * common / (len(a) + len(b))
 
 
+PLACEHOLDER_IN_REQUEST = re.compile(r"\{\{[^{}]*\}\}")
+"""A tldr-style placeholder, which belongs in a command, never in what a user types."""
+
+
 def _schema_error(row: dict) -> str | None:
     for key in ("instruction", "command"):
         value = row.get(key)
@@ -341,6 +346,8 @@ def _schema_error(row: dict) -> str | None:
         return f"schema: platform must be one of {', '.join(PLATFORMS)}"
     if marker := next((m for m in USER_SYMBOLS if m in row["instruction"]), None):
         return f"schema: the request holds the prompt marker {marker} (a user never types it; use the platform field)"
+    if PLACEHOLDER_IN_REQUEST.search(row["instruction"]):
+        return "schema: the request holds a {{placeholder}} (a user never types one; say 'a file' or give a value)"
     return None
 
 
