@@ -128,6 +128,22 @@ def test_validator_rejects_a_request_holding_a_placeholder():
     assert len(report.accepted) == 2
 
 
+def test_batched_bash_parse_gives_each_command_bashs_own_verdict():
+    """Commands are read many to a bash process, yet each verdict is the one `bash -n -c` gives it alone:
+    a broken command fails its batch and is read alone; two unclosed quotes that would pair up across
+    lines, a dangling pipe and an unclosed loop are never batched."""
+    from tinyllm.train.validate import BASH_BATCH, _bash_ok, bash_parses
+
+    good = ["ls -la", "grep -c ERROR app.log | sort -u", "for f in *.txt; do echo \"$f\"; done",
+            "cat <<< 'hi'", "echo 'a b'", "find . -name '*.py' -exec wc -l {} +"]
+    bad = ["echo 'abc", "ls |", "for f in *; do echo $f", "echo 'def", "if true; then ls", "(ls"]
+    commands = (good * 40)[:BASH_BATCH - 3] + bad + good * 40
+    verdicts = bash_parses(commands)
+    assert verdicts == [_bash_ok(c) for c in commands]
+    assert [v for c, v in zip(commands, verdicts) if c in bad] == [False] * len(bad)
+    assert all(v for c, v in zip(commands, verdicts) if c in good)
+
+
 def test_validator_keeps_the_calibration_requests_out_of_training():
     rows = [{"instruction": "Which services failed?", "command": "systemctl --failed"},
             {"instruction": "which services failed since boot", "command": "systemctl --failed"}]

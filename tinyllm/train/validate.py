@@ -35,7 +35,15 @@ from pathlib import Path
 from tinyllm.formats.prompt import PLATFORMS, USER_SYMBOLS
 from tinyllm.knowledge.manpages import locate_page, render_man_file
 from tinyllm.knowledge.retrieval import tokenize_for_search
-from tinyllm.knowledge.shellparse import PREFIXES, WRAPPER_OPTIONS, lex, pipelines, utility_name, wrapper_length
+from tinyllm.knowledge.shellparse import (
+    PREFIXES,
+    WRAPPER_OPTIONS,
+    lex,
+    pipelines,
+    syntax_problem,
+    utility_name,
+    wrapper_length,
+)
 from tinyllm.knowledge.text import description_key
 from tinyllm.knowledge.values import invented_values, missing_values
 
@@ -268,10 +276,38 @@ def _bash_ok(command: str) -> bool:
         return False
 
 
+BASH_BATCH = 200
+"""Commands `bash -n` reads at once, one per line, when each is complete on its own line (`_batchable`)."""
+
+
+def _batchable(command: str) -> bool:
+    """Can `command` share a script with others without its verdict hiding in theirs? Only when the
+    project's structural check finds it complete (no unclosed quote, construct or trailing operator, which
+    would run on into the next line) and it holds no here-document or line continuation."""
+    return "<<" not in command and "\\\n" not in command and not command.rstrip().endswith("\\") \
+        and syntax_problem(command) is None
+
+
+def _bash_batch_ok(commands: Sequence[str]) -> bool:
+    return _bash_ok("\n".join(commands))
+
+
 def bash_parses(commands: Sequence[str], workers: int = 4) -> list[bool]:
-    """`bash -n` verdict per command."""
+    """`bash -n` verdict per command. Complete-looking commands are read `BASH_BATCH` to one bash process
+    (one fork per command made this the validator's slowest step); a batch bash rejects, and every command
+    that is not `_batchable`, is read alone, so each verdict is bash's own on that command."""
+    verdicts: list[bool | None] = [None] * len(commands)
+    batchable = [i for i, c in enumerate(commands) if _batchable(c)]
+    groups = [batchable[s:s + BASH_BATCH] for s in range(0, len(batchable), BASH_BATCH)]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(_bash_ok, commands, chunksize=64))
+        for group, ok in zip(groups, pool.map(_bash_batch_ok, ([commands[i] for i in g] for g in groups))):
+            if ok:
+                for i in group:
+                    verdicts[i] = True
+        alone = [i for i, v in enumerate(verdicts) if v is None]
+        for i, ok in zip(alone, pool.map(_bash_ok, (commands[i] for i in alone), chunksize=64)):
+            verdicts[i] = ok
+    return [bool(v) for v in verdicts]
 
 
 def shellcheck_errors(commands: Sequence[str], workers: int | None = None) -> dict[int, str]:
