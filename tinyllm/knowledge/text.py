@@ -117,8 +117,10 @@ def whitespace_key(command: str) -> str:
 
 
 def description_key(text: str) -> str:
-    """Grouping key for a description: lower-case, alphanumerics only (used to keep splits leak-free)."""
-    return " ".join(re.findall(r"[a-z0-9]+", normalize_instruction(text).lower()))
+    """Grouping key for a description: lower-case, alphanumerics only (used to keep splits leak-free).
+    Lower-cased before normalising too, so that a prompt marker typed in capitals (`<MACOS>`) keys as the
+    marker does."""
+    return " ".join(re.findall(r"[a-z0-9]+", normalize_instruction(text.lower()).lower()))
 
 
 # tldr-style "{{placeholder}}": any text in double braces, except Go template actions, which docker,
