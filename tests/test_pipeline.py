@@ -62,11 +62,12 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
     # SFT can continue from an inference model (.npz) with the same config and tokenizer ...
-    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
+    few = ("--max-train-pairs", "400")  # all 244k rows with retrieved examples would take minutes to build
+    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4", *few,
                   "--init", str(out / "sft" / "best.npz"), "--snapshot-every", "2", "--until", "2")
     assert cont.returncode == 0, cont.stderr[-3000:]
     # ... and resume without it: the run's own checkpoint holds the weights and the record of the start
-    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4",
+    cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4", *few,
                   "--snapshot-every", "2", "--resume")
     assert cont.returncode == 0, cont.stderr[-3000:]
     from tinyllm.formats.checkpoint import read_meta

@@ -363,6 +363,23 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
     for name in ("train.jsonl", "dev.jsonl", "pairs_manifest.json"):
         if not (pairs_dir / name).is_file():
             raise StageError(f"{pairs_dir / name} not found (run the data stage into {pairs_dir.parent})")
+    # The start is checked before the examples are built: a wrong --init fails in seconds, not minutes.
+    torch.manual_seed(tc.seed)
+    model = Transformer(cfg)
+    source = "scratch"
+    if resume and (out / sft_dir / "last.pt").is_file():
+        # The weights come from the run's own checkpoint: the start it was made from is not needed again.
+        source = load_train_state(out / sft_dir / "last.pt")["run"].get("init", source)
+    elif not from_scratch:
+        init_ckpt = init_ckpt or out / "pretrain" / "last.pt"
+        if init_ckpt.suffix == ".npz":  # continue from an inference checkpoint (e.g. the shipped model)
+            _load_inference_init(model, init_ckpt, cfg, tok)
+        else:
+            st = load_train_state(init_ckpt)
+            if st["model_config"] != cfg.to_dict() or st["run"].get("tokenizer_sha256") != tok.sha256:
+                raise StageError(f"{init_ckpt}: pretrained with another model config or tokenizer")
+            model.load_state_dict(st["model"])
+        source = str(init_ckpt)
     rows = load_jsonl(pairs_dir / "train.jsonl")
     if not augment:
         rows = [r for r in rows if not r["source"].endswith("_aug")]
@@ -385,22 +402,6 @@ def run_sft(out: Path, plan, tc, resume: bool, from_scratch: bool = False, init_
             examples.append(ex)
     click.echo(f"sft: {len(examples)} examples, retrieval k in {ks}", err=True)
 
-    torch.manual_seed(tc.seed)
-    model = Transformer(cfg)
-    source = "scratch"
-    if resume and (out / sft_dir / "last.pt").is_file():
-        # The weights come from the run's own checkpoint: the start it was made from is not needed again.
-        source = load_train_state(out / sft_dir / "last.pt")["run"].get("init", source)
-    elif not from_scratch:
-        init_ckpt = init_ckpt or out / "pretrain" / "last.pt"
-        if init_ckpt.suffix == ".npz":  # continue from an inference checkpoint (e.g. the shipped model)
-            _load_inference_init(model, init_ckpt, cfg, tok)
-        else:
-            st = load_train_state(init_ckpt)
-            if st["model_config"] != cfg.to_dict() or st["run"].get("tokenizer_sha256") != tok.sha256:
-                raise StageError(f"{init_ckpt}: pretrained with another model config or tokenizer")
-            model.load_state_dict(st["model"])
-        source = str(init_ckpt)
     eval_k = max(ks)
     dev_rows = dev[:: max(1, len(dev) // plan.dev_eval_rows)][: plan.dev_eval_rows]  # spread over all sources
     pairs_manifest = json.loads((pairs_dir / "pairs_manifest.json").read_text())
