@@ -62,7 +62,7 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and {"instruction", "gold", "prediction", "exact_match"} <= set(rows[0])
     # SFT can continue from an inference model (.npz) with the same config and tokenizer ...
-    few = ("--max-train-pairs", "400")  # all 244k rows with retrieved examples would take minutes to build
+    few = ("--max-train-pairs", "400")  # every train row, with retrieved examples, takes minutes to build
     cont = _train("sft", "--out", str(out), "--preset", "micro", "--sft-dir", "sft_cont", "--steps", "4", *few,
                   "--init", str(out / "sft" / "best.npz"), "--snapshot-every", "2", "--until", "2")
     assert cont.returncode == 0, cont.stderr[-3000:]
