@@ -166,9 +166,11 @@ def _collect(words: list, out: list[StageOptions]) -> None:
 _INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", "sh", "zsh", "java", "php", "deno"})
 # Programs whose installed manual page does not list options users rely on (pip's is a stub, apt's leaves
 # apt-get's options out, node's lags the releases people run): their options go unchecked.
-# exiftool takes any tag name, in any case, as an option (-Model, -datetimeoriginal, -GPS:all=).
+# exiftool takes any tag name, in any case, as an option (-Model, -datetimeoriginal, -GPS:all=); stty's
+# page writes its settings as "[-]echo", never "-echo"; Debian's sqlite3 page lags the program (-json,
+# -readonly); gcloud installs only its top-level page, without any subcommand's flags (--zone).
 _UNCHECKED = frozenset({"apt", "pip", "pip3", "node", "npm", "npx", "docker", "kubectl", "nslookup", "openssl", "mvn",
-                        "exiftool"})
+                        "exiftool", "stty", "sqlite3", "gcloud"})
 # Pages whose options every subcommand accepts too (git stash list --date=relative is a log option).
 _MORE_PAGES = {"git": ("git-log", "git-diff")}
 
