@@ -2,12 +2,14 @@
 calibration rows) the served features (`CONFIDENCE_FEATURES`; "support" from the index's program counts,
 recounted for an older index), each also without "support", and, unless `--no-signals`, token-level
 signals from one teacher-forced pass (the log-prob of each answer token, the entropy of each next-token
-distribution). The confidence's logistic model is refitted for each trial, 5-fold cross-validated over dev
+distribution), and with `--second M2.npz` the second model's mean per-token log-prob of the answer (one
+teacher-forced pass of the other model, as the pair's choice already takes when it asks it). The confidence's
+logistic model is refitted for each trial, 5-fold cross-validated over dev
 + calibration, and compared by log-loss and by the dev answers it rates >= 0.8 (the target: right at
 least 80% of the time).
 
     python bench/confidence_features.py --candidates CANDS.jsonl --model M.npz --index M.idx \\
-        [--settings REPORT.json] [--no-signals]
+        [--settings REPORT.json] [--no-signals] [--second M2.npz]
 
 CANDS.jsonl is `nl2cmd-train rank-tune --candidates`'s file; REPORT.json a `rank-tune --report` (its
 settings rank the answers; default: the model file's own).
@@ -31,6 +33,9 @@ SIGNALS = ("min_logprob", "eos_logprob", "first_logprob", "max_entropy", "mean_e
 highest and the mean entropy of the model's next-token distribution along the answer."""
 TRIALS = ((), ("min_logprob",), ("eos_logprob",), ("first_logprob",), ("max_entropy",), ("mean_entropy",),
           ("min_logprob", "eos_logprob"), ("eos_logprob", "max_entropy"), SIGNALS[:4])
+SECOND = ("second_logprob", "second_above")
+"""Of the second model (`--second`): its mean per-token log-prob of the first model's answer, and that plus
+one floored at 0 (only how sure it is above a mean of -1 per token counts)."""
 HIGH = 0.8
 
 
@@ -75,9 +80,11 @@ def main() -> int:
     ap.add_argument("--index", type=Path, default=None, help="default: the model's .idx")
     ap.add_argument("--settings", type=Path, default=None, help="a rank-tune --report JSON (its settings)")
     ap.add_argument("--no-signals", action="store_true", help="only the served features, with and without support")
+    ap.add_argument("--second", type=Path, default=None,
+                    help="another model file: add its mean log-prob of each answer as a feature (SECOND)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "confidence_features.json")
     args = ap.parse_args()
-    for p in (args.candidates, args.model, args.settings):
+    for p in (args.candidates, args.model, args.settings, args.second):
         if p is not None and not p.is_file():
             raise BenchError(f"{p}: file not found")
     meta = {"ranking": json.loads(args.settings.read_text())["settings"]} if args.settings \
@@ -87,6 +94,7 @@ def main() -> int:
         raise BenchError(f"{args.model} has no ranking settings (run nl2cmd-train rank-tune)")
     tools = BM25Index.load(args.index or args.model.with_suffix(".idx")).with_tools()
     runtime = None if args.no_signals else Runtime.load(args.model)
+    second = None if args.second is None else Runtime.load(args.second)
     recs = read_candidates(args.candidates)
     add_checks(recs, tools)
     rows = []
@@ -96,12 +104,16 @@ def main() -> int:
             if row and row["features"] and row["pred"]:
                 if runtime is not None:
                     row["features"].update(token_signals(runtime, rec["request"], rec["platform"], row["pred"]))
+                if second is not None:
+                    lp = second.score(second.prompt_ids(rec["request"], rec["platform"]), [row["pred"]])[0]
+                    row["features"].update(second_logprob=lp, second_above=max(0.0, 1.0 + lp))
                 rows.append({**row, "split": split})
     y = np.array([float(r["exact"]) for r in rows])
     dev = np.array([r["split"] == "dev" for r in rows])
     served = tuple(CONFIDENCE_FEATURES)
     plain = tuple(k for k in served if k != "support")
     trials = [(plain, ()), (served, ())] + ([] if runtime is None else [(served, extra) for extra in TRIALS if extra])
+    trials += [] if second is None else [(served, (name,)) for name in SECOND]
     table, results = [], []
     for names, extra in trials:
         p = cross_validated(rows, names + extra)
@@ -120,7 +132,8 @@ def main() -> int:
     print(markdown_table(["features", "log-loss (5-fold)", f"dev >= {HIGH}", "right", f"calibration >= {HIGH}",
                           "right"], table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model.name, "rows": len(rows), "dev_rows": int(dev.sum()),
+    args.out.write_text(json.dumps({"model": args.model.name,
+                                    "second": None if args.second is None else args.second.name, "rows": len(rows), "dev_rows": int(dev.sum()),
                                     "trials": results}, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
