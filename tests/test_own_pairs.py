@@ -238,6 +238,22 @@ def test_stage_options_follow_wrappers_and_subcommands():
     assert py.options == ("-m",)
 
 
+def test_a_crontab_line_is_checked_as_the_command_it_schedules():
+    (rsync,) = stage_options("15 2 * * 1-5 rsync -a --delete /home/ /mnt/backup/")
+    assert (rsync.program, rsync.options) == ("rsync", ("-a", "--delete"))
+    (tar,) = stage_options("@daily tar -czf /backups/etc.tgz /etc")
+    assert (tar.program, tar.options) == ("tar", ("-czf",))
+    assert stage_options("0 4 * * 0 rotate.sh") == []  # a bare script name is the user's own script
+    report = _check([
+        {"instruction": "cron line: prune at 4:45", "command": "45 4 * * * frobnicatorx --prune"},
+        {"instruction": "crontab line listing /srv at 4:15", "command": "15 4 * * * ls -l /srv"},
+    ])
+    assert [why.split(":", 1)[0] for _, why in report.rejected] == ["program"]
+    assert [r["command"] for r in report.accepted] == ["15 4 * * * ls -l /srv"]
+    (ls,) = stage_options("ls -l 5 * * * *")  # not a crontab line: it starts with a program
+    assert ls.program == "ls"
+
+
 def test_request_values_are_what_the_user_named():
     assert request_values("copy report_q3.pdf to /tmp.") == ["report_q3.pdf", "/tmp"]
     assert request_values("ping db01 5 times") == ["db01", "5"]
