@@ -3,10 +3,9 @@ calibration rows) the served features (`CONFIDENCE_FEATURES`; "support" from the
 recounted for an older index), each also without "support", and, unless `--no-signals`, token-level
 signals from one teacher-forced pass (the log-prob of each answer token, the entropy of each next-token
 distribution), and with `--second M2.npz` the second model's mean per-token log-prob of the answer (one
-teacher-forced pass of the other model, as the pair's choice already takes when it asks it). The confidence's
-logistic model is refitted for each trial, 5-fold cross-validated over dev
-+ calibration, and compared by log-loss and by the dev answers it rates >= 0.8 (the target: right at
-least 80% of the time).
+teacher-forced pass of the other model, as the pair's choice takes when it asks it). The confidence's
+logistic model is refitted for each trial, 5-fold cross-validated over dev + calibration, and compared
+by log-loss and by the dev answers it rates >= 0.8 (the target: right at least 80% of the time).
 
     python bench/confidence_features.py --candidates CANDS.jsonl --model M.npz --index M.idx \\
         [--settings REPORT.json] [--no-signals] [--second M2.npz]
@@ -132,9 +131,9 @@ def main() -> int:
     print(markdown_table(["features", "log-loss (5-fold)", f"dev >= {HIGH}", "right", f"calibration >= {HIGH}",
                           "right"], table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model.name,
-                                    "second": None if args.second is None else args.second.name, "rows": len(rows), "dev_rows": int(dev.sum()),
-                                    "trials": results}, indent=1) + "\n")
+    second_name = None if args.second is None else args.second.name
+    args.out.write_text(json.dumps({"model": args.model.name, "second": second_name, "rows": len(rows),
+                                    "dev_rows": int(dev.sum()), "trials": results}, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 
