@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyllm.knowledge.shellparse import command_name
+from tinyllm.knowledge.shellparse import command_name, crontab_command
 from tinyllm.knowledge.values import invented_values, missing_values, request_values
 from tinyllm.train import pairs
 from tinyllm.train.rank_tune import CALIBRATION_SET
@@ -252,6 +252,8 @@ def test_a_crontab_line_is_checked_as_the_command_it_schedules():
     assert [r["command"] for r in report.accepted] == ["15 4 * * * ls -l /srv"]
     (ls,) = stage_options("ls -l 5 * * * *")  # not a crontab line: it starts with a program
     assert ls.program == "ls"
+    assert crontab_command("*/15 * * * 1-5 cleanup.sh") == "cleanup.sh"
+    assert crontab_command("ls -l 5 * * * *") is None
 
 
 def test_request_values_are_what_the_user_named():

@@ -5,6 +5,7 @@
 * `argv_key`: the key under which two commands that the shell reads as the same words are equal
   (quoting that changes nothing dropped): exact match in evaluation.
 * `pipelines`: the simple commands of a token list, pipeline by pipeline, with their redirections.
+* `crontab_command`: the command a crontab line (`0 2 * * * rsync ...`) schedules.
 * `WRAPPERS` and `wrapper_length`/`strip_wrappers`: the one table of command prefixes (``sudo``,
   ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument.
 * Evaluation and serving (`parse_commands`, `utilities`, `command_name`: tinyllm.train.metrics,
@@ -408,6 +409,19 @@ def simple_commands(command: str) -> list[list[str]]:
     """
     return [simple.words for line in command.splitlines() for pipe in pipelines(line_tokens(line))
             for simple in pipe if simple.tokens]
+
+
+_CRONTAB_SCHEDULE = re.compile(
+    r"(?:@(?:reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|[0-9*][0-9*/,-]*(?:\s+[0-9*][0-9*/,-]*){2}(?:\s+[0-9A-Za-z*][0-9A-Za-z*/,-]*){2})\s+(?=\S)")
+"""A crontab line's schedule (five time fields, or @daily and the like) before its command."""
+
+
+def crontab_command(command: str) -> str | None:
+    """The command a crontab line schedules (`0 2 * * * rsync -a ...` -> `rsync -a ...`); None when
+    `command` does not start with a schedule."""
+    m = _CRONTAB_SCHEDULE.match(command)
+    return command[m.end():] if m else None
 
 
 def program_name(word: str) -> str:

@@ -38,6 +38,7 @@ from tinyllm.knowledge.retrieval import tokenize_for_search
 from tinyllm.knowledge.shellparse import (
     PREFIXES,
     WRAPPER_OPTIONS,
+    crontab_command,
     lex,
     pipelines,
     syntax_problem,
@@ -89,22 +90,15 @@ def _words(tokens) -> list:
     return [t for t in tokens if t.kind == "word"]
 
 
-_CRONTAB_LINE = re.compile(
-    r"(?:@(?:reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)"
-    r"|[0-9*][0-9*/,-]*(?:\s+[0-9*][0-9*/,-]*){2}(?:\s+[0-9A-Za-z*][0-9A-Za-z*/,-]*){2})\s+(?=\S)")
-"""A crontab line's schedule (five time fields, or @daily and the like) before its command."""
-
-
 _SCRIPT_NAME = re.compile(r"[\w.-]+\.(?:sh|py|pl|rb)(?=\s|$)")
 
 
-def crontab_command(command: str) -> str:
-    """The command a crontab line runs (`0 2 * * * rsync ...` -> `rsync ...`); any other command unchanged.
-    A bare script name there (`0 4 * * * backup.sh`) is the user's own script, as a path would be."""
-    m = _CRONTAB_LINE.match(command)
-    if not m:
+def _scheduled(command: str) -> str:
+    """A crontab line's command (`crontab_command`), any other command unchanged; a bare script name there
+    (`0 4 * * * backup.sh`) gets `./`, so that it counts as the user's own script, as a path does."""
+    body = crontab_command(command)
+    if body is None:
         return command
-    body = command[m.end():]
     return "./" + body if _SCRIPT_NAME.match(body) else body
 
 
@@ -112,7 +106,7 @@ def stage_options(command: str) -> list[StageOptions]:
     """The programs a command runs, with their options; wrappers (xargs, timeout, watch, find -exec) recurse.
     A crontab line counts as the command it schedules."""
     out: list[StageOptions] = []
-    for pipe in pipelines(lex(crontab_command(command))):
+    for pipe in pipelines(lex(_scheduled(command))):
         for simple in pipe:
             _collect(simple.tokens, out)
     return out
