@@ -89,6 +89,18 @@ def test_check_reports_each_failure():
     assert gone == {"not_installed": 1}
 
 
+def test_crontab_line_is_judged_by_the_command_it_schedules():
+    # its schedule is neither a program (`15`, `*/5`) nor a stutter (`* * *`)
+    assert check("15 4 * * * ls -la dir0", "list dir0 at 4:15 every day", LEXICON) == {}
+    assert check("*/5 * * * * ls -la dir0", "list dir0 every 5 minutes", LEXICON) == {}
+    assert check("@daily ls -la dir0", "list dir0 daily", LEXICON) == {}
+    # the command it schedules is still checked, and the schedule's values still count
+    assert check("15 4 * * * lsx -Q", "list at 4:15", LEXICON) == {"unknown_program": 1}
+    assert check("15 4 * * * ls ls ls", "list at 4:15", LEXICON) == {"stutter": 1}
+    assert "missing_value" not in check("15 4 * * * ls -la dir0", "list dir0 at 4:15", LEXICON)
+    assert check("30 4 * * * ls -la dir0", "list dir0 at 4:15", LEXICON) == {"missing_value": 1}
+
+
 def test_named_program_unused():
     lex = ToolLexicon.build([{"instruction": f"open session {i} with zellij", "command": f"zellij attach s{i}"}
                              for i in range(3)] + [{"instruction": "jump to dir", "command": "z dir"}])

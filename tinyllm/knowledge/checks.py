@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from functools import lru_cache
 
-from .shellparse import Token, lex, parse_commands, pipelines, syntax_problem
+from .shellparse import Token, crontab_command, lex, parse_commands, pipelines, syntax_problem
 from .tools import ToolLexicon, request_words
 from .values import invented_values, missing_values
 
@@ -199,8 +199,12 @@ def check(command: str, request: str, tools: ToolLexicon | None = None,
     """How many times `command` fails each check (name -> count; checks it passes are left out).
 
     `tools` enables the program and option checks; `is_installed` (e.g. `installed`, when serving on the
-    user's machine for their own platform) the installed-program check."""
+    user's machine for their own platform) the installed-program check. A crontab line
+    (`15 4 * * * /opt/x.sh`) is judged by the command it schedules; its values by the whole line."""
     failed: dict[str, int] = {}
+    line = command
+    scheduled = crontab_command(command)
+    command = line if scheduled is None else scheduled  # the schedule is no program and no stutter
     if syntax_problem(command):
         failed["syntax"] = 1
     if tools is not None:
@@ -218,10 +222,10 @@ def check(command: str, request: str, tools: ToolLexicon | None = None,
                    if not _acceptable_program(n) and n.lower() not in said and not is_installed(n)]
         if missing:
             failed["not_installed"] = len(missing)
-    miss = missing_values(request, command)
+    miss = missing_values(request, line)
     if miss:
         failed["missing_value"] = len(miss)
-    invented = invented_values(request, _PLACEHOLDER_RE.sub(" ", command))
+    invented = invented_values(request, _PLACEHOLDER_RE.sub(" ", line))
     if invented:
         failed["invented_value"] = len(invented)
     if stutter(command):
