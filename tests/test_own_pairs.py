@@ -208,6 +208,18 @@ def test_codec_and_format_options_are_documented(tmp_path):
     assert bad("exiftool -Model -datetimeoriginal -GPS:all= -overwrite_original photo.jpg") == []  # tags
 
 
+@pytest.mark.skipif(ManualPages().page("iptables-extensions") is None, reason="iptables manual pages not installed")
+def test_iptables_match_options_are_read_from_the_extensions_page(tmp_path):
+    pages = ManualPages(tmp_path)
+
+    def bad(command: str) -> list[str]:
+        return undocumented_options(stage_options(command), pages)
+
+    assert bad("sudo iptables -A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT") == []
+    assert bad("sudo iptables -A INPUT -j LOG --log-prefix 'drop: '") == []
+    assert bad("sudo iptables -A INPUT -p tcp --dportz 22 -j ACCEPT") == ["iptables --dportz"]
+
+
 @pytest.mark.skipif(ManualPages().page("stty") is None or ManualPages().page("sqlite3") is None,
                     reason="stty and sqlite3 manual pages not installed")
 def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):

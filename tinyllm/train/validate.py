@@ -184,9 +184,14 @@ _INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", 
 # page writes its settings as "[-]echo", never "-echo"; Debian's sqlite3 page lags the program (-json,
 # -readonly); gcloud installs only its top-level page, without any subcommand's flags (--zone).
 _UNCHECKED = frozenset({"apt", "pip", "pip3", "node", "npm", "npx", "docker", "kubectl", "nslookup", "openssl", "mvn",
-                        "exiftool", "stty", "sqlite3", "gcloud"})
+                        "exiftool", "stty", "sqlite3", "gcloud",
+                        # Debian 12's pages leave out options people use: gs -dBATCH, -dPDFSETTINGS, -o;
+                        # upower's short forms (-i, -e, -d); qpdf's page lists none at all
+                        "gs", "upower", "qpdf"})
 # Pages whose options every subcommand accepts too (git stash list --date=relative is a log option).
-_MORE_PAGES = {"git": ("git-log", "git-diff")}
+_MORE_PAGES = {"git": ("git-log", "git-diff"),
+               # match and target options (--dport, --ctstate, --log-prefix) live in their own page
+               "iptables": ("iptables-extensions",), "ip6tables": ("iptables-extensions",)}
 
 
 def _option_words(words: Sequence, single_dash_long: bool = False) -> list[str]:
