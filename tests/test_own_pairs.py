@@ -195,12 +195,14 @@ def test_validator_checks_options_against_the_manual_page(tmp_path):
     assert (tmp_path / "ls.txt").is_file()  # rendered once, then read from the cache
 
 
+def _undocumented(pages: ManualPages):
+    """`command -> options missing from its manual page`, read from `pages`."""
+    return lambda command: undocumented_options(stage_options(command), pages)
+
+
 @pytest.mark.skipif(ManualPages().page("ffmpeg-all") is None, reason="ffmpeg-all manual page not installed")
 def test_codec_and_format_options_are_documented(tmp_path):
-    pages = ManualPages(tmp_path)
-
-    def bad(command: str) -> list[str]:
-        return undocumented_options(stage_options(command), pages)
+    bad = _undocumented(ManualPages(tmp_path))
 
     assert bad("ffmpeg -f concat -safe 0 -i list.txt -c copy out.mp4") == []
     assert bad("ffmpeg -i in.mp4 -c:v libx264 -preset slow -tune film -crf 22 out.mp4") == []
@@ -210,10 +212,7 @@ def test_codec_and_format_options_are_documented(tmp_path):
 
 @pytest.mark.skipif(ManualPages().page("iptables-extensions") is None, reason="iptables manual pages not installed")
 def test_iptables_match_options_are_read_from_the_extensions_page(tmp_path):
-    pages = ManualPages(tmp_path)
-
-    def bad(command: str) -> list[str]:
-        return undocumented_options(stage_options(command), pages)
+    bad = _undocumented(ManualPages(tmp_path))
 
     assert bad("sudo iptables -A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT") == []
     assert bad("sudo iptables -A INPUT -j LOG --log-prefix 'drop: '") == []
@@ -223,10 +222,7 @@ def test_iptables_match_options_are_read_from_the_extensions_page(tmp_path):
 @pytest.mark.skipif(ManualPages().page("stty") is None or ManualPages().page("sqlite3") is None,
                     reason="stty and sqlite3 manual pages not installed")
 def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):
-    pages = ManualPages(tmp_path)
-
-    def bad(command: str) -> list[str]:
-        return undocumented_options(stage_options(command), pages)
+    bad = _undocumented(ManualPages(tmp_path))
 
     assert bad("stty -echo") == []  # the page writes "[-]echo"
     assert bad("sqlite3 -readonly -json app.db 'SELECT 1'") == []  # newer than Debian's page
