@@ -195,6 +195,17 @@ def test_validator_checks_options_against_the_manual_page(tmp_path):
     assert (tmp_path / "ls.txt").is_file()  # rendered once, then read from the cache
 
 
+@pytest.mark.skipif(ManualPages().page("ls") is None, reason="ls manual page not installed")
+def test_a_page_cached_as_missing_is_read_once_installed(tmp_path):
+    (tmp_path / "ls.txt").write_text("")  # cached before the package brought the page
+    (tmp_path / "no-such-program-x.txt").write_text("")
+    pages = ManualPages(tmp_path)
+
+    assert pages.page("ls") is not None and "--all" in pages.page("ls")
+    assert (tmp_path / "ls.txt").read_text()  # the cache now holds the page
+    assert pages.page("no-such-program-x") is None
+
+
 def _undocumented(pages: ManualPages):
     """`command -> options missing from its manual page`, read from `pages`."""
     return lambda command: undocumented_options(stage_options(command), pages)
@@ -227,6 +238,7 @@ def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):
     assert bad("stty -echo") == []  # the page writes "[-]echo"
     assert bad("sqlite3 -readonly -json app.db 'SELECT 1'") == []  # newer than Debian's page
     assert bad("gcloud compute ssh web-1 --zone us-east1-b") == []  # only the top-level page is installed
+    assert bad("redis-cli -h cache01 -n 2 --scan --pattern 'user:*'") == []  # a stub page
     assert bad("tail -Q app.log") == ["tail -Q"]  # a program with a complete page is still checked
 
 

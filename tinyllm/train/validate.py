@@ -186,8 +186,9 @@ _INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", 
 _UNCHECKED = frozenset({"apt", "pip", "pip3", "node", "npm", "npx", "docker", "kubectl", "nslookup", "openssl", "mvn",
                         "exiftool", "stty", "sqlite3", "gcloud",
                         # Debian 12's pages leave out options people use: gs -dBATCH, -dPDFSETTINGS, -o;
-                        # upower's short forms (-i, -e, -d); qpdf's page lists none at all
-                        "gs", "upower", "qpdf"})
+                        # upower's short forms (-i, -e, -d); qpdf's page lists none at all, nor do
+                        # redis-cli's and redis-server's (stubs that point to redis-doc)
+                        "gs", "upower", "qpdf", "redis-cli", "redis-server"})
 # Pages whose options every subcommand accepts too (git stash list --date=relative is a log option).
 _MORE_PAGES = {"git": ("git-log", "git-diff"),
                # match and target options (--dport, --ctstate, --log-prefix) live in their own page
@@ -232,7 +233,11 @@ class ManualPages:
         cached = self.cache_dir / f"{name}.txt" if self.cache_dir else None
         if cached is not None and cached.is_file():
             text = cached.read_text()
-            return text or None
+            if text:
+                return text
+            # cached as missing: the package may have been installed since (a few stat calls tell)
+            if locate_page(name, _PAGE_SECTIONS, ask_man=False) is None:
+                return None
         path = locate_page(name, _PAGE_SECTIONS)
         text = render_man_file(path) if path else ""
         if cached is not None:
