@@ -231,14 +231,16 @@ class ManualPages:
         if not re.fullmatch(r"[\w.+-]+", name) or shutil.which("man") is None:
             return None
         cached = self.cache_dir / f"{name}.txt" if self.cache_dir else None
+        path = None
         if cached is not None and cached.is_file():
             text = cached.read_text()
             if text:
                 return text
             # cached as missing: the package may have been installed since (a few stat calls tell)
-            if locate_page(name, _PAGE_SECTIONS, ask_man=False) is None:
+            path = locate_page(name, _PAGE_SECTIONS, ask_man=False)
+            if path is None:
                 return None
-        path = locate_page(name, _PAGE_SECTIONS)
+        path = path or locate_page(name, _PAGE_SECTIONS)
         text = render_man_file(path) if path else ""
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
