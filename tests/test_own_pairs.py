@@ -239,6 +239,7 @@ def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):
     assert bad("sqlite3 -readonly -json app.db 'SELECT 1'") == []  # newer than Debian's page
     assert bad("gcloud compute ssh web-1 --zone us-east1-b") == []  # only the top-level page is installed
     assert bad("redis-cli -h cache01 -n 2 --scan --pattern 'user:*'") == []  # a stub page
+    assert bad("go test -race -coverprofile=cover.out ./...") == []  # test flags live in `go help`
     assert bad("tail -Q app.log") == ["tail -Q"]  # a program with a complete page is still checked
 
 

@@ -187,8 +187,10 @@ _UNCHECKED = frozenset({"apt", "pip", "pip3", "node", "npm", "npx", "docker", "k
                         "exiftool", "stty", "sqlite3", "gcloud",
                         # Debian 12's pages leave out options people use: gs -dBATCH, -dPDFSETTINGS, -o;
                         # upower's short forms (-i, -e, -d); qpdf's page lists none at all, nor do
-                        # redis-cli's and redis-server's (stubs that point to redis-doc)
-                        "gs", "upower", "qpdf", "redis-cli", "redis-server"})
+                        # redis-cli's and redis-server's (stubs that point to redis-doc); go's page
+                        # keeps build and test flags (-race, -cover) in `go help`, and `go run`
+                        # passes the rest to the program
+                        "gs", "upower", "qpdf", "redis-cli", "redis-server", "go"})
 # Pages whose options every subcommand accepts too (git stash list --date=relative is a log option).
 _MORE_PAGES = {"git": ("git-log", "git-diff"),
                # match and target options (--dport, --ctstate, --log-prefix) live in their own page
