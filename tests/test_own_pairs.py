@@ -257,6 +257,13 @@ def test_stage_options_follow_wrappers_and_subcommands():
     assert stage_options("for f in *.png; do ./convert.sh \"$f\"; done") == []
     (py,) = stage_options("python3 -m http.server 8080 --bind 127.0.0.1")
     assert py.options == ("-m",)
+    inhibit, rsync = stage_options("systemd-inhibit --what=sleep --why 'backup' rsync -a --delete src/ dst/")
+    assert (inhibit.program, inhibit.options) == ("systemd-inhibit", ("--what=sleep", "--why"))
+    assert (rsync.program, rsync.options) == ("rsync", ("-a", "--delete"))
+    assert [(s.program, s.options) for s in stage_options("ionice -c 3 nice -n 19 tar -czf a.tgz big/")] == [
+        ("ionice", ("-c",)), ("tar", ("-czf",))]
+    assert [(s.program, s.options) for s in stage_options("stdbuf -oL tail -f app.log | grep -v DEBUG")] == [
+        ("stdbuf", ("-oL",)), ("tail", ("-f",)), ("grep", ("-v",))]
 
 
 def test_a_crontab_line_is_checked_as_the_command_it_schedules():

@@ -65,7 +65,10 @@ _LOOP_HEADS = frozenset({"for", "case", "select", "done", "fi", "esac", "}", "in
 # Wrappers whose operand is another command (beyond shellparse.WRAPPER_OPTIONS), with their options that take a value.
 _MORE_WRAPPERS = {"timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
                   "watch": frozenset({"-n", "--interval", "-d"}), "flock": frozenset({"-w", "-E"}),
-                  "strace": frozenset({"-o", "-e", "-p", "-s"}), "chroot": frozenset(), "taskset": frozenset()}
+                  "strace": frozenset({"-o", "-e", "-p", "-s"}), "chroot": frozenset(), "taskset": frozenset(),
+                  "systemd-inhibit": frozenset({"--what", "--who", "--why", "--mode"}),
+                  "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
+                  "stdbuf": frozenset({"-i", "-o", "-e"}), "setsid": frozenset()}
 _SUBCOMMAND_PROGRAMS = frozenset({
     "git", "docker", "kubectl", "systemctl", "apt", "apt-get", "dnf", "yum", "npm", "cargo", "pip", "pip3", "brew",
     "podman", "helm", "go", "journalctl", "ip", "nmcli", "gh", "snap", "flatpak", "zypper", "pacman", "gem",
