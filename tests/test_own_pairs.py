@@ -243,6 +243,20 @@ def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):
     assert bad("tail -Q app.log") == ["tail -Q"]  # a program with a complete page is still checked
 
 
+@pytest.mark.skipif(ManualPages().page("pkill") is None or ManualPages().page("fuser") is None,
+                    reason="procps and psmisc manual pages not installed")
+def test_a_signal_given_as_an_option_is_documented(tmp_path):
+    bad = _undocumented(ManualPages(tmp_path))
+
+    assert bad("pkill -STOP -f 'python train.py'") == []
+    assert bad("fuser -k -TERM 8080/tcp") == []
+    assert bad("pkill -9 -u alice") == []
+    assert bad("pkill -Z firefox") == ["pkill -Z"]  # one letter is an option, not a signal
+    assert bad("tail -STOP app.log") == ["tail -STOP"]  # only signal senders take one
+    assert [(s.program, s.options) for s in stage_options("watch -d -n 5 df -h")] == [
+        ("watch", ("-d", "-n")), ("df", ("-h",))]
+
+
 def test_the_file_after_a_process_substitution_is_an_operand():
     stages = stage_options("diff <(git show main:config.yml) config.yml")
     assert [(s.program, s.subcommand) for s in stages] == [("diff", ""), ("git", "show")]

@@ -64,7 +64,7 @@ SHELL_WORDS = frozenset({
 _LOOP_HEADS = frozenset({"for", "case", "select", "done", "fi", "esac", "}", "in"})
 # Wrappers whose operand is another command (beyond shellparse.WRAPPER_OPTIONS), with their options that take a value.
 _MORE_WRAPPERS = {"timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
-                  "watch": frozenset({"-n", "--interval", "-d"}), "flock": frozenset({"-w", "-E"}),
+                  "watch": frozenset({"-n", "--interval"}), "flock": frozenset({"-w", "-E"}),
                   "strace": frozenset({"-o", "-e", "-p", "-s"}), "chroot": frozenset(), "taskset": frozenset(),
                   "systemd-inhibit": frozenset({"--what", "--who", "--why", "--mode"}),
                   "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
@@ -291,8 +291,14 @@ def undocumented_options(stages: Iterable[StageOptions], pages: ManualPages) -> 
             continue
         doc = "\n".join(docs)
         bad.extend(f"{st.program} {o}" for o in st.options
-                   if not _documented(o, doc) and not (program == "ffmpeg-all" and _private_option(o, doc)))
+                   if not _documented(o, doc) and not (program == "ffmpeg-all" and _private_option(o, doc))
+                   and not (program in _SIGNAL_SENDERS and _SIGNAL_OPTION.fullmatch(o)))
     return bad
+
+
+# Programs that take a signal as an option (`pkill -STOP`, `fuser -k -TERM`); their pages name no signal.
+_SIGNAL_SENDERS = frozenset({"pkill", "killall", "fuser", "skill", "snice"})
+_SIGNAL_OPTION = re.compile(r"-(?:SIG)?(?:[A-Z]{2,6}[0-9]?|RTMIN(?:\+\d+)?|RTMAX(?:-\d+)?)|-\d{1,2}")
 
 
 def _private_option(opt: str, doc: str) -> bool:
