@@ -243,6 +243,18 @@ def test_programs_whose_pages_miss_their_options_go_unchecked(tmp_path):
     assert bad("tail -Q app.log") == ["tail -Q"]  # a program with a complete page is still checked
 
 
+@pytest.mark.skipif(ManualPages().page("podman-pod-create") is None, reason="podman manual pages not installed")
+def test_a_nested_subcommand_is_checked_against_its_own_page(tmp_path):
+    bad = _undocumented(ManualPages(tmp_path))
+
+    assert bad("podman pod create --name web -p 8080:80") == []  # podman-pod-create, not podman-pod
+    assert bad("podman system prune -a") == []
+    assert bad("podman pod create --frobnicate web") == ["podman --frobnicate"]
+    (st,) = stage_options("podman pod create --name web")
+    assert (st.subcommand, st.subcommand2) == ("pod", "create")
+    (st,) = stage_options("git push origin main")
+    assert (st.subcommand, st.subcommand2) == ("push", "origin")  # no git-push-origin page: git-push reads it
+
 @pytest.mark.skipif(ManualPages().page("pkill") is None or ManualPages().page("fuser") is None,
                     reason="procps and psmisc manual pages not installed")
 def test_a_signal_given_as_an_option_is_documented(tmp_path):

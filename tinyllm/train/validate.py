@@ -82,11 +82,13 @@ _PAGE_OF = {"zgrep": "grep", "zegrep": "grep", "zfgrep": "grep", "bzgrep": "grep
 
 @dataclass(frozen=True)
 class StageOptions:
-    """One simple command: its program, subcommand (if any) and the options it uses."""
+    """One simple command: its program, subcommand (if any) and the options it uses; `subcommand2` is the
+    word after the subcommand when it looks like one too (`podman pod create`), else empty."""
 
     program: str
     subcommand: str
     options: tuple[str, ...]
+    subcommand2: str = ""
 
 
 def _words(tokens) -> list:
@@ -164,10 +166,10 @@ def _collect(words: list, out: list[StageOptions]) -> None:
                 break
     if name in ("chmod", "chattr"):  # -x, -w, -i are modes and attributes, not options
         rest = [t for t in rest if not re.fullmatch(r"[-+=][rwxXstugoaiAcdDeEjsStTu]+", t.value)]
-    sub = ""
+    sub, sub2 = "", ""
     if name in _SUBCOMMAND_PROGRAMS:
         skip = False
-        for t in rest:
+        for i, t in enumerate(rest):
             if skip:
                 skip = False
                 continue
@@ -176,8 +178,11 @@ def _collect(words: list, out: list[StageOptions]) -> None:
                 continue
             if re.fullmatch(r"[a-z][a-z0-9_-]*", t.value) and not t.quoted:
                 sub = t.value
+                if i + 1 < len(rest) and re.fullmatch(r"[a-z][a-z0-9_-]*", rest[i + 1].value) \
+                        and not rest[i + 1].quoted:
+                    sub2 = rest[i + 1].value
             break
-    out.append(StageOptions(name, sub, tuple(_option_words(rest))))
+    out.append(StageOptions(name, sub, tuple(_option_words(rest)), sub2))
 
 
 _INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", "sh", "zsh", "java", "php", "deno"})
@@ -284,7 +289,8 @@ def undocumented_options(stages: Iterable[StageOptions], pages: ManualPages) -> 
         program = _PAGE_OF.get(st.program, st.program)
         if program == "ffmpeg" and pages.page("ffmpeg-all"):
             program = "ffmpeg-all"
-        names = [f"{program}-{st.subcommand}"] if st.subcommand else []
+        names = [f"{program}-{st.subcommand}-{st.subcommand2}"] if st.subcommand2 else []
+        names += [f"{program}-{st.subcommand}"] if st.subcommand else []
         names += [program, *_MORE_PAGES.get(program, ())]  # global options, options shared by subcommands
         docs = [d for d in map(pages.page, names) if d]
         if not docs:
