@@ -55,6 +55,15 @@ def test_all_micro_runs_every_stage_and_resumes(tmp_path):
     assert again.returncode == 0 and "finished, skipping" in again.stderr
     assert "average: finished, skipping" in again.stderr and "holds its ranking, skipping" in again.stderr
     assert META_KEY in read_meta(out / "sft" / "average.npz")["meta"]
+    # Once training has begun, a stage whose sources look changed is kept, not rebuilt: a new corpus
+    # would bring a new tokenizer and orphan the pretraining.
+    tokenizer = (out / "tokenizer" / "tokenizer.model").read_bytes()
+    (out / "corpus" / "corpus_manifest.json").unlink()  # the corpus stage would rebuild without it
+    kept = _train(*args)
+    assert kept.returncode == 0, kept.stderr[-3000:]
+    assert "corpus: kept, training began with it" in kept.stderr and "tokenizer: kept" in kept.stderr
+    assert (out / "tokenizer" / "tokenizer.model").read_bytes() == tokenizer
+    assert not (out / "corpus" / "corpus_manifest.json").exists()
     # The standalone eval loads the self-contained model file.
     ev = _train("eval", "--ckpt", str(out / "sft" / "best.npz"), "--jsonl", str(out / "pairs" / "dev.jsonl"),
                 "--limit", "20", "--index", str(out / "sft" / "retrieval.idx"), "--output-jsonl", str(tmp_path / "r.jsonl"))

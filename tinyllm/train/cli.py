@@ -920,9 +920,19 @@ def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_
         ("eval", lambda: _eval_dev(out, _final_model(out))),
         ("report", lambda: write_report(out)),
     ]
+    # Once training has begun, its inputs stay as they were: rebuilding the pairs, corpus, tokenizer or
+    # shards from changed sources (new own pairs) would make the resumed run another run, and a new
+    # tokenizer would orphan the finished pretraining. A missing one is still built.
+    began = any((out / stage / "last.pt").is_file() for stage in ("pretrain", "sft"))
+    prepared = {"data": out / "pairs" / "train.jsonl", "corpus": out / "corpus" / "corpus.txt",
+                "tokenizer": out / "tokenizer" / "tokenizer.model", "shards": out / "shards" / "manifest.json"}
     for name, fn in steps:
         t0 = time.time()
         click.echo(f"== {name}", err=True)
+        if began and name in prepared and prepared[name].is_file():
+            click.echo(f"{name}: kept, training began with it (a new --out builds it from the current sources)",
+                       err=True)
+            continue
         fn()
         if name in ("data", "corpus", "tokenizer", "shards"):
             _record_time(out, name, time.time() - t0)
