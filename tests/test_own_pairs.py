@@ -255,6 +255,7 @@ def test_a_nested_subcommand_is_checked_against_its_own_page(tmp_path):
     (st,) = stage_options("git push origin main")
     assert (st.subcommand, st.subcommand2) == ("push", "origin")  # no git-push-origin page: git-push reads it
 
+
 @pytest.mark.skipif(ManualPages().page("pkill") is None or ManualPages().page("fuser") is None,
                     reason="procps and psmisc manual pages not installed")
 def test_a_signal_given_as_an_option_is_documented(tmp_path):

@@ -934,7 +934,7 @@ def all_cmd(ctx, preset, data_dir, out, device, man_cache, limit_man, max_train_
                        err=True)
             continue
         fn()
-        if name in ("data", "corpus", "tokenizer", "shards"):
+        if name in prepared:
             _record_time(out, name, time.time() - t0)
     click.echo(f"done: {out / 'report.md'}", err=True)
 

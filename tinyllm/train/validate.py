@@ -176,13 +176,17 @@ def _collect(words: list, out: list[StageOptions]) -> None:
             if t.value.startswith("-"):
                 skip = t.value in ("-C", "-c", "-n", "--namespace", "-f", "--file", "-p", "--project-name")
                 continue
-            if re.fullmatch(r"[a-z][a-z0-9_-]*", t.value) and not t.quoted:
+            if _is_subcommand(t):
                 sub = t.value
-                if i + 1 < len(rest) and re.fullmatch(r"[a-z][a-z0-9_-]*", rest[i + 1].value) \
-                        and not rest[i + 1].quoted:
+                if i + 1 < len(rest) and _is_subcommand(rest[i + 1]):
                     sub2 = rest[i + 1].value
             break
     out.append(StageOptions(name, sub, tuple(_option_words(rest)), sub2))
+
+
+def _is_subcommand(word) -> bool:
+    """A word that can name a subcommand (`create`, `set-url`): lower case, unquoted."""
+    return not word.quoted and re.fullmatch(r"[a-z][a-z0-9_-]*", word.value) is not None
 
 
 _INTERPRETERS = frozenset({"python", "python3", "node", "perl", "ruby", "bash", "sh", "zsh", "java", "php", "deno"})
