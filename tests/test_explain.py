@@ -201,6 +201,15 @@ def test_wrappers_and_substitutions(cache: Path) -> None:
     assert any(p.kind == "substitution" for p in exp.parts)
 
 
+def test_command_runners_explain_the_command_they_run(cache: Path) -> None:
+    # Without pages, shellparse's runner table says which options take a value and which operands come first.
+    exp = explain("watch -d df -h; flock -n /tmp/job.lock tar -czf a.tgz src; timeout --signal KILL 5 make",
+                  cache_dir=cache, pages=lambda name: None)
+    nested = [(p.label, p.depth) for p in exp.parts if p.kind == "program"]
+    assert ("df", 1) in nested and ("tar", 1) in nested and ("make", 1) in nested
+    assert not any(p.kind == "program" and p.label in ("/tmp/job.lock", "KILL", "5") for p in exp.parts)
+
+
 def test_env_assignments_and_sudo(cache: Path) -> None:
     exp = explain("LANG=C sudo -E env FOO=1 ls -l", cache_dir=cache)
     kinds = [(p.kind, p.label) for p in exp.parts]

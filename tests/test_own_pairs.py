@@ -291,6 +291,13 @@ def test_stage_options_follow_wrappers_and_subcommands():
         ("ionice", ("-c",)), ("tar", ("-czf",))]
     assert [(s.program, s.options) for s in stage_options("stdbuf -oL tail -f app.log | grep -v DEBUG")] == [
         ("stdbuf", ("-oL",)), ("tail", ("-f",)), ("grep", ("-v",))]
+    # A runner's operands (the lock file, the new root) come before the command it runs.
+    assert [(s.program, s.options) for s in stage_options("flock -n /tmp/job.lock bash -x run.sh")] == [
+        ("flock", ("-n",)), ("bash", ("-x",))]
+    assert [(s.program, s.options) for s in stage_options("flock -n /tmp/etl.lock -c 'cd /srv && ls -l'")] == [
+        ("flock", ("-n", "-c")), ("cd", ()), ("ls", ("-l",))]
+    assert [(s.program, s.options) for s in stage_options("sudo chroot /mnt/root ls -la")] == [
+        ("chroot", ()), ("ls", ("-la",))]
 
 
 def test_a_crontab_line_is_checked_as_the_command_it_schedules():

@@ -40,13 +40,12 @@ MAX_TEXT = 240
 """Longest explanation text of one part, in characters (cut at a sentence end when possible)."""
 MAX_DEPTH = 4
 
-# Programs whose arguments end with a command that they run: shellparse's wrappers and a few more.
-WRAPPERS = frozenset({*shellparse.WRAPPERS, "watch", "chroot", "strace", "flock", "setsid", "torsocks", "proxychains",
-                      "runuser"})
-# Wrappers' options that take a value, for when their page is not installed.
-_WRAPPER_ARGS: dict[str, frozenset[str]] = {**shellparse.WRAPPER_OPTIONS, "timeout": frozenset({"-s", "-k"}),
-                                            "watch": frozenset({"-n", "-d"})}
-_WRAPPER_OPERANDS = {"timeout": 1, "chroot": 1, "flock": 1}
+# Programs whose arguments end with a command that they run, and their options that take a value (for when
+# their page is not installed): shellparse's wrappers and command runners, and runuser (``runuser -u USER --
+# CMD``; the validator reads it as a program, since ``runuser -l USER -c CMD`` names no command word).
+WRAPPERS = frozenset({*shellparse.WRAPPERS, *shellparse.COMMAND_RUNNERS, "runuser"})
+_WRAPPER_ARGS: dict[str, frozenset[str]] = {**shellparse.WRAPPER_OPTIONS, **shellparse.COMMAND_RUNNERS}
+_WRAPPER_OPERANDS = shellparse.RUNNER_OPERANDS
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _ASSIGN_RE = shellparse.ASSIGN_RE

@@ -7,7 +7,8 @@
 * `pipelines`: the simple commands of a token list, pipeline by pipeline, with their redirections.
 * `crontab_command`: the command a crontab line (`0 2 * * * rsync ...`) schedules.
 * `WRAPPERS` and `wrapper_length`/`strip_wrappers`: the one table of command prefixes (``sudo``,
-  ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument.
+  ``env X=1``, ``nohup``, ``xargs``, ``timeout`` ...) with the options of each that take an argument;
+  `COMMAND_RUNNERS`: the other programs whose arguments end with a command (``watch``, ``flock`` ...).
 * Evaluation and serving (`parse_commands`, `utilities`, `command_name`: tinyllm.train.metrics,
   tinyllm.knowledge.tools, tinyllm.infer.runtime) skip only the `PREFIXES` (xargs, watch, timeout ...
   *are* the utility there, as in NLC2CMD). The danger classifier (tinyllm.knowledge.safety) reads a
@@ -55,6 +56,24 @@ WRAPPER_OPTIONS: dict[str, frozenset[str]] = {
 WRAPPERS = frozenset({*WRAPPER_OPTIONS, "timeout"})
 """Names `strip_wrappers` knows how to skip (``timeout [options] DURATION`` has its own rule)."""
 _TIMEOUT_ARG_OPTS = frozenset({"-s", "-k", "--signal", "--kill-after"})
+# Programs that run the command given after their own options and operands (``watch -n 5 df -h``,
+# ``flock -n LOCK cmd``), beyond `WRAPPER_OPTIONS`: their options that take a value. Evaluation and serving
+# count them as the utility (only ``timeout`` is also in `WRAPPERS`, skipped by its own rule); the option
+# validator and ``explain`` read the command they run as a stage of its own.
+COMMAND_RUNNERS: dict[str, frozenset[str]] = {
+    "timeout": _TIMEOUT_ARG_OPTS,
+    "watch": frozenset({"-n", "--interval"}),
+    "flock": frozenset({"-w", "-E"}),
+    "strace": frozenset({"-o", "-e", "-p", "-s"}),
+    "chroot": frozenset(),
+    "taskset": frozenset(),
+    "setsid": frozenset(),
+    "systemd-inhibit": frozenset({"--what", "--who", "--why", "--mode"}),
+    "torsocks": frozenset(),
+    "proxychains": frozenset({"-f"}),
+}
+RUNNER_OPERANDS: dict[str, int] = {"timeout": 1, "taskset": 1, "chroot": 1, "flock": 1}
+"""Operands a command runner takes before the command: the duration, the CPU mask, the new root, the lock."""
 # Shell keywords that may precede a command in a compound statement.
 KEYWORDS = frozenset({"{", "}", "!", "then", "do", "else", "elif", "if", "while", "until", "time", "fi", "done"})
 # Tools whose options are single-dash long words (-name, -type): never split into letters.

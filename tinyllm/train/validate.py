@@ -36,7 +36,9 @@ from tinyllm.formats.prompt import PLATFORMS, USER_SYMBOLS
 from tinyllm.knowledge.manpages import locate_page, render_man_file
 from tinyllm.knowledge.retrieval import tokenize_for_search
 from tinyllm.knowledge.shellparse import (
+    COMMAND_RUNNERS,
     PREFIXES,
+    RUNNER_OPERANDS,
     WRAPPER_OPTIONS,
     crontab_command,
     lex,
@@ -62,13 +64,6 @@ SHELL_WORDS = frozenset({
     "kill", "getopts", "caller", "enable", "help", "logout", "mapfile", "readarray", "suspend", "times", "compgen",
 })
 _LOOP_HEADS = frozenset({"for", "case", "select", "done", "fi", "esac", "}", "in"})
-# Wrappers whose operand is another command (beyond shellparse.WRAPPER_OPTIONS), with their options that take a value.
-_MORE_WRAPPERS = {"timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
-                  "watch": frozenset({"-n", "--interval"}), "flock": frozenset({"-w", "-E"}),
-                  "strace": frozenset({"-o", "-e", "-p", "-s"}), "chroot": frozenset(), "taskset": frozenset(),
-                  "systemd-inhibit": frozenset({"--what", "--who", "--why", "--mode"}),
-                  "ionice": frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}),
-                  "stdbuf": frozenset({"-i", "-o", "-e"}), "setsid": frozenset()}
 _SUBCOMMAND_PROGRAMS = frozenset({
     "git", "docker", "kubectl", "systemctl", "apt", "apt-get", "dnf", "yum", "npm", "cargo", "pip", "pip3", "brew",
     "podman", "helm", "go", "journalctl", "ip", "nmcli", "gh", "snap", "flatpak", "zypper", "pacman", "gem",
@@ -125,7 +120,7 @@ def _collect(words: list, out: list[StageOptions]) -> None:
         return  # a script or program named by its path (./deploy.sh, ~/bin/tool): the user's own
     name = utility_name(words[0])
     rest = words[1:]
-    takes = WRAPPER_OPTIONS.get(name, _MORE_WRAPPERS.get(name))
+    takes = WRAPPER_OPTIONS.get(name, COMMAND_RUNNERS.get(name))
     if takes is not None and name not in PREFIXES:
         opts, i = [], 0
         while i < len(rest) and rest[i].value.startswith("-") and not rest[i].quoted:
@@ -134,8 +129,11 @@ def _collect(words: list, out: list[StageOptions]) -> None:
         if name == "taskset" and any(o == "--pid" or (not o.startswith("--") and "p" in o) for o in opts):
             out.append(StageOptions(name, "", tuple(opts)))
             return  # taskset -p MASK PID: no command follows
-        if name in ("timeout", "taskset") and i < len(rest):
-            i += 1  # the duration, the CPU mask
+        i = min(len(rest), i + RUNNER_OPERANDS.get(name, 0))  # the duration, the CPU mask, the lock file ...
+        if name == "flock" and i < len(rest) and rest[i].value in ("-c", "--command"):  # flock LOCK -c 'CMD'
+            out.append(StageOptions(name, "", (*opts, rest[i].value)))
+            out.extend(stage_options(rest[i + 1].value) if i + 1 < len(rest) else [])
+            return
         out.append(StageOptions(name, "", tuple(opts)))
         if name == "watch" and i < len(rest) and rest[i].quoted:  # watch 'cmd | cmd'
             out.extend(stage_options(rest[i].value))
