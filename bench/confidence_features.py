@@ -3,12 +3,13 @@ calibration rows) the served features (`CONFIDENCE_FEATURES`; "support" from the
 recounted for an older index), each also without "support", and, unless `--no-signals`, token-level
 signals from one teacher-forced pass (the log-prob of each answer token, the entropy of each next-token
 distribution), and with `--second M2.npz` the second model's mean per-token log-prob of the answer (one
-teacher-forced pass of the other model, as the pair's choice takes when it asks it). The confidence's
+teacher-forced pass of the other model, as the pair's choice takes when it asks it), and with
+`--neighbours` the nearest training request's word-overlap F1 and whether the answer is its command. The confidence's
 logistic model is refitted for each trial, 5-fold cross-validated over dev + calibration, and compared
 by log-loss and by the dev answers it rates >= 0.8 (the target: right at least 80% of the time).
 
     python bench/confidence_features.py --candidates CANDS.jsonl --model M.npz --index M.idx \\
-        [--settings REPORT.json] [--no-signals] [--second M2.npz]
+        [--settings REPORT.json] [--no-signals] [--second M2.npz] [--neighbours]
 
 CANDS.jsonl is `nl2cmd-train rank-tune --candidates`'s file; REPORT.json a `rank-tune --report` (its
 settings rank the answers; default: the model file's own).
@@ -35,6 +36,10 @@ TRIALS = ((), ("min_logprob",), ("eos_logprob",), ("first_logprob",), ("max_entr
 SECOND = ("second_logprob", "second_above")
 """Of the second model (`--second`): its mean per-token log-prob of the first model's answer, and that plus
 one floored at 0 (only how sure it is above a mean of -1 per token counts)."""
+NEIGHBOUR = ("nn_f1", "nn_same")
+"""Of the nearest training request (`--neighbours`, BM25 over the index): its word-overlap F1 with the
+request, and whether the answer is that request's command (whitespace-normalised)."""
+NEIGHBOUR_TRIALS = (("nn_f1",), ("nn_same",), NEIGHBOUR)
 HIGH = 0.8
 
 
@@ -49,6 +54,18 @@ def token_signals(runtime, request: str, platform: str, command: str) -> dict[st
     return {"min_logprob": float(picked.min()), "eos_logprob": float(picked[-1]),
             "first_logprob": float(picked[0]), "max_entropy": float(entropy.max()),
             "mean_entropy": float(entropy.mean())}
+
+
+def neighbour_signals(index, request: str, platform: str, command: str) -> dict[str, float]:
+    """`NEIGHBOUR` features of `command` as the answer to `request`."""
+    from tinyllm.knowledge.text import whitespace_key
+    from tinyllm.serve.suggest import word_f1
+
+    hits = index.search(request, k=1, platform=platform)
+    if not hits:
+        return {"nn_f1": 0.0, "nn_same": 0.0}
+    return {"nn_f1": word_f1(request, hits[0].instruction),
+            "nn_same": float(whitespace_key(hits[0].command) == whitespace_key(command))}
 
 
 def cross_validated(rows: list[dict], names: tuple[str, ...], folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -81,6 +98,8 @@ def main() -> int:
     ap.add_argument("--no-signals", action="store_true", help="only the served features, with and without support")
     ap.add_argument("--second", type=Path, default=None,
                     help="another model file: add its mean log-prob of each answer as a feature (SECOND)")
+    ap.add_argument("--neighbours", action="store_true",
+                    help="add the nearest training request's similarity and command agreement (NEIGHBOUR)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "confidence_features.json")
     args = ap.parse_args()
     for p in (args.candidates, args.model, args.settings, args.second):
@@ -91,7 +110,8 @@ def main() -> int:
     settings = RankSettings.from_meta(meta)
     if settings is None:
         raise BenchError(f"{args.model} has no ranking settings (run nl2cmd-train rank-tune)")
-    tools = BM25Index.load(args.index or args.model.with_suffix(".idx")).with_tools()
+    index = BM25Index.load(args.index or args.model.with_suffix(".idx"))
+    tools = index.with_tools()
     runtime = None if args.no_signals else Runtime.load(args.model)
     second = None if args.second is None else Runtime.load(args.second)
     recs = read_candidates(args.candidates)
@@ -106,6 +126,8 @@ def main() -> int:
                 if second is not None:
                     lp = second.score(second.prompt_ids(rec["request"], rec["platform"]), [row["pred"]])[0]
                     row["features"].update(second_logprob=lp, second_above=max(0.0, 1.0 + lp))
+                if args.neighbours:
+                    row["features"].update(neighbour_signals(index, rec["request"], rec["platform"], row["pred"]))
                 rows.append({**row, "split": split})
     y = np.array([float(r["exact"]) for r in rows])
     dev = np.array([r["split"] == "dev" for r in rows])
@@ -113,6 +135,7 @@ def main() -> int:
     plain = tuple(k for k in served if k != "support")
     trials = [(plain, ()), (served, ())] + ([] if runtime is None else [(served, extra) for extra in TRIALS if extra])
     trials += [] if second is None else [(served, (name,)) for name in SECOND]
+    trials += [(served, extra) for extra in NEIGHBOUR_TRIALS] if args.neighbours else []
     table, results = [], []
     for names, extra in trials:
         p = cross_validated(rows, names + extra)

@@ -192,3 +192,21 @@ def test_two_model_select_counts_each_rule(tmp_path: Path) -> None:
                         "--second", f"c={shipped}", "--set", "dev", "--out", str(tmp_path / "x.json"))
     assert missing.returncode == 2 and "score c on dev with nl2cmd-train scoreboard first" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
+
+
+def test_confidence_neighbour_signals(monkeypatch):
+    """The nearest training request's features: its word-overlap F1 and whether the answer is its command
+    (whitespace aside); zeros when nothing matches."""
+    from tinyllm.knowledge.retrieval import BM25Index
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import confidence_features as cf
+
+    index = BM25Index.build([
+        {"instruction": "list large files", "command": "du -ah . | sort -rh | head", "platform": "common"},
+        {"instruction": "show free memory", "command": "free -h", "platform": "common"}])
+    same = cf.neighbour_signals(index, "list large files of the photos folder", "linux", "du -ah .  |  sort -rh | head")
+    assert same == {"nn_f1": 0.75, "nn_same": 1.0}
+    other = cf.neighbour_signals(index, "list large files", "linux", "ls -S")
+    assert other == {"nn_f1": 1.0, "nn_same": 0.0}
+    assert cf.neighbour_signals(index, "zzz qqq", "linux", "ls") == {"nn_f1": 0.0, "nn_same": 0.0}
