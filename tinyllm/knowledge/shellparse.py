@@ -55,13 +55,12 @@ WRAPPER_OPTIONS: dict[str, frozenset[str]] = {
 }
 WRAPPERS = frozenset({*WRAPPER_OPTIONS, "timeout"})
 """Names `strip_wrappers` knows how to skip (``timeout [options] DURATION`` has its own rule)."""
-_TIMEOUT_ARG_OPTS = frozenset({"-s", "-k", "--signal", "--kill-after"})
 # Programs that run the command given after their own options and operands (``watch -n 5 df -h``,
 # ``flock -n LOCK cmd``), beyond `WRAPPER_OPTIONS`: their options that take a value. Evaluation and serving
 # count them as the utility (only ``timeout`` is also in `WRAPPERS`, skipped by its own rule); the option
 # validator and ``explain`` read the command they run as a stage of its own.
 COMMAND_RUNNERS: dict[str, frozenset[str]] = {
-    "timeout": _TIMEOUT_ARG_OPTS,
+    "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
     "watch": frozenset({"-n", "--interval"}),
     "flock": frozenset({"-w", "-E"}),
     "strace": frozenset({"-o", "-e", "-p", "-s"}),
@@ -467,8 +466,8 @@ def wrapper_length(words: Sequence[str], names: Collection[str] | None = None, *
         if name == "timeout" and name in wrappers:  # timeout [options] DURATION command
             i += 1
             while i < n and words[i].startswith("-"):
-                i += 2 if words[i] in _TIMEOUT_ARG_OPTS else 1
-            i += 1  # the duration
+                i += 2 if words[i] in COMMAND_RUNNERS[name] else 1
+            i += RUNNER_OPERANDS[name]  # the duration
             continue
         if name not in wrappers or name == "timeout":
             break
