@@ -341,6 +341,28 @@ def test_missing_and_invented_values():
 
 
 @pytest.mark.parametrize(("request_", "command", "missing"), [
+    ("create folders day01 through day31", "mkdir day{01..31}", []),
+    ("create folders day01 through day31", "mkdir day{01..30}", ["day31"]),
+    ("create folders day01 through day31", "mkdir day{1..31}", ["day01"]),  # not padded: day1
+    ("touch log_001.txt to log_020.txt", "touch log_{001..020}.txt", []),
+    ("make src_a and src_b in proj1", "mkdir -p proj1/{src_a,src_b}", []),
+    ("files a1 to c2", "touch {a..c}{1..2}", []),
+    ("every 5th of 0 to 20: n0 n20", "echo n{0..20..5}", []),
+    ("print day01", "echo 'day{01..31}'", ["day01"]),  # quoted: bash does not expand it
+])
+def test_brace_expansion_keeps_values(request_, command, missing):
+    assert missing_values(request_, command) == missing
+
+
+def test_brace_expansion_is_bounded():
+    from tinyllm.knowledge.values import MAX_BRACE_WORDS, brace_words
+
+    assert len(brace_words("touch f{1..100000}{1..100000}")) <= MAX_BRACE_WORDS
+    assert brace_words("awk '{print $1,$2}' f.txt") == set()  # an awk program is not a list
+    assert brace_words("x{10..0..5}") == {"x10", "x5", "x0"}
+
+
+@pytest.mark.parametrize(("request_", "command", "missing"), [
     ("delete files older than 2 weeks", "find . -mtime +14 -delete", []),
     ("delete files older than 2 weeks", "find . -mtime +10 -delete", ["2"]),
     ("find logs older than 3 months", "find /var/log -mtime +90", []),

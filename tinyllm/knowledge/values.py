@@ -7,6 +7,7 @@ Standard library only: used when validating training pairs and when checking ser
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 # Words with a dot that name a technology rather than a file the user has.
 _TECH_WORDS = frozenset({
@@ -140,13 +141,57 @@ def _converted(value: str, request: str, command: str) -> bool:
     return False
 
 
+_BRACE_RE = re.compile(r"\{(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?\}|\{([A-Za-z])\.\.([A-Za-z])\}|\{([^{}\s]*,[^{}\s]*)\}")
+MAX_BRACE_WORDS = 1000
+"""Brace expansion stops at this many words (a value is looked for in them; more would cost without need)."""
+
+
+def _range_words(m: re.Match[str]) -> list[str]:
+    """The words one brace group expands to, as bash does: {01..31} (padded when an end has a leading zero),
+    {1..10..2}, {a..e}, {src,tests,docs}."""
+    if m.group(1) is not None:
+        lo, hi = int(m.group(1)), int(m.group(2))
+        step = abs(int(m.group(3) or 1)) or 1
+        width = max(len(m.group(1)), len(m.group(2))) if re.match(r"-?0\d", m.group(1)) or re.match(r"-?0\d", m.group(2)) else 0
+        nums = range(lo, hi + 1, step) if lo <= hi else range(lo, hi - 1, -step)
+        return [str(n).zfill(width) for n in nums[:MAX_BRACE_WORDS]]
+    if m.group(4) is not None:
+        lo, hi = ord(m.group(4)), ord(m.group(5))
+        return [chr(c) for c in (range(lo, hi + 1) if lo <= hi else range(lo, hi - 1, -1))]
+    return m.group(6).split(",")
+
+
+def brace_words(command: str) -> set[str]:
+    """The words the unquoted brace expressions of `command` expand to (``day{01..03}.txt`` -> day01.txt,
+    day02.txt, day03.txt); at most `MAX_BRACE_WORDS` per word of the command."""
+    out: set[str] = set()
+    for word in command.split():
+        if "'" in word or '"' in word or not _BRACE_RE.search(word):
+            continue  # quoted text is not expanded (and an awk program's braces are not a list)
+        words = [word]
+        while len(words) <= MAX_BRACE_WORDS:
+            m = _BRACE_RE.search(words[0])
+            if m is None:
+                break
+            words = list(islice((w[: m.start()] + part + w[m.end():] for w in words
+                                 for m in [_BRACE_RE.search(w)] if m for part in _range_words(m)), MAX_BRACE_WORDS + 1))
+        out.update(words[:MAX_BRACE_WORDS])
+    return out
+
+
 def missing_values(request: str, command: str) -> list[str]:
-    """The request's values that the command does not contain (case-sensitive, as typed)."""
+    """The request's values that the command does not contain (case-sensitive, as typed; a brace expression
+    holds the words it expands to: "day01 to day31" is kept by ``mkdir day{01..31}``)."""
     lowered = command.lower()
+    expanded: set[str] | None = None
     missing = []
     for v in request_values(request):
         if any(f in command for f in _variants(v)) or _ORDINAL_RE.fullmatch(v):
             continue
+        if "{" in command:
+            expanded = brace_words(command) if expanded is None else expanded
+            if any(f in w for w in expanded for f in _variants(v)):
+                continue
         if v.isdigit() and str(int(v) + 1) in command:
             continue  # top 5 -> head -n 6 (a header line)
         dims = re.fullmatch(r"(\d+)x(\d+)", v)
