@@ -117,6 +117,57 @@ def test_save_load_round_trip(index: BM25Index, tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.scores("count lines"), index.scores("count lines"))
 
 
+def _arrays_equal(a: BM25Index, b: BM25Index) -> bool:
+    same_rows = (a.instructions, a.commands, a.platforms, a.sources) == (b.instructions, b.commands, b.platforms,
+                                                                          b.sources)
+    return same_rows and a._vocab == b._vocab and all(
+        np.array_equal(getattr(a, name), getattr(b, name)) for name in ("_indptr", "_docs", "_tfs", "_doclen",
+                                                                          "_weights"))
+
+
+def test_repeated_rows_are_stored_once_and_restored_exactly(tmp_path: Path) -> None:
+    # a training split repeats the own pairs: the file keeps each distinct pair once, the loaded index
+    # has every row in its place, with the same BM25 statistics, scores and ties
+    rows = [dict(p) for _ in range(40) for p in PAIRS]
+    index = BM25Index.build(rows)
+    index.save(tmp_path / "many.idx")
+    BM25Index.build(PAIRS).save(tmp_path / "once.idx")
+    assert (tmp_path / "many.idx").stat().st_size < 2 * (tmp_path / "once.idx").stat().st_size
+    loaded = BM25Index.load(tmp_path / "many.idx")
+    assert _arrays_equal(loaded, index) and len(loaded) == 40 * len(PAIRS)
+    for query in ("copy file to clipboard", "count lines", "dns"):
+        assert loaded.search(query, k=30, platform="macos") == index.search(query, k=30, platform="macos")
+
+
+def test_an_index_of_the_first_format_still_loads(index: BM25Index, tmp_path: Path) -> None:
+    # version 1 (every row written out, documents as they are): the shipped v29.idx is one
+    import json
+
+    def enc(obj: object) -> np.ndarray:
+        return np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)
+
+    rows = {"instruction": index.instructions, "command": index.commands, "platform": index.platforms,
+            "source": index.sources}
+    old = tmp_path / "old.idx"
+    with open(old, "wb") as fh:
+        np.savez_compressed(fh, meta=enc({"version": 1, "k1": index.k1, "b": index.b}), rows=enc(rows),
+                            vocab=enc(sorted(index._vocab, key=index._vocab.__getitem__)), indptr=index._indptr,
+                            docs=index._docs, tfs=index._tfs, doclen=index._doclen)
+    assert _arrays_equal(BM25Index.load(old), index)
+
+
+def test_load_rejects_a_row_that_points_past_the_pairs(index: BM25Index, tmp_path: Path) -> None:
+    path = tmp_path / "r.idx"
+    index.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        parts = {name: data[name] for name in data.files}
+    parts["row_pair"] = parts["row_pair"] + 1
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **parts)
+    with pytest.raises(ValueError, match="inconsistent"):
+        BM25Index.load(path)
+
+
 def test_build_rejects_incomplete_pairs() -> None:
     with pytest.raises(ValueError, match="no 'command' field"):
         BM25Index.build([{"instruction": "x", "platform": "linux"}])
