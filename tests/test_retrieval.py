@@ -156,16 +156,21 @@ def test_an_index_of_the_first_format_still_loads(index: BM25Index, tmp_path: Pa
     assert _arrays_equal(BM25Index.load(old), index)
 
 
-def test_load_rejects_a_row_that_points_past_the_pairs(index: BM25Index, tmp_path: Path) -> None:
+def test_load_rejects_a_damaged_file_of_the_second_format(index: BM25Index, tmp_path: Path) -> None:
     path = tmp_path / "r.idx"
     index.save(path)
     with np.load(path, allow_pickle=False) as data:
         parts = {name: data[name] for name in data.files}
-    parts["row_pair"] = parts["row_pair"] + 1
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, **parts)
-    with pytest.raises(ValueError, match="inconsistent"):
-        BM25Index.load(path)
+    for name, broken, error in (("row_pair", parts["row_pair"] + 1, "inconsistent"),
+                                ("doc_gaps", parts["doc_gaps"][:-1], "inconsistent"),
+                                ("row_pair", None, "not a retrieval index")):
+        kept = {k: v for k, v in parts.items() if k != name}
+        if broken is not None:
+            kept[name] = broken
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **kept)
+        with pytest.raises(ValueError, match=error):
+            BM25Index.load(path)
 
 
 def test_build_rejects_incomplete_pairs() -> None:

@@ -4,8 +4,9 @@ The index stores, per term, the documents containing it and a precomputed BM25 w
 arrays), so a query is a handful of numpy slice-adds. Saved as a single ``.npz`` (no pickle):
 the distinct pairs and vocabulary as UTF-8 JSON bytes, each row's distinct pair (a training split repeats
 the own pairs), and the CSR term-frequency arrays with each term's documents as gaps (they ascend); the
-rows, postings and weights are rebuilt exactly at load (vectorised, milliseconds). An index of the training pairs also carries their
-`tinyllm.knowledge.tools.ToolLexicon` (optional: older files and user-pair indexes have none).
+rows, postings and weights are rebuilt exactly at load (vectorised, milliseconds). An index of the
+training pairs also carries their `tinyllm.knowledge.tools.ToolLexicon` (optional: older files and
+user-pair indexes have none).
 
 numpy only (no torch): the daemon imports this, the thin client never does.
 """
@@ -31,6 +32,7 @@ __all__ = ["BM25Index", "Hit", "load_tool_lexicon", "nearest_command", "tokenize
 
 FORMAT_VERSION = 2
 """2: distinct rows once and document gaps (a training index in about two thirds of the bytes); 1 is read too."""
+_ARRAYS = ("indptr", "docs", "doc_gaps", "tfs", "doclen", "row_pair")
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 # Small: words like "all", "not", "only", "first" carry meaning for commands and are kept.
@@ -271,22 +273,29 @@ class BM25Index:
         """Read an index written by `save`; raises ValueError if the file is not one."""
         with _index_file(path) as data:
             meta, rows, vocab = _decode(data["meta"]), _decode(data["rows"]), _decode(data["vocab"])
-            version = meta.get("version") if isinstance(meta, dict) else None
-            if version not in (1, FORMAT_VERSION):
-                raise ValueError(f"{path}: unsupported retrieval index version {version!r}")
-            names = ("indptr", "docs", "tfs", "doclen") if version == 1 else ("indptr", "doc_gaps", "tfs", "doclen",
-                                                                               "row_pair")
-            arrays = {name: data[name] for name in names}
+            arrays = {name: data[name] for name in _ARRAYS if name in data.files}
             tools = _tool_lexicon(data)
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"{path}: unsupported retrieval index version {version!r}")
+        needed = ("indptr", "docs", "tfs", "doclen") if version == 1 else ("indptr", "doc_gaps", "tfs", "doclen",
+                                                                           "row_pair")
+        if lost := [name for name in needed if name not in arrays]:
+            raise ValueError(f"{path}: not a retrieval index (no {lost[0]!r})")
         index = cls()
         index.k1, index.b = float(meta["k1"]), float(meta["b"])
         index._indptr = arrays["indptr"].astype(np.int64)
+        postings = arrays["docs" if version == 1 else "doc_gaps"]
+        if (not len(index._indptr) or np.any(np.diff(index._indptr) < 0)
+                or not index._indptr[-1] == len(postings) == len(arrays["tfs"])):
+            raise ValueError(f"{path}: retrieval index is inconsistent (truncated or corrupted)")
         if version == 1:
-            index._docs = arrays["docs"].astype(np.int32)
+            index._docs = postings.astype(np.int32)
         else:
-            index._docs = _ungap(arrays["doc_gaps"], index._indptr)
-            pair = arrays["row_pair"]
-            if len(pair) and (pair.min() < 0 or pair.max() >= len(rows["instruction"])):
+            index._docs = _ungap(postings, index._indptr)
+            pair, distinct = arrays["row_pair"], len(rows["instruction"])
+            if any(len(col) != distinct for col in rows.values()) or (
+                    len(pair) and (pair.min() < 0 or pair.max() >= distinct)):
                 raise ValueError(f"{path}: retrieval index is inconsistent (truncated or corrupted)")
             rows = {name: [col[i] for i in pair.tolist()] for name, col in rows.items()}
         index.instructions, index.commands = rows["instruction"], rows["command"]
