@@ -285,7 +285,7 @@ class BM25Index:
         index = cls()
         index.k1, index.b = float(meta["k1"]), float(meta["b"])
         index._indptr = arrays["indptr"].astype(np.int64)
-        postings = arrays["docs" if version == 1 else "doc_gaps"]
+        postings = arrays["docs" if version == 1 else "doc_gaps"]  # checked here once, before any rebuilding
         if (not len(index._indptr) or np.any(np.diff(index._indptr) < 0)
                 or not index._indptr[-1] == len(postings) == len(arrays["tfs"])):
             raise ValueError(f"{path}: retrieval index is inconsistent (truncated or corrupted)")
@@ -305,7 +305,7 @@ class BM25Index:
         index._doclen = arrays["doclen"].astype(np.int32)
         n = len(index.instructions)
         if not (len(index.commands) == len(index.platforms) == len(index.sources) == len(index._doclen) == n
-                and len(index._indptr) == len(vocab) + 1 and index._indptr[-1] == len(index._docs) == len(index._tfs)
+                and len(index._indptr) == len(vocab) + 1
                 and (not len(index._docs) or int(index._docs.max()) < n)):
             raise ValueError(f"{path}: retrieval index is inconsistent (truncated or corrupted)")
         index.tools = tools
@@ -344,11 +344,9 @@ def _gaps(docs: np.ndarray, indptr: np.ndarray) -> np.ndarray:
 
 def _ungap(gaps: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """The documents that `_gaps` encoded: a running sum that starts again at each term."""
-    total = np.cumsum(gaps.astype(np.int64))
-    lengths = np.diff(indptr)
-    starts = indptr[:-1]
-    before = np.where(starts > 0, total[np.maximum(starts - 1, 0)] if len(total) else 0, 0)
-    return (total - np.repeat(before, lengths)).astype(np.int32)
+    total = np.concatenate([[0], np.cumsum(gaps.astype(np.int64))])
+    before = total[indptr[:-1]]  # the running sum where each term starts
+    return (total[1:] - np.repeat(before, np.diff(indptr))).astype(np.int32)
 
 
 def _tool_lexicon(data: Any) -> ToolLexicon | None:
