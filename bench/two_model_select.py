@@ -13,8 +13,9 @@ matches are counted beside each model alone and the oracle (right when either is
         --set dev --set calibration --set test
 
 With `--below C1,C2,...` a second table asks the second model only where the first model's served
-confidence is below each C (what serving would pay for): the share of requests asked and the exact
-matches of `both log-probs` then.
+confidence is below each C (what serving would pay for): the share of requests asked, the exact
+matches of `both log-probs` and `both scores` then, and the right command names of `both scores` (the
+rule serving uses; the ship gate reads both).
 
 BOARD/NAME/SET.rows.jsonl must hold both models' results on each set (scoreboard's layout). Choose a
 rule on dev and the calibration set; the everyday sets are for the final report only. Each rule is
@@ -160,16 +161,20 @@ def main() -> int:
             exact = {rule: sum(1 for a, b, x in zip(rows_a, rows_b, both)
                                if (b if choose(rule, a, b, x, c) else a)["exact_match"])
                      for rule in ("both log-probs", "both scores")}
+            # the ship gate also reads the command name: count it for the rule serving uses
+            named = sum(1 for a, b, x in zip(rows_a, rows_b, both)
+                        if (b if choose("both scores", a, b, x, c) else a).get("command_name_match"))
             res["below"][str(c)] = {"asked": n_asked, "exact": exact["both log-probs"],
-                                    "exact_scored": exact["both scores"]}
+                                    "exact_scored": exact["both scores"], "command_name_scored": named}
             gated.append([s, f"{c:g}", f"{n_asked:,} ({100 * n_asked / max(1, res['n']):.0f}%)"]
-                         + [f"{e} ({100 * e / max(1, res['n']):.1f}%)" for e in exact.values()])
+                         + [f"{e} ({100 * e / max(1, res['n']):.1f}%)" for e in (*exact.values(), named)])
     headers = ["set", first, second, "oracle", "confidence", "both log-probs", "both scores"]
     print(f"Exact matches; after each rule, requests only it / only {first} gets right, sign test.\n")
     print(markdown_table(headers, table))
     if gated:
         print(f"\nThe second model asked only below a confidence of {first}:\n")
-        print(markdown_table(["set", "below", "asked", "exact: both log-probs", "exact: both scores"], gated))
+        print(markdown_table(["set", "below", "asked", "exact: both log-probs", "exact: both scores",
+                                   "command name: both scores"], gated))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"first": {"name": first, "model": first_path.name},
                                     "second": {"name": second, "model": second_path.name},

@@ -175,12 +175,15 @@ def test_two_model_select_counts_each_rule(tmp_path: Path) -> None:
     for model, offset in (("a", 0), ("b", 3)):
         folder = tmp_path / "board" / model
         folder.mkdir(parents=True)
+        # the command name counts as right where the answer is exact, except on the disk request, where it is
+        # the other way round (so that a count of exact matches cannot pass for one of command names)
         lines = [json.dumps({"instruction": k, "platform": "linux", "prediction": v[offset], "exact_match": v[offset + 1],
+                             "command_name_match": v[offset + 1] != (k == "show free disk space"),
                              "confidence": v[offset + 2]}) for k, v in rows.items()]
         (folder / "dev.rows.jsonl").write_text("\n".join(lines) + "\n")
     out_json = tmp_path / "two.json"
     out = run_bench("two_model_select.py", "--board", str(tmp_path / "board"), "--first", f"a={shipped}",
-                    "--second", f"b={shipped}", "--set", "dev", "--out", str(out_json))
+                    "--second", f"b={shipped}", "--set", "dev", "--below", "0.1,0.5", "--out", str(out_json))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| dev (4; 2 differ) | 2 (50.0%) |" in out.stdout
     rules = json.loads(out_json.read_text())["sets"]["dev"]["rules"]
@@ -188,6 +191,11 @@ def test_two_model_select_counts_each_rule(tmp_path: Path) -> None:
     assert {r: v["exact"] for r, v in rules.items()} == {"first": 2, "second": 3, "oracle": 4, "confidence": 4,
                                                          "both log-probs": 4, "both scores": 4}
     assert rules["both log-probs"]["against_first"] == {"only_first": 2, "only_other": 0, "p": 0.5}
+    # below a bound only the first model's unsure answers are reconsidered (none below 0.1; the disk one
+    # below 0.5, where the answer without a confidence is kept), and the command names follow the choice
+    below = json.loads(out_json.read_text())["sets"]["dev"]["below"]
+    assert below["0.1"] == {"asked": 0, "exact": 2, "exact_scored": 2, "command_name_scored": 3}
+    assert below["0.5"] == {"asked": 1, "exact": 3, "exact_scored": 3, "command_name_scored": 2}
     missing = run_bench("two_model_select.py", "--board", str(tmp_path / "board"), "--first", f"a={shipped}",
                         "--second", f"c={shipped}", "--set", "dev", "--out", str(tmp_path / "x.json"))
     assert missing.returncode == 2 and "score c on dev with nl2cmd-train scoreboard first" in missing.stderr
