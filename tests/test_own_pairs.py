@@ -206,6 +206,15 @@ def test_a_page_cached_as_missing_is_read_once_installed(tmp_path):
     assert pages.page("no-such-program-x") is None
 
 
+def test_a_cached_page_is_dropped_once_its_package_is_removed(tmp_path):
+    # a page cached while its package was installed: once the page is gone, its options are not checked
+    (tmp_path / "no-such-program-y.txt").write_text("NAME\n  no-such-program-y\nOPTIONS\n  --hold\n")
+    pages = ManualPages(tmp_path)
+
+    assert pages.page("no-such-program-y") is None
+    assert (tmp_path / "no-such-program-y.txt").read_text() == ""  # cached as missing from now on
+
+
 def _undocumented(pages: ManualPages):
     """`command -> options missing from its manual page`, read from `pages`."""
     return lambda command: undocumented_options(stage_options(command), pages)

@@ -246,11 +246,11 @@ class ManualPages:
         path = None
         if cached is not None and cached.is_file():
             text = cached.read_text()
-            if text:
-                return text
-            # cached as missing: the package may have been installed since (a few stat calls tell)
+            # the page may have come or gone with its package since it was cached (a few stat calls tell)
             path = locate_page(name, _PAGE_SECTIONS, ask_man=False)
-            if path is None:
+            if path is not None and text:
+                return text
+            if path is None and not text:
                 return None
         path = path or locate_page(name, _PAGE_SECTIONS)
         text = render_man_file(path) if path else ""
