@@ -158,12 +158,11 @@ def main() -> int:
         res["below"] = {}
         for c in args.below:
             n_asked = sum(1 for a in rows_a if asked(a, c))
-            exact = {rule: sum(1 for a, b, x in zip(rows_a, rows_b, both)
-                               if (b if choose(rule, a, b, x, c) else a)["exact_match"])
-                     for rule in ("both log-probs", "both scores")}
+            picked = {rule: [b if choose(rule, a, b, x, c) else a for a, b, x in zip(rows_a, rows_b, both)]
+                      for rule in ("both log-probs", "both scores")}
+            exact = {rule: sum(1 for r in rows if r["exact_match"]) for rule, rows in picked.items()}
             # the ship gate also reads the command name: count it for the rule serving uses
-            named = sum(1 for a, b, x in zip(rows_a, rows_b, both)
-                        if (b if choose("both scores", a, b, x, c) else a).get("command_name_match"))
+            named = sum(1 for r in picked["both scores"] if r.get("command_name_match"))
             res["below"][str(c)] = {"asked": n_asked, "exact": exact["both log-probs"],
                                     "exact_scored": exact["both scores"], "command_name_scored": named}
             gated.append([s, f"{c:g}", f"{n_asked:,} ({100 * n_asked / max(1, res['n']):.0f}%)"]

@@ -32,7 +32,8 @@ __all__ = ["BM25Index", "Hit", "load_tool_lexicon", "nearest_command", "tokenize
 
 FORMAT_VERSION = 2
 """2: distinct rows once and document gaps (a training index in about two thirds of the bytes); 1 is read too."""
-_ARRAYS = ("indptr", "docs", "doc_gaps", "tfs", "doclen", "row_pair")
+_ARRAYS = {1: ("indptr", "docs", "tfs", "doclen"), 2: ("indptr", "doc_gaps", "tfs", "doclen", "row_pair")}
+"""The arrays each format version stores."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 # Small: words like "all", "not", "only", "first" carry meaning for commands and are kept.
@@ -273,15 +274,13 @@ class BM25Index:
         """Read an index written by `save`; raises ValueError if the file is not one."""
         with _index_file(path) as data:
             meta, rows, vocab = _decode(data["meta"]), _decode(data["rows"]), _decode(data["vocab"])
-            arrays = {name: data[name] for name in _ARRAYS if name in data.files}
+            version = meta.get("version") if isinstance(meta, dict) else None
+            if version not in _ARRAYS:
+                raise ValueError(f"{path}: unsupported retrieval index version {version!r}")
+            if lost := [name for name in _ARRAYS[version] if name not in data.files]:
+                raise ValueError(f"{path}: not a retrieval index (no {lost[0]!r})")
+            arrays = {name: data[name] for name in _ARRAYS[version]}
             tools = _tool_lexicon(data)
-        version = meta.get("version") if isinstance(meta, dict) else None
-        if version not in (1, FORMAT_VERSION):
-            raise ValueError(f"{path}: unsupported retrieval index version {version!r}")
-        needed = ("indptr", "docs", "tfs", "doclen") if version == 1 else ("indptr", "doc_gaps", "tfs", "doclen",
-                                                                           "row_pair")
-        if lost := [name for name in needed if name not in arrays]:
-            raise ValueError(f"{path}: not a retrieval index (no {lost[0]!r})")
         index = cls()
         index.k1, index.b = float(meta["k1"]), float(meta["b"])
         index._indptr = arrays["indptr"].astype(np.int64)
