@@ -68,6 +68,17 @@ def _check(rows, held=(), pages=None, known=lambda name: name in {"ls", "tail", 
     return validate(rows, known, held, pages)
 
 
+def test_macos_base_programs_are_known_where_no_page_or_install_knows_them():
+    """`dscl` has no tldr page and no Linux install, yet a macOS pair may use it; a made-up name stays unknown."""
+    known = known_program_test(None)
+    assert shutil.which("dscl") is None
+    assert known("dscl") and known("dseditgroup") and known("memory_pressure")
+    assert not known("frobnicatorx") and not known("dsclx")
+    report = validate([{"instruction": "list the local user accounts on my mac", "command": "dscl . -list /Users",
+                        "platform": "macos", "source": "core"}], known)
+    assert report.rejected == []
+
+
 def test_validator_rejects_each_kind_of_bad_pair():
     report = _check([
         {"instruction": "list files", "command": "ls 'unclosed"},
