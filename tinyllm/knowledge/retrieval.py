@@ -32,7 +32,7 @@ __all__ = ["BM25Index", "Hit", "load_tool_lexicon", "nearest_command", "tokenize
 
 FORMAT_VERSION = 2
 """2: distinct rows once and document gaps (a training index in about two thirds of the bytes); 1 is read too."""
-_ARRAYS = {1: ("indptr", "docs", "tfs", "doclen"), 2: ("indptr", "doc_gaps", "tfs", "doclen", "row_pair")}
+_ARRAYS = {1: ("indptr", "docs", "tfs", "doclen"), FORMAT_VERSION: ("indptr", "doc_gaps", "tfs", "doclen", "row_pair")}
 """The arrays each format version stores."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
