@@ -1,0 +1,84 @@
+"""scripts/probe_answer.py: a probe's rows get the served model's answers; a bad file is left untouched."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "probe_answer.py"
+
+
+@pytest.fixture(scope="module")
+def pa():
+    spec = importlib.util.spec_from_file_location("probe_answer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class EchoSuggester:
+    """Answers each request with its platform and request, and fails on one request."""
+
+    class Answer:
+        def __init__(self, command: str):
+            self.command = command
+
+    def suggest(self, request: str, platform: str):
+        if request == "boom":
+            raise RuntimeError("engine failed")
+        return self.Answer(f"{platform}: {request}")
+
+
+def _write(path: Path, rows: list) -> str:
+    text = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    path.write_text(text)
+    return text
+
+
+def test_rows_get_answers_fields_are_kept_and_a_backup_is_written(pa, tmp_path):
+    probe = tmp_path / "probe.jsonl"
+    before = _write(probe, [{"request": "list files", "platform": "common", "accept": ["ls"]},
+                            {"request": "show disk use", "platform": "macos"},
+                            {"request": "boom"}])
+    rows = pa.read_probe(probe)
+    shown = []
+    pa.answer_rows(rows, EchoSuggester(), echo=shown.append)
+    pa.write_rows(probe, rows)
+    after = [json.loads(line) for line in probe.read_text().splitlines()]
+    assert [r["answer"] for r in after] == ["linux: list files", "macos: show disk use", "ERROR: engine failed"]
+    assert after[0]["accept"] == ["ls"] and after[1]["platform"] == "macos"
+    assert (tmp_path / "probe.jsonl.bak").read_text() == before
+    assert shown[0] == "list files\t->\tlinux: list files"
+
+
+def test_answers_are_echoed_without_control_characters(pa):
+    rows = [{"request": "say \x1b[31mhi\x07"}]
+    shown = []
+    pa.answer_rows(rows, EchoSuggester(), echo=shown.append)
+    assert "\x1b" not in shown[0] and "\x07" not in shown[0]
+    assert rows[0]["answer"] == "linux: say \x1b[31mhi\x07"  # the file keeps what the model said
+
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"request": "ok"}', "not json"], ":2: not JSON"),
+    (['{"platform": "linux"}'], ':1: expected an object with a non-empty "request"'),
+    (['{"request": "x", "platform": "windows"}'], ":1: platform 'windows'"),
+    ([""], "no requests"),
+])
+def test_a_malformed_probe_is_reported_on_one_line_and_left_untouched(pa, tmp_path, capsys, lines, message):
+    probe = tmp_path / "probe.jsonl"
+    before = _write(probe, lines)
+    assert pa.main([str(probe)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("probe_answer: ")
+    assert probe.read_text() == before and not (tmp_path / "probe.jsonl.bak").exists()
+
+
+def test_the_shipped_model_answers_a_probe(pa, tmp_path, capsys):
+    probe = tmp_path / "probe.jsonl"
+    _write(probe, [{"request": "list files", "platform": "linux", "accept": ["ls"]}])
+    assert pa.main([str(probe)]) == 0
+    row = json.loads(probe.read_text())
+    assert row["answer"] and not row["answer"].startswith("ERROR") and row["accept"] == ["ls"]
+    assert "list files\t->\t" in capsys.readouterr().out
