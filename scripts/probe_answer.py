@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-PLATFORMS = {"linux": "linux", "macos": "macos", "common": "linux"}
+from tinyllm.formats.prompt import PLATFORMS, USER_PLATFORMS
 
 
 class ProbeError(Exception):
@@ -46,11 +46,17 @@ def read_probe(path: Path) -> list[dict]:
         if not isinstance(row, dict) or not isinstance(row.get("request"), str) or not row["request"].strip():
             raise ProbeError(f"{path}:{number}: expected an object with a non-empty \"request\"")
         if row.get("platform", "linux") not in PLATFORMS:
-            raise ProbeError(f"{path}:{number}: platform {row.get('platform')!r} is not one of {sorted(PLATFORMS)}")
+            raise ProbeError(f"{path}:{number}: platform {row.get('platform')!r} is not one of {list(PLATFORMS)}")
         rows.append(row)
     if not rows:
         raise ProbeError(f"{path}: no requests")
     return rows
+
+
+def user_platform(row: dict) -> str:
+    """The system a probe row is asked for: its own, or linux for a `common` request."""
+    platform = row.get("platform", "linux")
+    return platform if platform in USER_PLATFORMS else "linux"
 
 
 def answer_rows(rows: list[dict], suggester, echo=print) -> None:
@@ -59,7 +65,7 @@ def answer_rows(rows: list[dict], suggester, echo=print) -> None:
 
     for row in rows:
         try:
-            row["answer"] = suggester.suggest(row["request"], PLATFORMS[row.get("platform", "linux")]).command
+            row["answer"] = suggester.suggest(row["request"], user_platform(row)).command
         except Exception as exc:  # one request that fails must not lose the others' answers
             row["answer"] = f"ERROR: {exc}"
         echo(f"{safe_line(row['request'])}\t->\t{safe_line(row['answer'])}")
