@@ -1,20 +1,16 @@
 """scripts/parallel_runs.py: how a variant's spec becomes its stage commands, fresh and resumed."""
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "parallel_runs.py"
+from .script_module import load_script
 
 
 @pytest.fixture(scope="module")
 def pr():
-    spec = importlib.util.spec_from_file_location("parallel_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("parallel_runs")
 
 
 def _stages(pr, cmds: list[list[str]]) -> list[list[str]]:

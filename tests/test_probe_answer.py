@@ -1,20 +1,16 @@
 """scripts/probe_answer.py: a probe's rows get the served model's answers; a bad file is left untouched."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "probe_answer.py"
+from .script_module import load_script
 
 
 @pytest.fixture(scope="module")
 def pa():
-    spec = importlib.util.spec_from_file_location("probe_answer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_answer")
 
 
 class EchoSuggester:
