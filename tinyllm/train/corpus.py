@@ -17,7 +17,7 @@ from pathlib import Path
 from tinyllm.knowledge.manpages import render_man_file
 from tinyllm.knowledge.text import normalize_command, strip_control
 
-from .sources import DataError, iter_tldr_pages, resolve_alternatives
+from .sources import DataError, iter_tldr_pages, pair_file_digest, pair_file_name, read_pair_bytes, resolve_alternatives
 
 DOC_SEPARATOR = "\f"
 """A line holding only a form feed ends every document in corpus.txt."""
@@ -181,7 +181,7 @@ def iter_pair_docs(files: Iterable[Path | str], held_out: set[str], per_doc: int
     held = {normalize_command(c) for c in held_out}
     for f in files:
         lines: list[str] = []
-        for raw in Path(f).read_text(encoding="utf-8").splitlines():
+        for raw in read_pair_bytes(f).decode("utf-8").splitlines():
             if not raw.strip():
                 continue
             row = json.loads(raw)
@@ -249,11 +249,12 @@ def build_corpus(
     fp = hashlib.sha256(json.dumps({"hf": hf_list, "version": CORPUS_VERSION}, sort_keys=True, default=str).encode())
     for f in man_files:
         fp.update(f.name.encode())  # cache names embed the man file's path and mtime
-    for p in [*([tldr_dir] if tldr_dir and tldr_dir.is_dir() else []), *map(Path, text_paths), *map(Path, exclude_pairs),
-              *map(Path, pair_files)]:
+    for p in [*([tldr_dir] if tldr_dir and tldr_dir.is_dir() else []), *map(Path, text_paths), *map(Path, exclude_pairs)]:
         for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
             if f.is_file():
                 fp.update(str(f).encode() + hashlib.sha256(f.read_bytes()).digest())
+    for f in map(Path, pair_files):  # by content: a checkout's pairs and an install's .gz copies agree
+        fp.update(pair_file_name(f).encode() + pair_file_digest(f))
     fingerprint = fp.hexdigest()
     corpus, manifest_path = out_dir / "corpus.txt", out_dir / "corpus_manifest.json"
     if corpus.is_file() and manifest_path.is_file():

@@ -38,6 +38,8 @@ from .sources import (
     iter_pair_file,
     iter_tldr,
     iter_tldr_summaries,
+    pair_file_digest,
+    pair_file_name,
 )
 
 MAX_INSTRUCTION_CHARS = 300
@@ -549,9 +551,10 @@ def _fingerprint(paths: Iterable[Path], params: dict) -> str:
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for p in paths:
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode() + b"\0")
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+        for f in files:  # a .gz copy of a pair file counts as the file itself (own_pair_files)
+            name = f.relative_to(p) if p.is_dir() else Path(pair_file_name(f))
+            h.update(str(name).encode() + b"\0")
+            h.update(pair_file_digest(f) if f.name.endswith(".jsonl.gz") else hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
 
 
@@ -584,10 +587,14 @@ def load_rows(data_dir: Path, extra: Sequence[Path] = (), strict: bool = False) 
 
 
 def own_pair_files(path: Path | str) -> list[Path]:
-    """The project's own pair files: every ``*.jsonl`` in a folder (sorted), or one file; [] if missing."""
+    """The project's own pair files: every ``*.jsonl`` in a folder, or one file; [] if missing.
+
+    An installed package holds them as ``*.jsonl.gz`` (setup.py compresses them); both are listed,
+    sorted by their name without ``.gz``, so a checkout and an install read them in the same order.
+    """
     path = Path(path)
     if path.is_dir():
-        return sorted(path.glob("*.jsonl"))
+        return sorted([*path.glob("*.jsonl"), *path.glob("*.jsonl.gz")], key=pair_file_name)
     return [path] if path.is_file() else []
 
 

@@ -25,6 +25,8 @@ longer one (``{{[ls|list]}}`` -> ``list``); a 3+-way choice without a long optio
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import re
@@ -273,10 +275,36 @@ def iter_nl2bash(directory: Path | str) -> Iterator[Row]:
 # ---------------------------------------------------------------------------------- raw and JSONL
 
 
+def pair_file_name(path: Path | str) -> str:
+    """A pair file's name without the ``.gz`` that an installed package's copy carries (x.jsonl.gz -> x.jsonl)."""
+    return Path(path).name.removesuffix(".gz")
+
+
+def read_pair_bytes(path: Path | str) -> bytes:
+    """A pair file's content, decompressed when its name ends in ``.gz``.
+
+    A non-editable install stores the own pairs gzip-compressed (setup.py): readers and fingerprints go
+    through this function so that both copies give the same rows and the same fingerprint.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+    return data
+
+
+def pair_file_digest(path: Path | str) -> bytes:
+    """sha256 of a pair file's decompressed content (the same for a file and its ``.gz`` copy)."""
+    return hashlib.sha256(read_pair_bytes(path)).digest()
+
+
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    return path.read_text(encoding="utf-8", errors="replace")
+    return read_pair_bytes(path).decode("utf-8", errors="replace")
 
 
 def _read_pairs(path: Path | str, strict: bool, problems: Problems | None, unit: str,
@@ -358,9 +386,10 @@ def _jsonl_rows(path: Path, problems: Problems, source: str) -> Iterator[Row]:
 
 
 def iter_pair_file(path: Path | str, *, strict: bool = False) -> Iterator[Row]:
-    """Dispatch on suffix: ``.jsonl``/``.json`` -> JSONL pairs, anything else -> raw pair format."""
+    """Dispatch on suffix: ``.jsonl``/``.json`` (or either with ``.gz``) -> JSONL pairs, anything else -> raw
+    pair format."""
     path = Path(path)
-    if path.suffix in (".jsonl", ".json"):
+    if Path(pair_file_name(path)).suffix in (".jsonl", ".json"):
         return iter_jsonl_pairs(path, strict=strict)
     return iter_raw_pairs(path, strict=strict)
 
