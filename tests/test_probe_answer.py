@@ -78,3 +78,57 @@ def test_the_shipped_model_answers_a_probe(pa, tmp_path, capsys):
     row = json.loads(probe.read_text())
     assert row["answer"] and not row["answer"].startswith("ERROR") and row["accept"] == ["ls"]
     assert "list files\t->\t" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command, compound", [
+    ("ls -la", False),
+    ("find . -name '*.tmp' -delete", False),
+    ("sort names.txt 2>/dev/null", False),
+    ("wc -l < notes.txt", False),
+    ("make -j4 >/dev/null 2>&1", False),
+    ("ls -l | grep '^d'", True),
+    ("mkdir -p out && cd out", True),
+    ("for f in *.png; do convert \"$f\" \"${f%.png}.jpg\"; done", True),
+    ("tar -czf backup-$(date +%F).tar.gz docs", True),
+    ("sort names.txt > sorted.txt", True),
+    ("find . -name '*.log' -exec gzip {} +", True),
+    ("diff <(sort a.txt) <(sort b.txt)", True),
+])
+def test_compound_means_more_than_one_step(pa, command, compound):
+    assert pa.is_compound(command) is compound
+
+
+def test_summary_counts_each_group_and_the_total(pa, tmp_path, capsys):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write(first, [{"request": "r1", "platform": "macos", "accept": ["ls | wc -l"], "right": True},
+                   {"request": "r2", "platform": "common", "accept": ["ls"], "right": False},
+                   {"request": "r3", "platform": "linux", "accept": [], "answer": "du -sh . > size.txt",
+                    "right": True}])
+    _write(second, [{"request": "r4", "platform": "linux", "accept": ["df -h"], "right": True}])
+    assert pa.main(["--summary", str(first), str(second)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == ("| a.jsonl | 2 of 3 (67%) | 2 of 2 (100%) | 0 of 1 (0%) | 1 of 2 (50%) | 1 of 1 (100%) | 0 |")
+    assert lines[-1].startswith("| **total** | 3 of 4 (75%) | 2 of 2 (100%) | 1 of 2 (50%) | 2 of 3 (67%) |")
+
+
+def test_summary_of_a_probe_not_fully_judged_fails(pa, tmp_path, capsys):
+    probe = tmp_path / "p.jsonl"
+    _write(probe, [{"request": "r1", "accept": ["ls"], "right": True}, {"request": "r2", "answer": "ls"}])
+    assert pa.main(["--summary", str(probe)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].endswith("| 1 |")
+
+
+def test_summary_of_a_malformed_probe_is_one_line(pa, tmp_path, capsys):
+    probe = tmp_path / "p.jsonl"
+    _write(probe, ["not json"])
+    assert pa.main(["--summary", str(probe)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("probe_answer: ") and err.count("\n") == 1
+
+
+def test_asking_takes_one_probe(pa, tmp_path, capsys):
+    probe = tmp_path / "p.jsonl"
+    _write(probe, [{"request": "list files"}])
+    assert pa.main([str(probe), str(probe)]) == 2
+    assert "--summary" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl.bak").exists()
