@@ -35,11 +35,11 @@ class BuildPyCompressingPairs(build_py):
 
     def run(self) -> None:
         super().run()
-        if not self.editable_mode:  # an editable install reads the checkout's files as they are
+        if not getattr(self, "editable_mode", False):  # an editable install reads the checkout's files as they are
             self._compressed = compress_pairs(self.build_lib)
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
-        if self.editable_mode:
+        if getattr(self, "editable_mode", False):
             return super().get_outputs(include_bytecode)
         outputs = [p for p in super().get_outputs(include_bytecode)
                    if not (Path(p).parent.as_posix().endswith(PAIRS.as_posix()) and p.endswith(".jsonl"))]
