@@ -4,8 +4,8 @@ declared in pyproject.toml.
 `optional=True`: without a C compiler the package still installs and serves with the numpy engine.
 
 The own training pairs (tinyllm/train/data/pairs/*.jsonl) stay plain JSONL in the checkout, where people
-review them; the built package holds each as a reproducible `.jsonl.gz` (no timestamp in the header), a
-fifth of the size. Every reader goes through `tinyllm.train.sources.read_pair_bytes`.
+review them; the built package holds each as a reproducible `.jsonl.gz` (no timestamp in the header),
+about a sixth of the size. Every reader goes through `tinyllm.train.sources.read_pair_bytes`.
 """
 
 import gzip
