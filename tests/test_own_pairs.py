@@ -407,3 +407,29 @@ def test_unit_equivalents():
     assert unit_equivalents("3", "apples") == set()
     assert invented_values("resize video.mp4 to 720p", "ffmpeg -i video.mp4 -vf scale=-2:720 video_720p.mp4") == []
     assert invented_values("show the first lines of a file", "head notes.txt") == ["notes.txt"]
+
+
+def test_validate_pairs_reads_a_gzip_copy_and_writes_plain_jsonl(tmp_path):
+    """An installed package's pairs (.jsonl.gz) validate like the checkout's; --write gives plain JSONL."""
+    import gzip
+
+    from click.testing import CliRunner
+
+    from tinyllm.train.cli import cli
+
+    text = "".join(json.dumps(r) + "\n" for r in [
+        {"instruction": "show hidden files in this folder", "command": "ls -a", "platform": "common", "source": "core"},
+        {"instruction": "count the lines of notes.txt", "command": "wc -l notes.txt", "platform": "common",
+         "source": "core"}])
+    packed = tmp_path / "sample.jsonl.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["validate-pairs", str(packed), "--write", str(out), "--eval-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "2 pairs, 2 accepted" in res.output
+    assert [json.loads(line)["command"] for line in (out / "sample.jsonl").read_text().splitlines()] == [
+        "ls -a", "wc -l notes.txt"]
+    assert not (out / "sample.jsonl.gz").exists()
+    packed.write_bytes(b"not gzip")
+    res = CliRunner().invoke(cli, ["validate-pairs", str(packed), "--eval-dir", str(tmp_path)])
+    assert res.exit_code == 1 and "sample.jsonl.gz: not a readable gzip file" in res.output

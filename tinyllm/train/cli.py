@@ -1045,6 +1045,7 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
     """Check own instruction/command pairs (syntax, shellcheck, programs, options, values, duplicates,
     closeness to the evaluation sets, calibration requests); exit 1 if any is rejected and --write is not given."""
     from .rank_tune import CALIBRATION_SET
+    from .sources import pair_file_name
     from .validate import held_out_requests, known_program_test, validate_files, write_report
 
     held = held_out_requests(sorted(Path(eval_dir).glob("*.jsonl"))) if Path(eval_dir).is_dir() else []
@@ -1064,7 +1065,7 @@ def validate_pairs_cmd(files, data_dir, eval_dir, write_dir, report_path, man_ca
     if write_dir:
         write_dir.mkdir(parents=True, exist_ok=True)
         for path, rows in by_file.items():
-            with open(write_dir / path.name, "w") as f:
+            with open(write_dir / pair_file_name(path), "w") as f:  # a .gz input is written as plain JSONL
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     elif report.rejected:
         sys.exit(1)

@@ -50,6 +50,8 @@ from tinyllm.knowledge.shellparse import (
 from tinyllm.knowledge.text import description_key
 from tinyllm.knowledge.values import invented_values, missing_values
 
+from .sources import read_pair_bytes
+
 PAGE_CACHE = "~/.cache/nl2cmd/man-text"  # rendered pages by program name (the corpus cache keys by file)
 HELD_OUT_F1 = 0.7
 NEAR_DUPLICATE_F1 = 0.9
@@ -509,9 +511,9 @@ def validate(rows: Sequence[dict], known_programs: Callable[[str], bool], held_o
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file; a malformed line becomes a row that fails the schema check."""
+    """Rows of a JSONL file (or its ``.gz`` copy); a malformed line becomes a row that fails the schema check."""
     rows = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(read_pair_bytes(path).decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
