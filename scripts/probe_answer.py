@@ -140,10 +140,13 @@ def summary_line(name: str, groups: dict[str, list[int]]) -> str:
 def summarise(paths: list[Path], echo=print) -> int:
     """Print the counts of each judged probe and their total; 1 when a file is unusable or not fully judged."""
     total: dict[str, list[int]] = {}
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):  # writers' folders each holding a probe.jsonl
+        names = [f"{p.parent.name}/{p.name}" for p in paths]
     echo(SUMMARY_HEADER)
-    for path in paths:
+    for path, name in zip(paths, names, strict=True):
         groups = _count(read_probe(path))
-        echo(summary_line(path.name, groups))
+        echo(summary_line(name, groups))
         for key, (right, asked) in groups.items():
             total.setdefault(key, [0, 0])
             total[key][0] += right

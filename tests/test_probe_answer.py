@@ -132,3 +132,12 @@ def test_asking_takes_one_probe(pa, tmp_path, capsys):
     assert pa.main([str(probe), str(probe)]) == 2
     assert "--summary" in capsys.readouterr().err
     assert not (tmp_path / "p.jsonl.bak").exists()
+
+
+def test_summary_names_probes_of_the_same_name_by_their_folder(pa, tmp_path, capsys):
+    for writer in ("git", "media"):
+        (tmp_path / writer).mkdir()
+        _write(tmp_path / writer / "probe.jsonl", [{"request": "r", "accept": ["ls"], "right": True}])
+    assert pa.main(["--summary", str(tmp_path / "git" / "probe.jsonl"), str(tmp_path / "media" / "probe.jsonl")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].startswith("| git/probe.jsonl |") and rows[3].startswith("| media/probe.jsonl |")
