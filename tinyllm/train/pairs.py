@@ -551,10 +551,11 @@ def _fingerprint(paths: Iterable[Path], params: dict) -> str:
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for p in paths:
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:  # a .gz copy of a pair file counts as the file itself (own_pair_files)
-            name = f.relative_to(p) if p.is_dir() else Path(pair_file_name(f))
-            h.update(str(name).encode() + b"\0")
-            h.update(pair_file_digest(f) if f.name.endswith(".jsonl.gz") else hashlib.sha256(f.read_bytes()).digest())
+        for f in files:  # a pair file given by name counts by its content, so its .gz copy counts as itself
+            if p.is_dir():
+                h.update(str(f.relative_to(p)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+            else:
+                h.update(pair_file_name(f).encode() + b"\0" + pair_file_digest(f))
     return h.hexdigest()
 
 
